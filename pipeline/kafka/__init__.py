@@ -1,0 +1,1 @@
+"""Kafka I/O: topic administration and plain aiokafka helpers (no pure logic here)."""

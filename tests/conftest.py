@@ -1,0 +1,35 @@
+"""Session fixtures: the real Kafka broker, started once and stopped at the end."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.kafka_broker import Broker, start_broker
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """The real Apache Kafka broker for this session (KAFKA_BOOTSTRAP_SERVERS to reuse one)."""
+    broker = start_broker(tmp_path_factory.mktemp("kafka-state"))
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: Broker) -> str:
+    """host:port of the session's broker."""
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A prefix no other test uses, so every test has its own topics."""
+    return f"test.{uuid.uuid4().hex[:10]}."
