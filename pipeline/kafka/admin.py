@@ -110,7 +110,7 @@ async def _wait_for_leaders(
         if not pending:
             return
         if asyncio.get_running_loop().time() > deadline:
-            raise TopicAdminError({name: "no partition leader in time" for name in pending})
+            raise TopicAdminError(dict.fromkeys(pending, "no partition leader in time"))
         await asyncio.sleep(0.2)
 
 

@@ -1,0 +1,62 @@
+# cityops — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+KAFKA := deploy/local/kafka/kafka.sh
+TOPOLOGY ?= topologies/shanghai.yaml
+RATE ?= 200
+DURATION ?= forever
+export KAFKA_PORT ?= 9092
+
+.DEFAULT_GOAL := help
+.PHONY: help setup kafka-jars kafka-up kafka-down kafka-status test test-unit lint format run bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed kafka-jars ## Create the venv, install cityops[dev], fetch the Kafka jars
+
+kafka-jars: ## Fetch the Apache Kafka jars with Maven (cached under ~/.cache/cityops)
+	@$(KAFKA) fetch >/dev/null
+
+kafka-up: kafka-jars ## Start the local Kafka broker (KRaft, 127.0.0.1:$KAFKA_PORT)
+	@$(KAFKA) start
+
+kafka-down: ## Stop the local Kafka broker
+	@$(KAFKA) stop
+
+kafka-status: ## Is the local broker running?
+	@$(KAFKA) status
+
+test: setup ## Run every test: unit, and integration against a real broker it starts itself
+	$(BIN)/python -m pytest
+
+test-unit: setup ## Run the pure unit tests only (no broker)
+	$(BIN)/python -m pytest tests/unit
+
+lint: setup ## ruff and mypy (writes nothing)
+	$(BIN)/ruff check pipeline tests bench topologies
+	$(BIN)/ruff format --check pipeline tests bench topologies
+	$(BIN)/mypy
+
+format: setup ## Format and autofix with ruff
+	$(BIN)/ruff format pipeline tests bench topologies
+	$(BIN)/ruff check --fix pipeline tests bench topologies
+
+run: setup kafka-up ## Run the pipeline on the Shanghai sample with simulated city traffic
+	$(BIN)/cityops demo --topology $(TOPOLOGY) --rate $(RATE) --duration $(DURATION)
+
+bench: setup kafka-up ## Run the benchmark (results in bench/results/)
+	$(BIN)/python -m bench
+
+clean: kafka-down ## Stop the broker and remove local state (venv kept)
+	rm -rf data .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $${KAFKA_STATE_DIR:-$$HOME/.local/state/cityops/kafka-$(KAFKA_PORT)}
