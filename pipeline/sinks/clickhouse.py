@@ -1,0 +1,244 @@
+"""The server store: any ClickHouse >= 23 over HTTP(S) through clickhouse-connect.
+
+Connection parameters come from the caller (the CLI/worker reads them from the
+environment names the topology gives); the password is a ``SecretStr`` that is only
+unwrapped when the client is built and is never logged or put in a message.
+
+Facts that shape this module (shared/notes/performance-and-sinks.md):
+- one reusable insert context with explicit column types: no ``DESCRIBE`` per insert;
+- clickhouse-connect may retry an insert once after a dropped connection, so every insert
+  carries the batch's ``insert_deduplication_token``;
+- the client connects lazily (first call), so building a store never blocks, and a server
+  that is down at start-up surfaces as ``StoreUnavailable`` like any later outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from pipeline.models import AggregateRow, AreaLevel
+from pipeline.sinks.base import (
+    COLUMNS,
+    SELECT_SQL,
+    TABLE,
+    StoreError,
+    StoreUnavailable,
+    check_identifier,
+    check_token,
+    create_statements,
+    format_ts,
+    row_from_mapping,
+)
+
+logger = logging.getLogger(__name__)
+
+COLUMN_TYPES: tuple[str, ...] = (
+    "DateTime64(3, 'UTC')",
+    "DateTime64(3, 'UTC')",
+    "LowCardinality(String)",
+    "LowCardinality(String)",
+    "LowCardinality(String)",
+    "UInt64",
+    "Float64",
+    "Float64",
+    "Float64",
+    "Float64",
+    "UInt64",
+    "UInt16",
+)
+
+#: ClickHouse error codes that clear by themselves: TIMEOUT_EXCEEDED, TOO_MANY_SIMULTANEOUS_
+#: QUERIES, SOCKET_TIMEOUT, NETWORK_ERROR, MEMORY_LIMIT_EXCEEDED, TOO_MANY_PARTS, READONLY
+#: replica, KEEPER_EXCEPTION, ALL_CONNECTION_TRIES_FAILED.
+_RETRYABLE_CODES = frozenset({159, 202, 209, 210, 241, 252, 242, 999, 279})
+
+
+class ClickHouseStore:
+    """AggregateStore on a ClickHouse server at ``url`` (http:// or https://)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        database: str = "cityops",
+        user: str = "default",
+        password: SecretStr | None = None,
+        verify: bool = True,
+        ca_cert: str | None = None,
+        connect_timeout: float = 10.0,
+        send_receive_timeout: float = 60.0,
+        compress: bool = True,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            msg = f"ClickHouse URL must be http(s)://host[:port], got scheme {parts.scheme!r}"
+            raise StoreError(msg)
+        self.secure = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port or (8443 if self.secure else 8123)
+        # A password in the URL would leak into logs: take it out and prefer the parameter.
+        self.user = parts.username or user
+        self._password = password or SecretStr(parts.password or "")
+        self.database = check_identifier(database)
+        self.verify = verify
+        self.ca_cert = ca_cert
+        self.connect_timeout = connect_timeout
+        self.send_receive_timeout = send_receive_timeout
+        self.compress = compress
+        self._client: Any = None
+        self._context: Any = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        scheme = "https" if self.secure else "http"
+        return (
+            f"ClickHouseStore(url='{scheme}://{self.host}:{self.port}', "
+            f"database={self.database!r}, user={self.user!r}, password=**********)"
+        )
+
+    # -- connection ----------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        if self._closed:
+            msg = "store is closed"
+            raise StoreError(msg)
+        if self._client is None:
+            import clickhouse_connect  # noqa: TID251 - the one module that talks to the server
+
+            try:
+                self._client = clickhouse_connect.get_client(
+                    host=self.host,
+                    port=self.port,
+                    username=self.user,
+                    password=self._password.get_secret_value(),
+                    secure=self.secure,
+                    verify=self.verify,
+                    ca_cert=self.ca_cert,
+                    connect_timeout=self.connect_timeout,
+                    send_receive_timeout=self.send_receive_timeout,
+                    compress=self.compress,
+                    tz_mode="aware",
+                    client_name="cityops",
+                    autogenerate_session_id=False,
+                )
+            except Exception as exc:
+                raise self._translate(exc, "connect") from exc
+            logger.info("connected to ClickHouse %s (%s)", self, self._client.server_version)
+        return self._client
+
+    def _insert_context(self, client: Any) -> Any:
+        if self._context is None:
+            self._context = client.create_insert_context(
+                table=TABLE,
+                database=self.database,
+                column_names=list(COLUMNS),
+                column_type_names=list(COLUMN_TYPES),
+                column_oriented=True,
+                settings={},
+            )
+        return self._context
+
+    def _translate(self, exc: Exception, action: str) -> StoreError:
+        from clickhouse_connect.driver.exceptions import (  # noqa: TID251
+            DatabaseError,
+            OperationalError,
+        )
+
+        msg = f"ClickHouse {action} failed: {exc}"
+        if isinstance(exc, StoreError):
+            return exc
+        if isinstance(exc, OperationalError):
+            return StoreUnavailable(msg)
+        if isinstance(exc, DatabaseError) and getattr(exc, "code", None) in _RETRYABLE_CODES:
+            return StoreUnavailable(msg, retry_after=1.0)
+        if isinstance(exc, OSError):
+            return StoreUnavailable(msg)
+        return StoreError(msg)
+
+    # -- the protocol --------------------------------------------------------------------
+
+    def init(self) -> None:
+        """Create the database and the aggregates table (idempotent)."""
+        with self._lock:
+            client = self._connect()
+            for statement in create_statements(self.database):
+                try:
+                    client.command(statement)
+                except Exception as exc:
+                    raise self._translate(exc, "init") from exc
+
+    def write(self, rows: Sequence[AggregateRow], *, dedup_token: str) -> None:
+        """Insert ``rows`` in one Native block guarded by ``dedup_token``."""
+        if not rows:
+            return
+        token = check_token(dedup_token)
+        columns = [
+            [r.window_start for r in rows],
+            [r.window_end for r in rows],
+            [str(r.level) for r in rows],
+            [r.area_code for r in rows],
+            [r.metric for r in rows],
+            [r.count for r in rows],
+            [r.sum for r in rows],
+            [r.min for r in rows],
+            [r.max for r in rows],
+            [r.mean for r in rows],
+            [r.breaches for r in rows],
+            [r.schema_version for r in rows],
+        ]
+        with self._lock:
+            client = self._connect()
+            try:
+                context = self._insert_context(client)
+                context.settings["insert_deduplication_token"] = token
+                client.insert(data=columns, context=context)
+            except Exception as exc:
+                if self._context is not None:
+                    self._context.data = None
+                raise self._translate(exc, "insert") from exc
+
+    def query(
+        self,
+        area_code: str,
+        metric: str,
+        since: datetime,
+        until: datetime,
+        level: AreaLevel,
+    ) -> list[AggregateRow]:
+        """Rows with ``since <= window_start < until``, one per window (FINAL), in time order."""
+        parameters = {
+            "level": str(level),
+            "area_code": area_code,
+            "metric": metric,
+            "since": format_ts(since),
+            "until": format_ts(until),
+        }
+        with self._lock:
+            client = self._connect()
+            try:
+                result = client.query(
+                    SELECT_SQL.format(database=self.database), parameters=parameters
+                )
+                records = list(result.named_results())
+            except Exception as exc:
+                raise self._translate(exc, "query") from exc
+        return [row_from_mapping(record) for record in records]
+
+    def close(self) -> None:
+        """Close the HTTP pool; further calls raise StoreError."""
+        with self._lock:
+            self._closed = True
+            if self._client is not None:
+                try:
+                    self._client.close()
+                finally:
+                    self._client = None
+                    self._context = None

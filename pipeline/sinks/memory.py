@@ -1,0 +1,106 @@
+"""An in-memory AggregateStore with the same replay semantics as the ClickHouse table.
+
+Why: pure tests of the batcher and the worker's wiring need a store with no engine. It
+keeps every insert like a MergeTree keeps parts, deduplicates repeated tokens like
+``non_replicated_deduplication_window`` does, and reads like ``FINAL`` (last write per
+key wins), so a test that passes here means the same thing against chDB.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from pipeline.models import AggregateRow, AreaLevel
+from pipeline.sinks.base import StoreError, StoreUnavailable, check_token
+
+RowKey = tuple[str, str, str, datetime]
+
+
+def row_key(row: AggregateRow) -> RowKey:
+    """The deterministic key (level, area_code, metric, window_start)."""
+    return (str(row.level), row.area_code, row.metric, row.window_start)
+
+
+class MemoryStore:
+    """AggregateStore in a list; ``fail_next`` / ``down`` simulate an outage."""
+
+    def __init__(self, *, dedup_window: int = 1000) -> None:
+        self.inserts: list[tuple[str, tuple[AggregateRow, ...]]] = []
+        self.attempts = 0
+        self.down = False
+        self.fail_next = 0
+        self.retry_after: float | None = None
+        self.on_write: Callable[[Sequence[AggregateRow]], None] | None = None
+        self._dedup_window = dedup_window
+        self._initialized = False
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def init(self) -> None:
+        """Nothing to create; marks the store usable."""
+        self._initialized = True
+
+    def write(self, rows: Sequence[AggregateRow], *, dedup_token: str) -> None:
+        """Append one insert unless its token is among the last ``dedup_window`` ones."""
+        token = check_token(dedup_token)
+        with self._lock:
+            self._check_open()
+            self.attempts += 1
+            if self.down or self.fail_next > 0:
+                self.fail_next = max(0, self.fail_next - 1)
+                msg = "memory store is down (simulated outage)"
+                raise StoreUnavailable(msg, retry_after=self.retry_after)
+            if not rows:
+                return
+            recent = {t for t, _ in self.inserts[-self._dedup_window :]}
+            if token in recent:
+                return
+            self.inserts.append((token, tuple(rows)))
+        if self.on_write is not None:
+            self.on_write(rows)
+
+    def final(self) -> dict[RowKey, AggregateRow]:
+        """Every key's latest row, like ``SELECT ... FINAL``."""
+        with self._lock:
+            latest: dict[RowKey, AggregateRow] = {}
+            for _, rows in self.inserts:
+                for row in rows:
+                    latest[row_key(row)] = row
+            return latest
+
+    @property
+    def stored_rows(self) -> int:
+        """Rows physically stored, repeats included (what FINAL collapses)."""
+        with self._lock:
+            return sum(len(rows) for _, rows in self.inserts)
+
+    def query(
+        self,
+        area_code: str,
+        metric: str,
+        since: datetime,
+        until: datetime,
+        level: AreaLevel,
+    ) -> list[AggregateRow]:
+        """Rows with ``since <= window_start < until``, one per window, in time order."""
+        self._check_open()
+        found = [
+            row
+            for (lvl, area, met, start), row in self.final().items()
+            if lvl == str(level) and area == area_code and met == metric and since <= start < until
+        ]
+        return sorted(found, key=lambda row: row.window_start)
+
+    def close(self) -> None:
+        """Refuse further calls."""
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            msg = "store is closed"
+            raise StoreError(msg)
+        if not self._initialized:
+            msg = "store not initialized: call init() first"
+            raise StoreError(msg)
