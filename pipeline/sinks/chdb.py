@@ -47,6 +47,12 @@ _RETRYABLE = frozenset(
 _ERROR_NAME = re.compile(r"\(([A-Z_]+)\)\s*$")
 
 
+def current_path() -> Path | None:
+    """The data directory this process's chDB serves, or None before the first session."""
+    with _SESSIONS_LOCK:
+        return next(iter(_SESSIONS), None)
+
+
 def get_session(path: str | Path) -> Any:
     """The process's chDB session on ``path`` (created once; a second path is an error)."""
     resolved = Path(path).expanduser().resolve()

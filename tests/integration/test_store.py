@@ -1,0 +1,284 @@
+"""One suite over both AggregateStore backends: embedded chDB, and clickhouse-connect
+talking HTTP to the test-support server (which runs on the same chDB engine)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from pipeline.models import AggregateRow, AreaLevel
+from pipeline.sinks.base import AggregateStore, StoreError, StoreUnavailable, dedup_token_for
+from pipeline.sinks.batching import Backoff, Batcher
+from pipeline.sinks.chdb import ChdbStore, current_path, get_session
+from pipeline.sinks.clickhouse import ClickHouseStore
+from tests.support.clickhouse_http import ClickHouseHTTPServer
+
+T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """chDB serves one directory per process: reuse it if another test opened one."""
+    return current_path() or tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture(scope="session")
+def ch_server(chdb_dir: Path) -> Iterator[ClickHouseHTTPServer]:
+    server = ClickHouseHTTPServer(chdb_dir, user="cityops", password="s3cret").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class Backend:
+    name: str
+    store: AggregateStore
+    database: str
+    server: ClickHouseHTTPServer | None
+
+    def physical_rows(self) -> int:
+        """Rows stored, duplicates included (what FINAL collapses)."""
+        session = get_session(current_path() or Path())
+        result = session.query(f"SELECT count() FROM {self.database}.aggregates", "CSV")
+        return int(result.bytes())
+
+
+@pytest.fixture(params=["chdb", "clickhouse"])
+def backend(
+    request: pytest.FixtureRequest, chdb_dir: Path, ch_server: ClickHouseHTTPServer
+) -> Iterator[Backend]:
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    store: AggregateStore
+    if request.param == "chdb":
+        store = ChdbStore(chdb_dir, database=database)
+        server = None
+    else:
+        store = ClickHouseStore(
+            ch_server.url, database=database, user="cityops", password=SecretStr("s3cret")
+        )
+        server = ch_server
+    store.init()
+    try:
+        yield Backend(request.param, store, database, server)
+    finally:
+        ch_server.up()
+        store.close()
+
+
+def make_rows(minutes: int, *, area: str = "310101002", level: AreaLevel = AreaLevel.street,
+              metric: str = "pm25", scale: float = 1.0) -> list[AggregateRow]:  # fmt: skip
+    return [
+        AggregateRow(
+            window_start=T0 + i * MINUTE,
+            window_end=T0 + (i + 1) * MINUTE,
+            level=level,
+            area_code=area,
+            metric=metric,
+            count=i + 1,
+            sum=(i + 1) * 10.25 * scale,
+            min=0.5 * i,
+            max=100.0 + i,
+            mean=10.25 * scale,
+            breaches=i % 3,
+        )
+        for i in range(minutes)
+    ]
+
+
+def all_rows(store: AggregateStore) -> list[AggregateRow]:
+    out: list[AggregateRow] = []
+    for level, area in (
+        (AreaLevel.street, "310101002"),
+        (AreaLevel.district, "310101"),
+        (AreaLevel.city, "310000"),
+    ):
+        for metric in ("pm25", "no2"):
+            out.extend(store.query(area, metric, T0 - HOUR, T0 + 24 * HOUR, level))
+    return out
+
+
+def test_init_is_idempotent_and_starts_empty(backend: Backend) -> None:
+    backend.store.init()
+    assert backend.store.query("310101002", "pm25", T0, T0 + HOUR, AreaLevel.street) == []
+
+
+def test_write_then_query_returns_exact_rows(backend: Backend) -> None:
+    street = make_rows(10)
+    district = make_rows(4, area="310101", level=AreaLevel.district, metric="no2")
+    city = make_rows(3, area="310000", level=AreaLevel.city)
+    backend.store.write(street + district + city, dedup_token="batch-1")
+
+    assert backend.store.query("310101002", "pm25", T0, T0 + HOUR, AreaLevel.street) == street
+    got = backend.store.query("310101", "no2", T0, T0 + HOUR, AreaLevel.district)
+    assert got == district
+    assert got[2].sum == 30.75 and got[2].breaches == 2 and got[2].count == 3
+    assert backend.store.query("310000", "pm25", T0, T0 + HOUR, AreaLevel.city) == city
+    # since inclusive, until exclusive; other level / metric / area filtered out
+    window = backend.store.query(
+        "310101002", "pm25", T0 + 2 * MINUTE, T0 + 5 * MINUTE, AreaLevel.street
+    )
+    assert [r.window_start for r in window] == [T0 + 2 * MINUTE, T0 + 3 * MINUTE, T0 + 4 * MINUTE]
+    assert backend.store.query("310101002", "pm25", T0, T0 + HOUR, AreaLevel.district) == []
+    assert backend.store.query("310101002", "no2", T0, T0 + HOUR, AreaLevel.street) == []
+
+
+def test_rewrite_with_the_same_token_is_dropped(backend: Backend) -> None:
+    rows = make_rows(6)
+    backend.store.write(rows, dedup_token=dedup_token_for(rows))
+    before = all_rows(backend.store)
+    backend.store.write(rows, dedup_token=dedup_token_for(rows))
+    assert all_rows(backend.store) == before == rows
+    assert backend.physical_rows() == 6  # the server dropped the repeated block
+
+
+def test_replay_with_other_batch_boundaries_leaves_answers_unchanged(backend: Backend) -> None:
+    rows = make_rows(8) + make_rows(5, area="310000", level=AreaLevel.city, metric="no2")
+    for batch in (rows[:3], rows[3:9], rows[9:]):
+        backend.store.write(batch, dedup_token=dedup_token_for(batch))
+    expected = all_rows(backend.store)
+    assert len(expected) == 13
+    # crash + replay from an older offset: same rows, cut differently -> new tokens
+    for batch in (rows[:5], rows[5:]):
+        backend.store.write(batch, dedup_token=dedup_token_for(batch))
+    assert backend.physical_rows() == 26  # stored twice ...
+    assert all_rows(backend.store) == expected  # ... answered once (FINAL)
+
+
+def test_a_rewritten_window_replaces_the_earlier_row(backend: Backend) -> None:
+    backend.store.write(make_rows(3), dedup_token="first")
+    corrected = make_rows(3, scale=2.0)
+    backend.store.write(corrected, dedup_token="second")
+    assert all_rows(backend.store) == corrected
+
+
+class _FlakyStore:
+    """Delegates to a real store but is 'down' while ``down`` is true (chDB has no network
+    to cut, so its outage is simulated at the protocol boundary)."""
+
+    def __init__(self, inner: AggregateStore) -> None:
+        self.inner = inner
+        self.down = False
+
+    def init(self) -> None:
+        self.inner.init()
+
+    def write(self, rows: Sequence[AggregateRow], *, dedup_token: str) -> None:
+        if self.down:
+            msg = "simulated chDB outage"
+            raise StoreUnavailable(msg)
+        self.inner.write(rows, dedup_token=dedup_token)
+
+    def query(self, area_code: str, metric: str, since: datetime, until: datetime,
+              level: AreaLevel) -> list[AggregateRow]:  # fmt: skip
+        return self.inner.query(area_code, metric, since, until, level)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_outage_is_retried_by_the_batcher_and_nothing_is_lost(backend: Backend) -> None:
+    check_outage(backend, "503")
+
+
+@pytest.mark.parametrize("mode", ["drop", "stopped"])
+def test_connection_outages_are_retried_too(
+    chdb_dir: Path, ch_server: ClickHouseHTTPServer, mode: str
+) -> None:
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    store = ClickHouseStore(
+        ch_server.url, database=database, user="cityops", password=SecretStr("s3cret")
+    )
+    store.init()
+    try:
+        check_outage(Backend("clickhouse", store, database, ch_server), mode)
+    finally:
+        if mode == "stopped" and ch_server._server is None:
+            ch_server.start()
+        ch_server.up()
+        store.close()
+
+
+def check_outage(backend: Backend, mode: str) -> None:
+    """Down after the first batch, up after three backoffs: every row lands, offsets wait."""
+    now = [0.0]
+    store: AggregateStore = backend.store
+    flaky: _FlakyStore | None = None
+    if backend.server is None:
+        flaky = _FlakyStore(backend.store)
+        store = flaky
+
+    def go_down() -> None:
+        if flaky is not None:
+            flaky.down = True
+        elif mode == "stopped":
+            assert backend.server is not None
+            backend.server.stop()
+        else:
+            assert backend.server is not None
+            backend.server.down(mode)
+
+    def come_up() -> None:
+        if flaky is not None:
+            flaky.down = False
+        elif mode == "stopped":
+            assert backend.server is not None
+            backend.server.start()
+        else:
+            assert backend.server is not None
+            backend.server.up()
+
+    batcher = Batcher(
+        store, max_rows=4, max_age=1.0, backoff=Backoff(initial=0.5, maximum=4.0),
+        clock=lambda: now[0],
+    )  # fmt: skip
+    rows = make_rows(10)
+    first = batcher.add(rows[:4], offsets={("readings", 0): 100})
+    assert first.committable == {("readings", 0): 100}
+    assert first.written_rows == 4
+
+    go_down()
+    during = batcher.add(rows[4:], offsets={("readings", 0): 250, ("readings", 1): 7})
+    assert isinstance(during.error, StoreUnavailable)
+    assert during.committable == {}  # nothing acknowledged: offsets must not move
+    assert batcher.committable == {("readings", 0): 100}
+    assert batcher.pending_rows == 6
+    assert batcher.retry_in() == 0.5
+
+    sleeps: list[float] = []
+
+    def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+        if len(sleeps) == 3:
+            come_up()
+
+    result = batcher.flush_blocking(timeout=60, sleep=fake_sleep)
+    assert sleeps == [1.0, 2.0, 4.0]  # exponential backoff while down, capped at 4
+    assert result.committable == {("readings", 0): 250, ("readings", 1): 7}
+    assert batcher.pending_rows == 0
+    assert backend.store.query("310101002", "pm25", T0, T0 + HOUR, AreaLevel.street) == rows
+
+
+def test_a_bad_request_is_a_store_error_not_an_outage(backend: Backend) -> None:
+    with pytest.raises(StoreError) as info:
+        backend.store.write(make_rows(1), dedup_token="bad token with spaces")
+    assert not isinstance(info.value, StoreUnavailable)
+
+
+def test_password_never_appears_in_repr(ch_server: ClickHouseHTTPServer) -> None:
+    store = ClickHouseStore(ch_server.url, user="cityops", password=SecretStr("s3cret"))
+    assert "s3cret" not in repr(store)
+    wrong = ClickHouseStore(ch_server.url, user="cityops", password=SecretStr("nope"))
+    with pytest.raises(StoreError) as info:
+        wrong.init()
+    assert "nope" not in str(info.value)
