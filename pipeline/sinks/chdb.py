@@ -71,7 +71,7 @@ def get_session(path: str | Path) -> Any:
         from chdb import session as chdb_session  # noqa: TID251 - lazy: the import costs ~0.5 s
 
         try:
-            session = chdb_session.Session(str(resolved))
+            session = chdb_session.Session(str(resolved))  # type: ignore[no-untyped-call]  # untyped library
         except Exception as exc:
             msg = f"cannot open chDB at {resolved}: {exc}"
             raise StoreError(msg) from exc

@@ -32,7 +32,7 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def ch_server(chdb_dir: Path) -> Iterator[ClickHouseHTTPServer]:
-    server = ClickHouseHTTPServer(chdb_dir, user="cityops", password="s3cret").start()
+    server = ClickHouseHTTPServer(chdb_dir, user="cityops", password="s3cret").start()  # noqa: S106 - test credentials
     try:
         yield server
     finally:
@@ -49,7 +49,7 @@ class Backend:
     def physical_rows(self) -> int:
         """Rows stored, duplicates included (what FINAL collapses)."""
         session = get_session(current_path() or Path())
-        result = session.query(f"SELECT count() FROM {self.database}.aggregates", "CSV")
+        result = session.query(f"SELECT count() FROM {self.database}.aggregates", "CSV")  # noqa: S608 - a generated name
         return int(result.bytes())
 
 
@@ -116,7 +116,7 @@ def test_write_then_query_returns_exact_rows(backend: Backend) -> None:
     street = make_rows(10)
     district = make_rows(4, area="310101", level=AreaLevel.district, metric="no2")
     city = make_rows(3, area="310000", level=AreaLevel.city)
-    backend.store.write(street + district + city, dedup_token="batch-1")
+    backend.store.write(street + district + city, dedup_token="batch-1")  # noqa: S106
 
     assert backend.store.query("310101002", "pm25", T0, T0 + HOUR, AreaLevel.street) == street
     got = backend.store.query("310101", "no2", T0, T0 + HOUR, AreaLevel.district)
@@ -155,9 +155,9 @@ def test_replay_with_other_batch_boundaries_leaves_answers_unchanged(backend: Ba
 
 
 def test_a_rewritten_window_replaces_the_earlier_row(backend: Backend) -> None:
-    backend.store.write(make_rows(3), dedup_token="first")
+    backend.store.write(make_rows(3), dedup_token="first")  # noqa: S106
     corrected = make_rows(3, scale=2.0)
-    backend.store.write(corrected, dedup_token="second")
+    backend.store.write(corrected, dedup_token="second")  # noqa: S106
     assert all_rows(backend.store) == corrected
 
 
@@ -271,7 +271,7 @@ def check_outage(backend: Backend, mode: str) -> None:
 
 def test_a_bad_request_is_a_store_error_not_an_outage(backend: Backend) -> None:
     with pytest.raises(StoreError) as info:
-        backend.store.write(make_rows(1), dedup_token="bad token with spaces")
+        backend.store.write(make_rows(1), dedup_token="bad token with spaces")  # noqa: S106
     assert not isinstance(info.value, StoreUnavailable)
 
 

@@ -156,8 +156,8 @@ def test_non_retryable_error_propagates_and_keeps_the_batch(store: MemoryStore) 
 
 
 def test_memory_store_reads_like_final(store: MemoryStore) -> None:
-    store.write(rows(3), dedup_token="a")
-    store.write(rows(2, start=1), dedup_token="b")
+    store.write(rows(3), dedup_token="a")  # noqa: S106
+    store.write(rows(2, start=1), dedup_token="b")  # noqa: S106
     got = store.query("s1", "pm25", T0, T0 + timedelta(hours=1), AreaLevel.street)
     assert [r.sum for r in got] == [0.0, 1.0, 2.0]
     assert store.stored_rows == 5
