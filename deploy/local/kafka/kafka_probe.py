@@ -182,9 +182,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ready after {wait_ready(args.address, args.timeout):.1f}s")
         elif args.command == "versions":
             answer = api_versions(args.address, args.timeout)
-            print(json.dumps({"api_keys": len(answer.api_keys),
-                              "supported_features": answer.supported_features,
-                              "finalized_features": answer.finalized_features}))
+            print(
+                json.dumps(
+                    {
+                        "api_keys": len(answer.api_keys),
+                        "supported_features": answer.supported_features,
+                        "finalized_features": answer.finalized_features,
+                    }
+                )
+            )
         else:
             print(json.dumps(metadata_brokers(args.address, args.timeout)))
     except (OSError, ProbeError) as exc:

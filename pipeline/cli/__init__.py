@@ -1,0 +1,23 @@
+"""The `cityops` command: one root app, one sub-app or command per module in this package."""
+
+from __future__ import annotations
+
+import typer
+
+from pipeline.cli.run import demo_command, tail_command, worker_command
+
+app = typer.Typer(
+    name="cityops",
+    help="Unified city operations: topologies, workers, simulator, dry runs, aggregates.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("worker")(worker_command)
+app.command("demo")(demo_command)
+app.command("tail")(tail_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

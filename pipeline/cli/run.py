@@ -1,0 +1,254 @@
+"""Commands that run things: a worker, the demo (`make run`), and a topic tail."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from aiokafka import AIOKafkaConsumer
+from pydantic import ValidationError
+from rich.live import Live
+from rich.table import Table
+
+from pipeline.cli.common import EXIT_RUNTIME, console, fail, open_topology
+from pipeline.kafka.admin import TopicAdminError, create_topics
+from pipeline.settings import Settings
+
+TopologyOption = Annotated[
+    Path, typer.Option("--topology", "-t", help="Topology YAML file.", exists=False)
+]
+BootstrapOption = Annotated[
+    str | None,
+    typer.Option("--bootstrap", help="Kafka bootstrap servers (default: settings/env)."),
+]
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]  # pydantic-settings accepts field kwargs
+    except ValidationError as exc:
+        fail(f"bad settings: {exc}")
+
+
+def worker_command(
+    topology: TopologyOption,
+    bootstrap: BootstrapOption = None,
+    web_port: Annotated[int | None, typer.Option(help="HTTP port for /metrics.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Directory for worker state.")] = None,
+    worker_id: Annotated[str | None, typer.Option(help="Faust app id = consumer group.")] = None,
+    loglevel: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+) -> None:
+    """Run a worker: consume the topology's raw topics and produce every output."""
+    import faust  # heavy: only this command needs Faust
+
+    from pipeline.app import create_app
+
+    settings = _settings(
+        kafka_bootstrap_servers=bootstrap,
+        web_port=web_port,
+        data_dir=data_dir,
+        worker_id=worker_id,
+        topology=topology,
+    )
+    topo = open_topology(topology)
+    app = create_app(settings, topo)
+    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
+    worker.execute_from_commandline()
+
+
+def tail_command(
+    topic: Annotated[
+        str,
+        typer.Argument(
+            help="Topic kind (readings, reports, deadletter, "
+            "incidents_city, audit, ...) or a full name."
+        ),
+    ],
+    topology: TopologyOption,
+    bootstrap: BootstrapOption = None,
+    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest record.")] = False,
+    limit: Annotated[int, typer.Option(help="Stop after this many records (0 = never).")] = 0,
+) -> None:
+    """Print a topic's records as JSON lines (Ctrl-C to stop)."""
+    settings = _settings(kafka_bootstrap_servers=bootstrap)
+    topo = open_topology(topology)
+    try:
+        name = topo.topics.name(topic)  # type: ignore[arg-type]  # validated by the topology
+    except (KeyError, ValueError):
+        name = topic
+    asyncio.run(_tail(settings.kafka_bootstrap_servers, name, from_beginning, limit))
+
+
+async def _tail(bootstrap: str, topic: str, from_beginning: bool, limit: int) -> None:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen = 0
+    try:
+        async for record in consumer:
+            sys.stdout.write(record.value.decode("utf-8", "replace") + "\n")
+            sys.stdout.flush()
+            seen += 1
+            if limit and seen >= limit:
+                return
+    finally:
+        await consumer.stop()
+
+
+def demo_command(
+    topology: TopologyOption,
+    rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 200.0,
+    duration: Annotated[str, typer.Option(help="How long to run: 30s, 5m, forever.")] = "forever",
+    bootstrap: BootstrapOption = None,
+    web_port: Annotated[int, typer.Option(help="Worker HTTP port.")] = 6066,
+) -> None:
+    """Create the topics, start a worker, feed it simulated city traffic, show what flows."""
+    settings = _settings(kafka_bootstrap_servers=bootstrap)
+    topo = open_topology(topology)
+    seconds = _duration_seconds(duration)
+    try:
+        report = asyncio.run(create_topics(settings.kafka_bootstrap_servers, topo.topic_plan()))
+    except (TopicAdminError, OSError) as exc:
+        fail(f"could not create topics on {settings.kafka_bootstrap_servers}: {exc}", EXIT_RUNTIME)
+    console.print(
+        f"topics: {len(report.created)} created, {len(report.existing)} already there "
+        f"(prefix [bold]{topo.topics.prefix}[/])"
+    )
+    logs = Path("data") / "demo"
+    logs.mkdir(parents=True, exist_ok=True)
+    cityops = [sys.executable, "-m", "pipeline"]
+    common = ["--topology", str(topology), "--bootstrap", settings.kafka_bootstrap_servers]
+    with contextlib.ExitStack() as stack:
+        worker_log = stack.enter_context((logs / "worker.log").open("wb"))
+        worker = subprocess.Popen(  # noqa: S603  # our own interpreter and module
+            [
+                *cityops,
+                "worker",
+                *common,
+                "--web-port",
+                str(web_port),
+                "--data-dir",
+                str(logs / "state"),
+            ],
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
+        )
+        stack.callback(_stop, worker)
+        sim_log = stack.enter_context((logs / "simulate.log").open("wb"))
+        sim_args = [*cityops, "simulate", *common, "--rate", str(rate), "--duration", duration]
+        simulator = subprocess.Popen(sim_args, stdout=sim_log, stderr=subprocess.STDOUT)  # noqa: S603
+        stack.callback(_stop, simulator)
+        console.print(
+            f"worker pid {worker.pid} (log {logs / 'worker.log'}, metrics "
+            f"http://127.0.0.1:{web_port}/metrics); simulator pid {simulator.pid} at {rate:g}/s "
+            f"(log {logs / 'simulate.log'}). Ctrl-C stops both; the broker keeps running."
+        )
+        watched = {
+            kind: topo.topics.name(kind)
+            for kind in (
+                "raw_sensors",
+                "raw_reports",
+                "readings",
+                "reports",
+                "deadletter",
+                "incidents_city",
+                "audit",
+            )
+        }
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(
+                _watch(settings.kafka_bootstrap_servers, watched, seconds, [worker, simulator])
+            )
+    console.print(
+        "\nLook further with: [bold]cityops tail readings --topology "
+        f"{topology} --from-beginning[/] (or reports, deadletter, incidents_city, audit)."
+    )
+
+
+def _duration_seconds(text: str) -> float | None:
+    if text == "forever":
+        return None
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except (ValueError, IndexError):
+        fail(f"--duration: expected e.g. 30s, 5m, 1h or 'forever', got {text!r}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+async def _watch(
+    bootstrap: str,
+    topics: dict[str, str],
+    seconds: float | None,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    """Count records per topic live, with the latest record of each, until time is up."""
+    by_name = {name: kind for kind, name in topics.items()}
+    consumer = AIOKafkaConsumer(
+        *topics.values(),
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    counts: Counter[str] = Counter()
+    latest: dict[str, str] = {}
+    started = time.monotonic()
+    try:
+        with Live(console=console, refresh_per_second=2) as live:
+            while seconds is None or time.monotonic() - started < seconds:
+                if any(p.poll() is not None for p in processes[:1]):
+                    fail("the worker stopped; see data/demo/worker.log", EXIT_RUNTIME)
+                batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                for tp, records in batch.items():
+                    kind = by_name[tp.topic]
+                    counts[kind] += len(records)
+                    latest[kind] = _shorten(records[-1].value)
+                live.update(_table(topics, counts, latest, time.monotonic() - started))
+    finally:
+        await consumer.stop()
+
+
+def _shorten(value: bytes | None) -> str:
+    if value is None:
+        return ""
+    try:
+        text = orjson.dumps(orjson.loads(value)).decode()
+    except orjson.JSONDecodeError:
+        text = value.decode("utf-8", "replace")
+    return text if len(text) <= 110 else text[:107] + "..."
+
+
+def _table(
+    topics: dict[str, str], counts: Counter[str], latest: dict[str, str], elapsed: float
+) -> Table:
+    table = Table(title=f"cityops demo — {elapsed:.0f}s", expand=True)
+    table.add_column("topic")
+    table.add_column("records", justify="right")
+    table.add_column("per s", justify="right")
+    table.add_column("latest", overflow="fold")
+    for kind, name in topics.items():
+        rate = counts[kind] / elapsed if elapsed > 0 else 0.0
+        table.add_row(name, str(counts[kind]), f"{rate:.0f}", latest.get(kind, ""))
+    return table

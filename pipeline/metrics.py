@@ -1,0 +1,110 @@
+"""Prometheus collectors for the worker, built on one registry the worker owns.
+
+Why one object: tests inject their own `CollectorRegistry`; label children that the hot path
+uses are cached (`.labels()` costs ~1 µs, a cached `.inc()` ~0.3 µs). Labels are bounded:
+topic kinds, formats, reason codes, severities, levels and district codes, never sensor or
+incident ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LAG_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+BATCH_BUCKETS = (1, 10, 50, 100, 500, 1000, 5000, 10000, 50000)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Every cityops collector; build with `Metrics.create(registry)`."""
+
+    registry: CollectorRegistry
+    events_in: Counter
+    normalized: Counter
+    dead_letters: Counter
+    duplicates: Counter
+    incident_events: Counter
+    open_incidents: Gauge
+    sla_breaches: Counter
+    processing_latency: Histogram
+    event_time_lag: Histogram
+    windows_closed: Counter
+    late_events: Counter
+    store_batch_rows: Histogram
+    store_insert_seconds: Histogram
+    store_failures: Counter
+    store_retries: Counter
+    worker_info: Info
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry, prefix: str = "cityops") -> Metrics:
+        """Register the collectors on `registry` with names starting `prefix_`."""
+
+        def name(suffix: str) -> str:
+            return f"{prefix}_{suffix}"
+
+        kw: dict[str, Any] = {"registry": registry}
+        return cls(
+            registry=registry,
+            events_in=Counter(
+                name("events_in"), "Raw records consumed", ["topic_kind", "format"], **kw
+            ),
+            normalized=Counter(
+                name("normalized_events"), "Canonical events produced", ["kind"], **kw
+            ),
+            dead_letters=Counter(
+                name("dead_letters"), "Records dead-lettered", ["stage", "reason"], **kw
+            ),
+            duplicates=Counter(name("duplicates_dropped"), "Re-sent events dropped", **kw),
+            incident_events=Counter(
+                name("incident_events"),
+                "Incident changes published",
+                ["action", "severity", "level", "district"],
+                **kw,
+            ),
+            open_incidents=Gauge(
+                name("open_incidents"),
+                "Incidents not yet resolved or closed",
+                ["district", "severity"],
+                **kw,
+            ),
+            sla_breaches=Counter(
+                name("sla_breaches"), "Overdue incidents escalated", ["severity", "level"], **kw
+            ),
+            processing_latency=Histogram(
+                name("processing_latency_seconds"),
+                "Raw record timestamp to output produced",
+                ["stage"],
+                buckets=LATENCY_BUCKETS,
+                **kw,
+            ),
+            event_time_lag=Histogram(
+                name("event_time_lag_seconds"),
+                "Processing time minus event time of readings",
+                buckets=LAG_BUCKETS,
+                **kw,
+            ),
+            windows_closed=Counter(name("windows_closed"), "Aggregate windows closed", **kw),
+            late_events=Counter(
+                name("late_events_dropped"), "Readings later than the allowed lateness", **kw
+            ),
+            store_batch_rows=Histogram(
+                name("store_batch_rows"), "Rows per store insert", buckets=BATCH_BUCKETS, **kw
+            ),
+            store_insert_seconds=Histogram(
+                name("store_insert_seconds"),
+                "Store insert duration",
+                ["backend"],
+                buckets=LATENCY_BUCKETS,
+                **kw,
+            ),
+            store_failures=Counter(
+                name("store_failures"), "Store inserts that failed", ["backend"], **kw
+            ),
+            store_retries=Counter(name("store_retries"), "Store insert retries", ["backend"], **kw),
+            worker_info=Info(name("worker"), "Worker version and topology", **kw),
+        )
