@@ -16,16 +16,21 @@ Semantics (what a user of the topology may rely on):
   for this subject) - ``topology.aggregation.allowed_lateness``. Sensor readings wait in a
   small buffer ordered by ``(observed_at, event_id)`` and are evaluated once the watermark
   reaches them, so readings that arrive out of order within the allowed lateness are
-  evaluated in event-time order. A reading at or before the last evaluated one (a replayed
-  duplicate, or one later than the allowed lateness) is dropped and counted in
-  ``state.late``. Lateness is decided from the subject's readings alone, so the output
-  does not depend on how the caller batches; :func:`advance` lets the worker push the
-  watermark forward (e.g. at end of input or from a partition-wide clock) with the promise
-  that nothing older will be accepted afterwards.
+  evaluated in event-time order. A reading older than the watermark (more than the
+  allowed lateness behind the newest reading of its subject), or not after the last
+  evaluated one (a replayed duplicate), is dropped and counted in ``state.late``; for area
+  rules, a reading is late when its window has already closed. Lateness is decided from
+  the subject's readings alone, so the output does not depend on how the caller batches;
+  :func:`advance` lets the worker push the watermark forward (e.g. at end of input, or
+  from a partition-wide clock so quiet areas' windows close) with the promise that
+  nothing older will be accepted afterwards.
 - **Area windows.** Tumbling windows of ``scope.window`` aligned to the Unix epoch; the
   window's ``statistic`` (mean or max) over every reading in it becomes one sample at the
   window's end, evaluated when the watermark reaches the window's end. Empty windows yield
-  no sample (a gap neither breaks nor extends a streak).
+  no sample (a gap neither breaks nor extends a streak). The window keeps the smallest
+  :data:`MAX_EVENT_IDS` event ids, so its evidence does not depend on arrival order. A
+  duplicate delivered into a still-open window counts twice (the normalize stage drops
+  duplicates upstream; remembering every id of a district's window would bloat the state).
 - **Condition.** above: ``value > threshold``; below: ``value < threshold``; outside:
   ``value < low or value > high``. The severity of a sample is the highest level it meets.
 - **Opening.** The condition must hold for ``for.count`` consecutive samples, or for
@@ -245,6 +250,7 @@ class DetectorState:
     rule_id: str
     subject: str
     max_seen: datetime | None = None
+    watermark: datetime | None = None
     last_at: datetime | None = None
     last_event_id: str = ""
     buffer: list[Sample] = field(default_factory=list)
@@ -259,6 +265,7 @@ class DetectorState:
             "rule_id": self.rule_id,
             "subject": self.subject,
             "max_seen": None if self.max_seen is None else _iso(self.max_seen),
+            "watermark": None if self.watermark is None else _iso(self.watermark),
             "last_at": None if self.last_at is None else _iso(self.last_at),
             "last_event_id": self.last_event_id,
             "buffer": [s.to_dict() for s in self.buffer],
@@ -275,6 +282,7 @@ class DetectorState:
             rule_id=str(data["rule_id"]),
             subject=str(data["subject"]),
             max_seen=None if data.get("max_seen") is None else _parse(data["max_seen"]),
+            watermark=None if data.get("watermark") is None else _parse(data["watermark"]),
             last_at=None if data.get("last_at") is None else _parse(data["last_at"]),
             last_event_id=str(data.get("last_event_id", "")),
             buffer=[Sample.from_dict(s) for s in data.get("buffer", [])],
@@ -441,13 +449,17 @@ def advance(
     """Evaluate everything at or before ``watermark`` (buffered readings, closed windows).
 
     The caller promises that no reading older than ``watermark`` will be fed afterwards;
-    one that is, is dropped as late. Call it at end of input, or with a partition-wide
-    event-time clock so that quiet subjects' windows still close.
+    one that is, is dropped as late (for area rules: one whose window has closed). Call it
+    at end of input, or with a partition-wide event-time clock so that quiet subjects'
+    windows still close.
     """
     return _drain(state, spec_of(rule), watermark.astimezone(UTC), topology)
 
 
 def _is_late(state: DetectorState, at: datetime, event_id: str) -> bool:
+    """Older than the watermark, or not after the last evaluated reading (a replay)."""
+    if state.watermark is not None and at < state.watermark:
+        return True
     if state.last_at is None:
         return False
     return (at, event_id) <= (state.last_at, state.last_event_id)
@@ -457,6 +469,8 @@ def _drain(
     state: DetectorState, spec: Spec, watermark: datetime, topology: Topology
 ) -> tuple[DetectorState, list[IncidentEvent]]:
     events: list[IncidentEvent] = []
+    if state.watermark is None or watermark > state.watermark:
+        state.watermark = watermark
     if spec.area_level is None:
         while state.buffer and state.buffer[0].at <= watermark:
             sample = state.buffer.pop(0)

@@ -15,6 +15,7 @@ from pipeline.detect import (
     step,
     subject_for,
 )
+from pipeline.detect import advance as advance_state
 from pipeline.incidents import IncidentEvent
 from pipeline.models import (
     AdminCodes,
@@ -396,3 +397,17 @@ def test_incident_id_is_blake2b_of_its_parts() -> None:
     expected = hashlib.blake2b(b"r\x1fs\x1f2026", digest_size=8).hexdigest()
     assert incident_id("r", "s", "2026") == "inc-" + expected
     assert incident_id("r", "s", "2026") != incident_id("r", "s2", "026")
+
+
+def test_advance_evaluates_the_buffer_and_refuses_older_readings() -> None:
+    topo = with_lateness(300)
+    rule = topo.rules[0]
+    state = new_state(rule, "aq-1")
+    for minute in (0, 1, 2):
+        state, events = step(state, reading("aq-1", minute, 80), rule, topo)
+        assert events == []  # all within the 5 min lateness: still buffered
+    state, events = advance_state(state, T0 + timedelta(minutes=2), rule, topo)
+    assert actions(events) == [(A.open, Severity.blue)]
+    state, events = step(state, reading("aq-1", 1.5, 300), rule, topo)
+    assert events == [] and state.late == 1
+    assert state.watermark == T0 + timedelta(minutes=2)
