@@ -10,13 +10,16 @@ from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pipeline.models import IncidentAction, Reading
 from pipeline.topology import Topology
 
+from pipeline.clusters import ClusterState
+from pipeline.clusters import state_key as cluster_key
+from pipeline.clusters import step as cluster_step
 from pipeline.detect import DetectorState, new_state, state_key, step, subject_for
 from pipeline.detect import advance as advance_state
 from pipeline.incidents import IncidentEvent
-from tests.unit.detect_world import T0, reading, with_lateness
+from pipeline.models import CitizenReport, IncidentAction, Reading
+from tests.unit.detect_world import T0, reading, report, with_lateness
 
 A = IncidentAction
 LATENESS_MIN = 5
@@ -176,3 +179,62 @@ def test_sensor_opens_need_three_breaches_above_the_lowest_level(readings: list[
                 assert all(by_id[i].value > 75 and by_id[i].sensor_id == subject for i in ids)
                 assert e.incident.incident_id.startswith("inc-")
     assert state_key("r", "s") == "r|s"
+
+
+@st.composite
+def report_series(draw: st.DrawFn) -> list[CitizenReport]:
+    """Reports of three categories scattered over ~600 m and two hours, in time order."""
+    n = draw(st.integers(1, 25))
+    out = []
+    for i in range(n):
+        out.append(
+            report(
+                f"r-{i}",
+                draw(st.integers(0, 120)),
+                category=draw(st.sampled_from(["water_leak", "noise", "gas_smell"])),
+                lat=31.2365 + draw(st.integers(0, 6)) * 0.0009,
+                lon=121.4790 + draw(st.integers(0, 6)) * 0.001,
+            )
+        )
+    out.sort(key=lambda r: (r.reported_at, r.report_id))
+    return out
+
+
+def run_reports(reports: list[CitizenReport]) -> dict[str, list[IncidentEvent]]:
+    states: dict[str, ClusterState] = {}
+    out: dict[str, list[IncidentEvent]] = defaultdict(list)
+    for r in reports:
+        key = cluster_key(r)
+        states[key], events = cluster_step(
+            states.get(key) or ClusterState(category=key), r, TOPO_NOW
+        )
+        out[key] += events
+    return dict(out)
+
+
+@settings(max_examples=100, deadline=None)
+@given(report_series())
+def test_report_partitioning_by_category_and_cluster_shape(reports: list[CitizenReport]) -> None:
+    one = run_reports(reports)
+    split: dict[str, list[IncidentEvent]] = {}
+    for worker in (0, 1):
+        split.update(run_reports([r for r in reports if worker_of(cluster_key(r)) == worker]))
+    assert split == one
+    by_id = {r.report_id: r for r in reports}
+    for category, events in one.items():
+        opened: set[str] = set()
+        for event in events:
+            inc = event.incident
+            assert inc.category == category
+            if category == "gas_smell":
+                assert event.action == A.open and inc.evidence.count == 1
+                continue
+            rule = {"water_leak": 3, "noise": 2}[category]
+            if event.action == A.open:
+                assert inc.incident_id not in opened
+                opened.add(inc.incident_id)
+                assert inc.evidence.count >= rule
+                times = [by_id[i].reported_at for i in inc.evidence.event_ids]
+                assert inc.evidence.first_at == min(times)
+            else:
+                assert event.action == A.evidence and inc.incident_id in opened

@@ -31,7 +31,6 @@ from pipeline.models import (
     Severity,
 )
 from tests.unit.detect_world import (
-    BASE,
     CITY,
     HUANGPU,
     NANJING_EAST,
@@ -375,7 +374,3 @@ def test_route_to_city_district_and_street_topics() -> None:
         "cityops.test.incidents.city",
         f"cityops.test.incidents.district.{HUANGPU}",
     ]
-
-
-def test_world_has_the_rules_these_tests_use() -> None:
-    assert [r["id"] for r in BASE["rules"]] == ["pm25-count", "pm25-district", "do-low", "ph-band"]
