@@ -68,6 +68,27 @@ class Severity(StrEnum):
         """0 for blue up to 3 for red, for comparisons."""
         return _SEVERITY_RANK[self]
 
+    # Ordered by rank, not alphabetically ("orange" < "red" < "yellow" would be wrong).
+    def __lt__(self, other: str) -> bool:
+        if isinstance(other, Severity):
+            return self.rank < other.rank
+        return str.__lt__(self, other)
+
+    def __le__(self, other: str) -> bool:
+        if isinstance(other, Severity):
+            return self.rank <= other.rank
+        return str.__le__(self, other)
+
+    def __gt__(self, other: str) -> bool:
+        if isinstance(other, Severity):
+            return self.rank > other.rank
+        return str.__gt__(self, other)
+
+    def __ge__(self, other: str) -> bool:
+        if isinstance(other, Severity):
+            return self.rank >= other.rank
+        return str.__ge__(self, other)
+
 
 _SEVERITY_RANK = {Severity.blue: 0, Severity.yellow: 1, Severity.orange: 2, Severity.red: 3}
 
@@ -193,12 +214,20 @@ class CitizenReport(_Event):
     schema_version: int = SCHEMA_VERSION
 
 
+MAX_EVIDENCE_IDS = 50
+"""Evidence keeps at most this many event ids (the last ones given); `count` counts all."""
+
+
+def _bound_ids(ids: tuple[str, ...]) -> tuple[str, ...]:
+    return ids[-MAX_EVIDENCE_IDS:] if len(ids) > MAX_EVIDENCE_IDS else ids
+
+
 class Evidence(_Event):
     """What triggered an incident and what has been seen since (event ids bounded)."""
 
-    event_ids: tuple[str, ...] = ()
-    peak_value: float | None = None
-    threshold: float | None = None
+    event_ids: Annotated[tuple[str, ...], AfterValidator(_bound_ids)] = ()
+    peak_value: Finite | None = None
+    threshold: Finite | None = None
     first_at: UtcDatetime
     last_at: UtcDatetime
     count: int = Field(default=1, ge=0)
@@ -267,10 +296,10 @@ class AggregateRow(_Event):
     area_code: str
     metric: str
     count: int = Field(ge=0)
-    sum: float
-    min: float
-    max: float
-    mean: float
+    sum: Finite
+    min: Finite
+    max: Finite
+    mean: Finite
     breaches: int = Field(default=0, ge=0)
     schema_version: int = SCHEMA_VERSION
 
