@@ -43,13 +43,13 @@ test-unit: setup ## Run the pure unit tests only (no broker)
 	$(BIN)/python -m pytest tests/unit
 
 lint: setup ## ruff and mypy (writes nothing)
-	$(BIN)/ruff check pipeline tests bench topologies
-	$(BIN)/ruff format --check pipeline tests bench topologies
+	$(BIN)/ruff check pipeline tests bench topologies deploy
+	$(BIN)/ruff format --check pipeline tests bench topologies deploy
 	$(BIN)/mypy
 
 format: setup ## Format and autofix with ruff
-	$(BIN)/ruff format pipeline tests bench topologies
-	$(BIN)/ruff check --fix pipeline tests bench topologies
+	$(BIN)/ruff format pipeline tests bench topologies deploy
+	$(BIN)/ruff check --fix pipeline tests bench topologies deploy
 
 run: setup kafka-up ## Run the pipeline on the Shanghai sample with simulated city traffic
 	$(BIN)/cityops demo --topology $(TOPOLOGY) --rate $(RATE) --duration $(DURATION)
