@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from pipeline.cli.run import demo_command, tail_command, worker_command
+from pipeline.cli.schemas import schemas_app
+from pipeline.cli.store import store_app
 
 app = typer.Typer(
     name="cityops",
@@ -16,6 +18,8 @@ app = typer.Typer(
 app.command("worker")(worker_command)
 app.command("demo")(demo_command)
 app.command("tail")(tail_command)
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(store_app, name="store")
 
 
 def main() -> None:

@@ -1,0 +1,170 @@
+"""The published contract: a JSON Schema per output topic and an AsyncAPI 3 document.
+
+Why generated: the schemas come from the models, so they cannot drift from what the worker
+produces; a test regenerates them and fails when the committed files in `schemas/` are stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from pipeline.models import (
+    SCHEMA_VERSION,
+    AuditEvent,
+    CitizenReport,
+    DeadLetter,
+    Incident,
+    IncidentUpdate,
+    Reading,
+)
+
+
+@dataclass(frozen=True)
+class TopicContract:
+    """One topic kind: its address pattern, key, value model and who writes it."""
+
+    kind: str
+    address: str
+    model: type[BaseModel]
+    key: str
+    description: str
+    direction: str  # "send" (cityops produces) or "receive" (cityops consumes)
+
+
+TOPICS: tuple[TopicContract, ...] = (
+    TopicContract(
+        "readings",
+        "{prefix}readings",
+        Reading,
+        "sensor_id",
+        "Normalized sensor readings in the catalogue's canonical units.",
+        "send",
+    ),
+    TopicContract(
+        "reports",
+        "{prefix}reports",
+        CitizenReport,
+        "report_id",
+        "Normalized citizen reports; personal data in descriptions is masked.",
+        "send",
+    ),
+    TopicContract(
+        "deadletter",
+        "{prefix}deadletter",
+        DeadLetter,
+        "source key (if any)",
+        "Records that could not be used, with a reason code and the original bytes.",
+        "send",
+    ),
+    TopicContract(
+        "incidents_city",
+        "{prefix}incidents.city",
+        Incident,
+        "incident_id",
+        "Every incident and every change to it, city-wide.",
+        "send",
+    ),
+    TopicContract(
+        "incidents_district",
+        "{prefix}incidents.district.{district}",
+        Incident,
+        "incident_id",
+        "Incidents in one district (6-digit code), every change in order per incident.",
+        "send",
+    ),
+    TopicContract(
+        "incidents_street",
+        "{prefix}incidents.street.{street}",
+        Incident,
+        "incident_id",
+        "Incidents in one street/town (9-digit code).",
+        "send",
+    ),
+    TopicContract(
+        "incident_updates",
+        "{prefix}incidents.updates",
+        IncidentUpdate,
+        "incident_id",
+        "Actions from handling units: dispatch, acknowledge, resolve, close, reopen, comment.",
+        "receive",
+    ),
+    TopicContract(
+        "audit",
+        "{prefix}incidents.audit",
+        AuditEvent,
+        "incident_id",
+        "Every incident transition, hash-chained per incident (cityops audit verify).",
+        "send",
+    ),
+)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """File name -> JSON Schema (draft 2020-12) of each topic's value."""
+    schemas: dict[str, dict[str, Any]] = {}
+    for topic in TOPICS:
+        schema = topic.model.model_json_schema(mode="serialization")
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"{topic.kind}.v{SCHEMA_VERSION}.schema.json",
+            "description": topic.description,
+            **schema,
+        }
+        schemas[f"{topic.kind}.v{SCHEMA_VERSION}.schema.json"] = schema
+    return schemas
+
+
+def asyncapi_document() -> dict[str, Any]:
+    """An AsyncAPI 3.0 document describing every topic (address, key, value schema)."""
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    for topic in TOPICS:
+        params = {
+            name: {"description": _PARAMETERS[name]}
+            for name in ("prefix", "district", "street")
+            if "{" + name + "}" in topic.address
+        }
+        channels[topic.kind] = {
+            "address": topic.address,
+            "description": topic.description,
+            "parameters": params,
+            "messages": {
+                topic.model.__name__: {
+                    "name": topic.model.__name__,
+                    "contentType": "application/json",
+                    "payload": {"$ref": f"./{topic.kind}.v{SCHEMA_VERSION}.schema.json"},
+                    "bindings": {
+                        "kafka": {
+                            "key": {"type": "string", "description": f"{topic.key}"},
+                            "bindingVersion": "0.5.0",
+                        }
+                    },
+                }
+            },
+        }
+        operations[f"{topic.direction}_{topic.kind}"] = {
+            "action": topic.direction,
+            "channel": {"$ref": f"#/channels/{topic.kind}"},
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "cityops topics",
+            "version": f"{SCHEMA_VERSION}.0.0",
+            "description": "Topics a cityops deployment reads and writes. Names are the "
+            "topology's prefix plus these addresses; values are JSON.",
+        },
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "operations": operations,
+    }
+
+
+_PARAMETERS = {
+    "prefix": "The topology's topics.prefix, e.g. 'cityops.shanghai.'",
+    "district": "A district code from the topology, e.g. 310101",
+    "street": "A street/town code from the topology, e.g. 310101002",
+}
