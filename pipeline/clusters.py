@@ -39,7 +39,7 @@ from pipeline.models import (
     IncidentAction,
     IncidentKind,
 )
-from pipeline.topology import Topology
+from pipeline.topology import ReportCategory, Topology
 
 EARTH_RADIUS_M = 6_371_008.8
 
@@ -169,7 +169,7 @@ def step(
     the incident events (``open`` of an urgent or cluster incident, or ``evidence``)."""
     if report.category != state.category:
         return state, []
-    category = _category(topology, report.category)
+    category = topology.report_category(report.category)
     if category is None:
         return state, []
     at = report.reported_at.astimezone(UTC)
@@ -275,7 +275,7 @@ def _prune(state: ClusterState, horizon: datetime, window: timedelta) -> None:
 
 
 def _urgent(
-    report: CitizenReport, category: Any, at: datetime, topology: Topology
+    report: CitizenReport, category: ReportCategory, at: datetime, topology: Topology
 ) -> IncidentEvent:
     incident = new_incident(
         incident_id=incident_id("urgent", report.category, report.report_id),
@@ -299,10 +299,3 @@ def _urgent(
         topology=topology,
     )
     return IncidentEvent(IncidentAction.open, incident)
-
-
-def _category(topology: Topology, category_id: str) -> Any:
-    for category in topology.report_categories:
-        if category.id == category_id:
-            return category
-    return None

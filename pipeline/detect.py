@@ -25,12 +25,13 @@ Semantics (what a user of the topology may rely on):
   from a partition-wide clock so quiet areas' windows close) with the promise that
   nothing older will be accepted afterwards.
 - **Area windows.** Tumbling windows of ``scope.window`` aligned to the Unix epoch; the
-  window's ``statistic`` (mean or max) over every reading in it becomes one sample at the
-  window's end, evaluated when the watermark reaches the window's end. Empty windows yield
-  no sample (a gap neither breaks nor extends a streak). The window keeps the smallest
-  :data:`MAX_EVENT_IDS` event ids, so its evidence does not depend on arrival order. A
-  duplicate delivered into a still-open window counts twice (the normalize stage drops
-  duplicates upstream; remembering every id of a district's window would bloat the state).
+  window's ``statistic`` (mean, min, max, sum or count) over every reading in it becomes
+  one sample at the window's end, evaluated when the watermark reaches the window's end.
+  Empty windows yield no sample (a gap neither breaks nor extends a streak). A window
+  keeps its smallest :data:`MAX_EVENT_IDS` event ids, so its evidence does not depend on
+  arrival order. A duplicate delivered into a still-open window counts twice (normalize
+  drops duplicates upstream; remembering every id of a district's window would bloat the
+  state).
 - **Condition.** above: ``value > threshold``; below: ``value < threshold``; outside:
   ``value < low or value > high``. The severity of a sample is the highest level it meets.
 - **Opening.** The condition must hold for ``for.count`` consecutive samples, or for
@@ -63,6 +64,7 @@ from typing import Any
 from pipeline.incidents import IncidentEvent, new_incident
 from pipeline.models import (
     AdminCodes,
+    AreaLevel,
     Evidence,
     Incident,
     IncidentAction,
@@ -70,7 +72,7 @@ from pipeline.models import (
     Reading,
     Severity,
 )
-from pipeline.topology import Rule, Topology
+from pipeline.topology import AreaScope, Band, Rule, Topology
 
 #: Evidence keeps the first this many event ids (the ones that opened the incident and the
 #: earliest after); ``evidence.count`` still counts every breaching sample.
@@ -148,10 +150,11 @@ class Sample:
 
 @dataclass(slots=True)
 class Window:
-    """A running area-window accumulator: count, exact sum (Shewchuk partials), max."""
+    """A running area-window accumulator: count, exact sum (Shewchuk partials), min, max."""
 
     count: int = 0
     partials: list[float] = field(default_factory=list)
+    min: float = math.inf
     max: float = -math.inf
     event_ids: list[str] = field(default_factory=list)
     first_event_id: str = ""
@@ -160,6 +163,7 @@ class Window:
         """Fold one reading in; the sum stays exact whatever the order."""
         self.count += 1
         _add_exact(self.partials, value)
+        self.min = min(self.min, value)
         self.max = max(self.max, value)
         # The smallest ids, sorted: the same whatever order the readings arrived in.
         if len(self.event_ids) < MAX_EVENT_IDS or event_id < self.event_ids[-1]:
@@ -169,16 +173,22 @@ class Window:
             self.first_event_id = event_id
 
     def statistic(self, name: str) -> float:
-        """The window's value for the rule: ``mean`` or ``max``."""
+        """The window's value for the rule's statistic (mean, min, max, sum, count)."""
         if name == "max":
             return self.max
-        return math.fsum(self.partials) / self.count
+        if name == "min":
+            return self.min
+        if name == "count":
+            return float(self.count)
+        total = math.fsum(self.partials)
+        return total if name == "sum" else total / self.count
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         return {
             "count": self.count,
             "partials": list(self.partials),
+            "min": self.min if self.count else None,
             "max": self.max if self.count else None,
             "event_ids": list(self.event_ids),
             "first_event_id": self.first_event_id,
@@ -187,8 +197,10 @@ class Window:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Window:
         """Inverse of :meth:`to_dict`."""
+        raw_min = data.get("min")
         raw_max = data.get("max")
         return cls(
+            min=math.inf if raw_min is None else float(raw_min),
             count=int(data["count"]),
             partials=[float(p) for p in data["partials"]],
             max=-math.inf if raw_max is None else float(raw_max),
@@ -391,17 +403,10 @@ def subject_for(reading: Reading, rule: Rule, topology: Topology) -> str | None:
 
 
 def _area_code(areas: AdminCodes, level: str, topology: Topology) -> str | None:
-    if level == "city":
-        return _city_code(topology)
+    if level == AreaLevel.city:
+        return topology.city.code
     code = getattr(areas, level, None)
-    return code if isinstance(code, str) else None
-
-
-def _city_code(topology: Topology) -> str | None:
-    for area in topology.areas:
-        if area.level == "city":
-            return str(area.code)
-    return None
+    return code if isinstance(code, str) and code else None
 
 
 def new_state(rule: Rule, subject: str) -> DetectorState:
@@ -641,7 +646,7 @@ def spec_of(rule: Rule) -> Spec:
     area_level: str | None = None
     window: timedelta | None = None
     statistic = "mean"
-    if not isinstance(scope, str):
+    if isinstance(scope, AreaScope):
         area_level = str(scope.area)
         window = scope.window
         statistic = str(scope.statistic)
@@ -657,12 +662,10 @@ def spec_of(rule: Rule) -> Spec:
     clear = rule.clear
     clear_low: float | None = None
     clear_high: float | None = None
-    if clear is None:
-        pass
-    elif isinstance(clear, int | float):
-        clear_low = clear_high = float(clear)
-    else:
+    if isinstance(clear, Band):
         clear_low, clear_high = clear.low, clear.high
+    elif clear is not None:
+        clear_low = clear_high = float(clear)
     hold = rule.for_
     return Spec(
         rule_id=str(rule.id),

@@ -128,11 +128,7 @@ def initial_owner(areas: AdminCodes, topology: Topology) -> tuple[AreaLevel, str
 
 def city_code(topology: Topology) -> str:
     """The code of the topology's (single) city-level area."""
-    for area in topology.areas:
-        if area.level == AreaLevel.city:
-            return str(area.code)
-    msg = "topology has no city-level area"
-    raise ValueError(msg)
+    return topology.city.code
 
 
 def new_incident(
@@ -383,18 +379,9 @@ def route(incident: Incident, topology: Topology) -> list[str]:
     topology knows those areas). Escalation does not change the list: ``owner_level`` in
     the payload tells consumers who owns it now."""
     topics = [topology.topics.name("incidents_city")]
-    for kind, code in (
-        ("incidents_district", incident.areas.district),
-        ("incidents_street", incident.areas.street),
-    ):
-        if code and _known_area(topology, code):
-            topics.append(topology.topics.name(kind, code))
+    district, street = incident.areas.district, incident.areas.street
+    if district and topology.has_area(district):
+        topics.append(topology.topics.name("incidents_district", district))
+    if street and topology.has_area(street):
+        topics.append(topology.topics.name("incidents_street", street))
     return topics
-
-
-def _known_area(topology: Topology, code: str) -> bool:
-    try:
-        topology.area(code)
-    except (KeyError, ValueError):
-        return False
-    return True
