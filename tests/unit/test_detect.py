@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
+
+import pytest
 
 from pipeline.detect import (
     MAX_EVENT_IDS,
@@ -11,6 +14,7 @@ from pipeline.detect import (
     DetectorState,
     incident_id,
     new_state,
+    spec_of,
     state_key,
     step,
     subject_for,
@@ -19,12 +23,14 @@ from pipeline.detect import advance as advance_state
 from pipeline.incidents import IncidentEvent
 from pipeline.models import (
     AdminCodes,
+    AreaLevel,
     IncidentAction,
     IncidentKind,
     IncidentState,
     Reading,
     Severity,
 )
+from pipeline.topology import load_topology
 from tests.unit.detect_world import (
     CITY,
     HUANGPU,
@@ -411,3 +417,62 @@ def test_advance_evaluates_the_buffer_and_refuses_older_readings() -> None:
     state, events = step(state, reading("aq-1", 1.5, 300), rule, topo)
     assert events == [] and state.late == 1
     assert state.watermark == T0 + timedelta(minutes=2)
+
+
+@pytest.mark.parametrize(
+    ("statistic", "expected"),
+    [("mean", 140.0), ("min", 100.0), ("max", 200.0), ("sum", 420.0), ("count", 3.0)],
+)
+def test_every_area_statistic(statistic: str, expected: float) -> None:
+    from tests.unit.detect_world import BASE
+
+    rule = dict(
+        BASE["rules"][1],
+        scope={"area": "district", "window": "10m", "statistic": statistic},
+        levels=[{"severity": "blue", "threshold": 0}],
+        clear=-1,
+    )
+    detector = Detector(topology(rules=[rule]))
+    detector.run([reading("aq-1", 1, 100), reading("aq-2", 2, 200), reading("aq-3", 3, 120)])
+    [event] = detector.advance(T0 + timedelta(minutes=10))
+    assert event.incident.evidence.peak_value == expected
+
+
+@pytest.mark.parametrize("path", sorted(Path("topologies").glob("*.yaml")), ids=str)
+def test_every_shipped_topology_rule_can_be_evaluated(path: Path) -> None:
+    topo = load_topology(path)
+    assert topo.rules, path
+    for rule in topo.rules:
+        spec = spec_of(rule)
+        assert spec.levels and (spec.count is not None) != (spec.duration is not None)
+        if spec.area_level is None:
+            subject = next(s for s in topo.sensors if rule.metric in s.metrics)
+            areas = topo.admin_codes(subject.area)
+            lowest = rule.levels[0]
+            value = (
+                (lowest.high or 0) + 1
+                if rule.condition == "outside"
+                else (lowest.threshold or 0) + (1 if rule.condition == "above" else -1)
+            )
+            state = new_state(rule, subject.id)
+            events: list[IncidentEvent] = []
+            for i in range(spec.count or 1000):
+                r = Reading(
+                    event_id=f"e{i}",
+                    sensor_id=subject.id,
+                    metric=rule.metric,
+                    value=value,
+                    unit=topo.metrics[rule.metric].unit,
+                    observed_at=T0 + timedelta(seconds=30 * i),
+                    areas=AdminCodes(
+                        district=areas.get(AreaLevel.district), street=areas.get(AreaLevel.street)
+                    ),
+                )
+                state, out = step(state, r, rule, topo)
+                events += out
+                state, out = advance_state(state, r.observed_at, rule, topo)
+                events += out
+                if events:
+                    break
+            assert [e.action for e in events] == [A.open], rule.id
+            assert events[0].incident.severity == lowest.severity
