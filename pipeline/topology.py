@@ -41,7 +41,7 @@ from pydantic import (
 
 from pipeline.durations import Duration, NonNegativeDuration, RetentionPeriod
 from pipeline.models import AreaLevel, Severity
-from pipeline.units import UnitError, canonical_unit_name, convert, same_dimension
+from pipeline.units import UnitError, canonical_unit_name, convert, is_known, same_dimension
 
 __all__ = [
     "TOPIC_KINDS",
@@ -287,7 +287,7 @@ class Metric(_Frozen):
     @classmethod
     def _accept_canonical(cls, data: Any) -> Any:
         """The canonical unit is always accepted, listed or not."""
-        if isinstance(data, dict) and isinstance(data.get("unit"), str):
+        if isinstance(data, dict) and isinstance(data.get("unit"), str) and is_known(data["unit"]):
             accepted = data.get("accepted_units", [])
             if isinstance(accepted, list | tuple) and data["unit"] not in accepted:
                 data = {**data, "accepted_units": [data["unit"], *accepted]}
@@ -321,12 +321,14 @@ class Metric(_Frozen):
         _raise_issues(issues)
         return tuple(names)
 
-    @model_validator(mode="after")
-    def _range_ascends(self) -> Metric:
-        low, high = self.range
+    @field_validator("range")
+    @classmethod
+    def _range_ascends(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
         if not low < high:
-            raise _Issues([(("range",), f"min {low:g} must be less than max {high:g}")])
-        return self
+            msg = f"min {low:g} must be less than max {high:g}"
+            raise ValueError(msg)
+        return value
 
     def accepts(self, unit: str) -> bool:
         """Whether readings in ``unit`` (any spelling) are accepted for this metric."""
@@ -846,19 +848,27 @@ def cross_check(
     """
     errors: ErrorList = []
     fallback = known or {}
-    areas: tuple[Area, ...] | None = sections.get("areas")
+    partial: set[str] = sections.get("_partial", set())
+    areas: Sequence[Area | None] | None = sections.get("areas")
     metrics: dict[str, Metric] | None = sections.get("metrics")
-    metric_names = set(metrics) if metrics is not None else fallback.get("metrics")
+    metric_names = (
+        set(metrics)
+        if metrics is not None and "metrics" not in partial
+        else fallback.get("metrics")
+    )
     by_code: dict[str, Area] = {}
     if areas is not None:
         errors += _check_areas(areas)
         for area in areas:
-            by_code.setdefault(area.code, area)
-    area_codes = set(by_code) if areas is not None else fallback.get("areas")
-    sensors: tuple[Sensor, ...] | None = sections.get("sensors")
+            if area is not None:
+                by_code.setdefault(area.code, area)
+    area_codes = set(by_code) if areas is not None and None not in areas else fallback.get("areas")
+    sensors: Sequence[Sensor | None] | None = sections.get("sensors")
     by_id: dict[str, Sensor] = {}
     if sensors is not None:
         for i, sensor in enumerate(sensors):
+            if sensor is None:
+                continue
             if sensor.id in by_id:
                 errors.append((f"sensors[{i}].id", f"duplicate sensor id {sensor.id!r}"))
             by_id.setdefault(sensor.id, sensor)
@@ -870,7 +880,9 @@ def cross_check(
                     for j, m in enumerate(sensor.metrics)
                     if m not in metric_names
                 ]
-    sensor_ids = set(by_id) if sensors is not None else fallback.get("sensors")
+    sensor_ids = (
+        set(by_id) if sensors is not None and None not in sensors else fallback.get("sensors")
+    )
     datastreams: dict[str, Datastream] | None = sections.get("datastreams")
     for key, stream in (datastreams or {}).items():
         where = f"datastreams{_key(key)}"
@@ -884,9 +896,11 @@ def cross_check(
                 (f"{where}.metric", f"sensor {stream.sensor} does not measure {stream.metric}")
             )
     errors += _check_rules(sections.get("rules"), metrics, metric_names, areas)
-    categories: tuple[ReportCategory, ...] | None = sections.get("report_categories")
+    categories: Sequence[ReportCategory | None] | None = sections.get("report_categories")
     seen: set[str] = set()
     for i, category in enumerate(categories or ()):
+        if category is None:
+            continue
         if category.id in seen:
             errors.append((f"report_categories[{i}].id", f"duplicate category id {category.id!r}"))
         seen.add(category.id)
@@ -897,7 +911,7 @@ def cross_check(
             for s in SEVERITY_ORDER
             if s not in sla
         ]
-    levels_present = {a.level for a in areas} if areas is not None else None
+    levels_present = _levels(areas)
     escalation: Escalation | None = sections.get("escalation")
     if escalation is not None and levels_present is not None:
         if escalation.top_level not in levels_present:
@@ -924,21 +938,32 @@ def cross_check(
     return errors
 
 
-def _check_areas(areas: tuple[Area, ...]) -> ErrorList:
+def _levels(areas: Sequence[Area | None] | None) -> set[AreaLevel] | None:
+    """Levels present, or None when unknown (areas invalid or partly invalid)."""
+    if areas is None or None in areas:
+        return None
+    return {a.level for a in areas if a is not None}
+
+
+def _check_areas(areas: Sequence[Area | None]) -> ErrorList:
     errors: ErrorList = []
     first: dict[str, int] = {}
     for i, area in enumerate(areas):
+        if area is None:
+            continue
         if area.code in first:
             errors.append(
                 (f"areas[{i}].code", f"duplicate code {area.code} (also areas[{first[area.code]}])")
             )
         first.setdefault(area.code, i)
-    cities = [i for i, a in enumerate(areas) if a.level == AreaLevel.city]
-    if not cities:
+    cities = [i for i, a in enumerate(areas) if a is not None and a.level == AreaLevel.city]
+    if not cities and None not in areas:
         errors.append(("areas", "must contain exactly one city-level area"))
     for i in cities[1:]:
         errors.append((f"areas[{i}].level", f"a second city (areas[{cities[0]}] is the city)"))
     for i, area in enumerate(areas):
+        if area is None:
+            continue
         where = f"areas[{i}]"
         if area.level == AreaLevel.city:
             if area.parent is not None:
@@ -949,6 +974,8 @@ def _check_areas(areas: tuple[Area, ...]) -> ErrorList:
             errors.append((f"{where}.parent", f"is required: a {area.level} needs its {expected}"))
             continue
         parent = areas[first[area.parent]] if area.parent in first else None
+        if parent is None and None in areas:
+            continue  # the parent may be one of the areas that failed validation
         if parent is None:
             errors.append((f"{where}.parent", f"unknown area {area.parent}"))
         elif parent.level != expected:
@@ -965,15 +992,17 @@ def _check_areas(areas: tuple[Area, ...]) -> ErrorList:
 
 
 def _check_rules(
-    rules: tuple[Rule, ...] | None,
+    rules: Sequence[Rule | None] | None,
     metrics: dict[str, Metric] | None,
     metric_names: set[str] | None,
-    areas: tuple[Area, ...] | None,
+    areas: Sequence[Area | None] | None,
 ) -> ErrorList:
     errors: ErrorList = []
     seen: set[str] = set()
-    levels_present = {a.level for a in areas} if areas is not None else None
+    levels_present = _levels(areas)
     for i, rule in enumerate(rules or ()):
+        if rule is None:
+            continue
         where = f"rules[{i}]"
         if rule.id in seen:
             errors.append((f"{where}.id", f"duplicate rule id {rule.id!r}"))
@@ -1155,6 +1184,10 @@ def parse_topology(data: Any, base_dir: Path) -> Topology:
         try:
             sections[name] = adapter.validate_python(raw[name])
         except ValidationError as exc:
+            partial = _partial_section(name, raw[name])
+            if partial is not None:
+                sections[name] = partial
+                sections.setdefault("_partial", set()).add(name)
             section_errors = _convert(exc, (name,))
             if from_file and name == "sensors":
                 section_errors = [
@@ -1176,6 +1209,35 @@ def parse_topology(data: Any, base_dir: Path) -> Topology:
         raise TopologyError(_convert(exc, ())) from exc
     topology._features = features
     return topology
+
+
+_ITEM_TYPES: dict[str, type[BaseModel]] = {
+    "areas": Area,
+    "sensors": Sensor,
+    "rules": Rule,
+    "report_categories": ReportCategory,
+    "metrics": Metric,
+}
+
+
+def _partial_section(name: str, value: Any) -> Any:
+    """The valid items of a list (None where invalid) or mapping section that failed."""
+    item = _ITEM_TYPES.get(name)
+    if item is None:
+        return None
+
+    def check(entry: Any) -> Any:
+        try:
+            return item.model_validate(entry)
+        except ValidationError:
+            return None
+
+    if name == "metrics" and isinstance(value, dict):
+        valid = {k: check(v) for k, v in value.items() if isinstance(k, str)}
+        return {k: v for k, v in valid.items() if v is not None}
+    if name != "metrics" and isinstance(value, list):
+        return tuple(check(entry) for entry in value)
+    return None
 
 
 def _known_names(raw: Mapping[str, Any]) -> dict[str, set[str]]:
