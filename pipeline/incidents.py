@@ -85,10 +85,21 @@ _AWAITING_ACK = (_S.open, _S.dispatched)
 class IncidentEvent:
     """What detection emits: an action (open, evidence, upgrade, auto_resolve) and the
     incident as detection sees it (its severity and evidence are authoritative; its
-    lifecycle fields are only meaningful for ``open``)."""
+    lifecycle fields are only meaningful for ``open``).
+
+    ``incident.last_action`` always equals ``action``, so the worker can ship
+    ``event.incident`` (a plain :class:`~pipeline.models.Incident`) to the lifecycle agent,
+    keyed by incident id, and rebuild the event there with :meth:`from_incident`. It is
+    not for the public incident topics: only :func:`apply_detection`'s result is.
+    """
 
     action: IncidentAction
     incident: Incident
+
+    @classmethod
+    def from_incident(cls, incident: Incident) -> IncidentEvent:
+        """The event a detector snapshot stands for (its ``last_action``)."""
+        return cls(action=incident.last_action, incident=incident)
 
 
 @dataclass(frozen=True, slots=True)

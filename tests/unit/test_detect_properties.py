@@ -10,7 +10,6 @@ from datetime import timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pipeline.topology import Topology
 
 from pipeline.clusters import ClusterState
 from pipeline.clusters import state_key as cluster_key
@@ -18,7 +17,8 @@ from pipeline.clusters import step as cluster_step
 from pipeline.detect import DetectorState, new_state, state_key, step, subject_for
 from pipeline.detect import advance as advance_state
 from pipeline.incidents import IncidentEvent
-from pipeline.models import CitizenReport, IncidentAction, Reading
+from pipeline.models import CitizenReport, Incident, IncidentAction, Reading
+from pipeline.topology import Topology
 from tests.unit.detect_world import T0, reading, report, with_lateness
 
 A = IncidentAction
@@ -238,3 +238,15 @@ def test_report_partitioning_by_category_and_cluster_shape(reports: list[Citizen
                 assert inc.evidence.first_at == min(times)
             else:
                 assert event.action == A.evidence and inc.incident_id in opened
+
+
+@settings(max_examples=60, deadline=None)
+@given(pm25_series(), report_series())
+def test_events_survive_the_wire_as_plain_incidents(
+    readings: list[Reading], reports: list[CitizenReport]
+) -> None:
+    events = [e for evs in run_keyed(readings, TOPO_NOW).values() for e in evs]
+    events += [e for evs in run_reports(reports).values() for e in evs]
+    for event in events:
+        wire = event.incident.model_dump_json()
+        assert IncidentEvent.from_incident(Incident.model_validate_json(wire)) == event

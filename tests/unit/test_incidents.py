@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.incidents import (
     REOPEN_WINDOW,
@@ -374,3 +376,71 @@ def test_route_to_city_district_and_street_topics() -> None:
         "cityops.test.incidents.city",
         f"cityops.test.incidents.district.{HUANGPU}",
     ]
+
+
+UNIT_ACTIONS = [A.dispatch, A.acknowledge, A.resolve, A.close, A.reopen, A.comment]
+UNITS = [NANJING_EAST, HUANGPU, CITY, WAITAN, XUHUI]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(UNIT_ACTIONS), st.sampled_from(UNITS), st.integers(1, 2000)),
+        max_size=25,
+    )
+)
+def test_any_update_sequence_follows_the_table(steps: list[tuple[A, str, int]]) -> None:
+    allowed = {(a, f): t for a, f, t in VALID}
+    authorised = {NANJING_EAST, HUANGPU, CITY}
+    inc = make()
+    minutes = 0
+    accepted = 0
+    closed_at = None
+    for action, unit, gap in steps:
+        minutes += gap
+        result = apply(inc, upd(action, minutes, unit=unit), TOPO)
+        now = T0 + timedelta(minutes=minutes)
+        if unit not in authorised:
+            rejected(result, RejectReason.unit_outside_area)
+            continue
+        expected = allowed.get((action, inc.state))
+        if action == A.reopen and inc.state == S.closed:
+            assert closed_at is not None
+            if now - closed_at > REOPEN_WINDOW:
+                expected = None
+        if expected is None:
+            rejected(result, RejectReason.invalid_transition)
+            continue
+        t = ok(result)
+        accepted += 1
+        assert t.incident.state == expected and t.incident.last_action == action
+        assert t.incident.version == inc.version + 1 == accepted + 1
+        if expected == S.closed:
+            closed_at = now
+        inc = t.incident
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from(list(Severity)),
+    st.sampled_from([S.open, S.dispatched, S.acknowledged]),
+    st.lists(st.integers(1, 60 * 30), min_size=1, max_size=30),
+)
+def test_sla_ticks_escalate_one_level_at_a_time_up_to_the_top(
+    severity: Severity, state: S, gaps: list[int]
+) -> None:
+    inc = make(severity, state=state)
+    depth = {"street": 2, "district": 1, "city": 0}
+    now = T0
+    for gap in gaps:
+        now += timedelta(minutes=gap)
+        out = check_sla(inc, now, TOPO)
+        assert len(out) <= 1
+        if not out:
+            continue
+        new = out[0].incident
+        assert depth[new.owner_level] == depth[inc.owner_level] - 1
+        assert new.escalations == inc.escalations + 1 and new.state == inc.state
+        assert new.ack_due is not None and new.ack_due > now
+        inc = new
+    assert inc.escalations <= 2
