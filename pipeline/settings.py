@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     topology: Path | None = Field(
         default=None, description="Topology YAML file (CITYOPS_TOPOLOGY)."
     )
+    topic_prefix: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{0,100}$",
+        description="Overrides the topology's topics.prefix, e.g. to run a staging copy "
+        "beside production on one cluster (CITYOPS_TOPIC_PREFIX).",
+    )
     worker_id: str = Field(
         default="cityops", description="Faust app id = consumer group (CITYOPS_WORKER_ID)."
     )

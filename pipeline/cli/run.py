@@ -59,7 +59,7 @@ def worker_command(
         worker_id=worker_id,
         topology=topology,
     )
-    topo = open_topology(topology)
+    topo = open_topology(topology, settings)
     app = create_app(settings, topo)
     worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
     worker.execute_from_commandline()
@@ -80,7 +80,7 @@ def tail_command(
 ) -> None:
     """Print a topic's records as JSON lines (Ctrl-C to stop)."""
     settings = _settings(kafka_bootstrap_servers=bootstrap)
-    topo = open_topology(topology)
+    topo = open_topology(topology, settings)
     try:
         name = topo.topics.name(topic)  # type: ignore[arg-type]  # validated by the topology
     except (KeyError, ValueError):
@@ -117,7 +117,7 @@ def demo_command(
 ) -> None:
     """Create the topics, start a worker, feed it simulated city traffic, show what flows."""
     settings = _settings(kafka_bootstrap_servers=bootstrap)
-    topo = open_topology(topology)
+    topo = open_topology(topology, settings)
     seconds = _duration_seconds(duration)
     try:
         report = asyncio.run(create_topics(settings.kafka_bootstrap_servers, topo.topic_plan()))

@@ -1,0 +1,134 @@
+"""Run a real cityops worker as a subprocess, and read what it produced."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class WorkerProcess:
+    """`cityops worker` in its own process, with its own group id, port and state dir."""
+
+    def __init__(
+        self,
+        topology: Path,
+        bootstrap: str,
+        workdir: Path,
+        *,
+        prefix: str,
+        worker_id: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.web_port = free_port()
+        self.log_path = workdir / f"{worker_id}.log"
+        self.args = [
+            sys.executable, "-m", "pipeline", "worker",
+            "--topology", str(topology), "--bootstrap", bootstrap,
+            "--web-port", str(self.web_port), "--data-dir", str(workdir / worker_id),
+            "--worker-id", worker_id,
+        ]  # fmt: skip
+        self.env = {**os.environ, "CITYOPS_TOPIC_PREFIX": prefix, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int | None:
+        """Stop the worker (TERM = warm shutdown); return its exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return self.process.returncode
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    values: Iterable[bytes],
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
+    """Send raw values to a topic and wait until the broker has them all."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, max_request_size=4 * 1024 * 1024, acks="all"
+    )
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=value, headers=headers) for value in values]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def consume_until(
+    bootstrap: str,
+    topics: list[str],
+    expected: int,
+    *,
+    timeout: float = 90.0,
+    settle: float = 3.0,
+    worker: WorkerProcess | None = None,
+) -> dict[str, list[tuple[bytes | None, bytes]]]:
+    """Read topics from the start until `expected` records came, then `settle` s for extras."""
+    consumer = AIOKafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False, group_id=None, max_partition_fetch_bytes=8 * 1024 * 1024,
+    )  # fmt: skip
+    await consumer.start()
+    found: dict[str, list[tuple[bytes | None, bytes]]] = {topic: [] for topic in topics}
+    deadline = time.monotonic() + timeout
+    settle_until: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            if worker is not None and not worker.alive():
+                msg = f"worker exited early:\n{worker.log()[-4000:]}"
+                raise AssertionError(msg)
+            batch = await consumer.getmany(timeout_ms=250)
+            for tp, records in batch.items():
+                found[tp.topic].extend((r.key, r.value) for r in records)
+            total = sum(len(v) for v in found.values())
+            if total >= expected and settle_until is None:
+                settle_until = time.monotonic() + settle
+            if settle_until is not None and time.monotonic() >= settle_until:
+                break
+    finally:
+        await consumer.stop()
+    return found
