@@ -1,0 +1,228 @@
+"""``cityops topology validate|show``: check a topology file and summarise what it deploys.
+
+Why: data engineers edit topologies by hand; they need every error at once, by path, with
+exit code 2 and no stack trace, and a readable picture of what a valid file implies
+(areas, sensors, rules, SLAs and the topics it will create).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.durations import format_duration
+from pipeline.models import AreaLevel, Severity
+from pipeline.topology import AreaScope, Topology, TopologyError, load_topology
+
+EXIT_BAD_INPUT = 2
+
+topology_app = typer.Typer(
+    name="topology",
+    help="Validate and inspect topology files.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_out = Console()
+_err = Console(stderr=True)
+
+FileArg = Annotated[Path, typer.Argument(help="Topology YAML file.", show_default=False)]
+
+
+def _load(path: Path) -> Topology:
+    """Load or exit 2 listing every error by path (also unreadable files, bad YAML)."""
+    try:
+        topology = load_topology(path)
+        topology.boundary_features()
+    except TopologyError as exc:
+        count = len(exc.errors)
+        noun = "error" if count == 1 else "errors"
+        _err.print(f"[bold red]{path}: invalid topology ({count} {noun})[/]", highlight=False)
+        for where, message in exc.errors:
+            line = f"  {where}: {message}" if where else f"  {message}"
+            _err.print(line, highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from exc
+    return topology
+
+
+def summary(topology: Topology) -> str:
+    """One line: what the topology holds."""
+    levels = Counter(a.level.value for a in topology.areas)
+    plural = {"city": "cities", "community": "communities"}
+
+    def count(level: str) -> str:
+        word = level if levels[level] == 1 else plural.get(level, level + "s")
+        return f"{levels[level]} {word}"
+
+    areas = ", ".join(count(lv.value) for lv in AreaLevel if levels[lv.value])
+    return (
+        f"{topology.id}: {areas}; {len(topology.sensors)} sensors; "
+        f"{len(topology.metrics)} metrics; {len(topology.rules)} rules; "
+        f"{len(topology.report_categories)} report categories; "
+        f"{len(topology.topic_plan())} topics"
+    )
+
+
+@topology_app.command("validate")
+def validate_command(file: FileArg) -> None:
+    """Check a topology; print OK and a summary, or every error by path (exit 2)."""
+    topology = _load(file)
+    _out.print(f"[bold green]OK[/] {summary(topology)}", highlight=False)
+
+
+@topology_app.command("show")
+def show_command(file: FileArg) -> None:
+    """Summarise a topology: areas, sensors, metrics, rules, reports, SLAs, topics."""
+    topology = _load(file)
+    _out.print(f"[bold]{topology.name}[/] ({topology.id}, {topology.timezone})", highlight=False)
+    _out.print(summary(topology), highlight=False)
+    for table in (
+        _areas_table(topology),
+        _sensors_table(topology),
+        _metrics_table(topology),
+        _rules_table(topology),
+        _reports_table(topology),
+        _sla_table(topology),
+        _topics_table(topology),
+    ):
+        _out.print(table)
+
+
+def _areas_table(topology: Topology) -> Table:
+    table = Table(title="Areas per level")
+    table.add_column("level")
+    table.add_column("count", justify="right")
+    table.add_column("examples")
+    for level in AreaLevel:
+        areas = topology.areas_at(level)
+        if areas:
+            names = ", ".join(f"{a.code} {a.name_en or a.name}" for a in areas[:4])
+            more = f" … (+{len(areas) - 4})" if len(areas) > 4 else ""
+            table.add_row(level.value, str(len(areas)), names + more)
+    table.caption = f"{len(topology.boundary_features())} boundary polygons"
+    return table
+
+
+def _sensors_table(topology: Topology) -> Table:
+    per_district: Counter[str] = Counter()
+    kinds: dict[str, Counter[str]] = {}
+    for sensor in topology.sensors:
+        codes = topology.admin_codes(sensor.area)
+        district = codes.get(AreaLevel.district, codes.get(AreaLevel.city, sensor.area))
+        per_district[district] += 1
+        kinds.setdefault(district, Counter())[sensor.kind or "-"] += 1
+    table = Table(title=f"Sensors per district ({len(topology.sensors)})")
+    table.add_column("district")
+    table.add_column("sensors", justify="right")
+    table.add_column("kinds")
+    for code in sorted(per_district):
+        area = topology.area(code)
+        label = f"{code} {area.name_en or area.name}"
+        mix = ", ".join(f"{k} {n}" for k, n in sorted(kinds[code].items()))
+        table.add_row(label, str(per_district[code]), mix)
+    return table
+
+
+def _metrics_table(topology: Topology) -> Table:
+    table = Table(title="Metrics")
+    for column in ("metric", "unit", "accepted", "range"):
+        table.add_column(column)
+    for name, metric in sorted(topology.metrics.items()):
+        low, high = metric.range
+        table.add_row(name, metric.unit, ", ".join(metric.accepted_units), f"{low:g} … {high:g}")
+    return table
+
+
+def _rules_table(topology: Topology) -> Table:
+    table = Table(title="Rules")
+    for column in ("rule", "metric", "scope", "condition", "levels", "for", "clear"):
+        table.add_column(column)
+    for rule in topology.rules:
+        scope = rule.scope
+        if isinstance(scope, AreaScope):
+            where = f"{scope.area} {scope.statistic}/{format_duration(scope.window)}"
+        else:
+            where = "sensor"
+        levels = []
+        for level in rule.levels:
+            if rule.condition == "outside":
+                levels.append(f"{level.severity}:{level.low:g}…{level.high:g}")
+            else:
+                levels.append(f"{level.severity}:{level.threshold:g}")
+        hold = rule.for_
+        held = f"{hold.count}×" if hold.count is not None else format_duration(hold.duration)
+        clear = rule.clear
+        if clear is None:
+            cleared = "-"
+        elif isinstance(clear, float | int):
+            cleared = f"{clear:g}"
+        else:
+            cleared = f"{clear.low:g}…{clear.high:g}"
+        table.add_row(rule.id, rule.metric, where, rule.condition, " ".join(levels), held, cleared)
+    return table
+
+
+def _reports_table(topology: Topology) -> Table:
+    table = Table(title="Report categories")
+    for column in ("category", "name", "severity", "opens"):
+        table.add_column(column)
+    for category in topology.report_categories:
+        cluster = category.cluster
+        if category.urgent:
+            opens = "at once (urgent)"
+        elif cluster is not None:
+            opens = (
+                f"{cluster.count} within {cluster.radius_m:g} m / {format_duration(cluster.window)}"
+            )
+        else:
+            opens = "never (recorded only)"
+        table.add_row(category.id, category.name, category.severity.value, opens)
+    return table
+
+
+def _sla_table(topology: Topology) -> Table:
+    table = Table(title="SLA by severity")
+    for column in ("severity", "acknowledge", "resolve"):
+        table.add_column(column)
+    for severity in reversed(Severity):
+        sla = topology.sla[severity]
+        table.add_row(severity.value, format_duration(sla.ack), format_duration(sla.resolve))
+    escalation = topology.escalation
+    table.caption = (
+        f"escalation {'on' if escalation.enabled else 'off'}, up to {escalation.top_level}; "
+        f"aggregates every {format_duration(topology.aggregation.window)} at "
+        f"{', '.join(lv.value for lv in topology.aggregation.levels)}"
+    )
+    return table
+
+
+def _topics_table(topology: Topology) -> Table:
+    plan = topology.topic_plan()
+    table = Table(title=f"Topics ({len(plan)})")
+    for column in ("topic", "partitions", "replication", "cleanup", "retention"):
+        table.add_column(column)
+    shown = plan if len(plan) <= 30 else plan[:25]
+    for spec in shown:
+        ms = int(spec.config.get("retention.ms", "-1"))
+        retention = "forever" if ms < 0 else format_duration(_ms(ms))
+        table.add_row(
+            spec.name,
+            str(spec.partitions),
+            str(spec.replication),
+            spec.config.get("cleanup.policy", "delete"),
+            retention,
+        )
+    if len(shown) < len(plan):
+        table.caption = f"… and {len(plan) - len(shown)} more per-area incident topics"
+    return table
+
+
+def _ms(value: int) -> timedelta:
+    return timedelta(milliseconds=value)
