@@ -680,3 +680,22 @@ def spec_of(rule: Rule) -> Spec:
         window=window,
         statistic=statistic,
     )
+
+
+class BreachCheck:
+    """Does one reading's value breach any rule of its metric? (for aggregate `breaches`).
+
+    Built once per topology: rule specs are grouped by metric, so the hot path is one dict
+    lookup and a few comparisons. Area rules count too: their threshold applies to the
+    reading's value as much as to the window statistic.
+    """
+
+    def __init__(self, topology: Topology) -> None:
+        self._by_metric: dict[str, list[Spec]] = {}
+        for rule in topology.rules:
+            spec = spec_of(rule)
+            self._by_metric.setdefault(spec.metric, []).append(spec)
+
+    def __call__(self, reading: Reading) -> bool:
+        specs = self._by_metric.get(reading.metric)
+        return bool(specs) and any(_breach(spec, reading.value) for spec in specs or ())

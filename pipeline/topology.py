@@ -139,6 +139,7 @@ TopicKind = Literal[
     "incidents_district",
     "incidents_street",
     "incident_updates",
+    "incident_events",
     "audit",
 ]
 TOPIC_KINDS: tuple[str, ...] = get_args(TopicKind)
@@ -152,6 +153,7 @@ _TOPIC_SUFFIX: dict[str, str] = {
     "incidents_district": "incidents.district.",
     "incidents_street": "incidents.street.",
     "incident_updates": "incidents.updates",
+    "incident_events": "incidents.events",
     "audit": "incidents.audit",
 }
 _TOPIC_RETENTION: dict[str, str] = {
@@ -164,6 +166,7 @@ _TOPIC_RETENTION: dict[str, str] = {
     "incidents_district": "incidents",
     "incidents_street": "incidents",
     "incident_updates": "incidents",
+    "incident_events": "incidents",
     "audit": "audit",
 }
 # Incident topics carry the latest snapshot per incident id: state, so compacted.
