@@ -41,7 +41,10 @@ def parse_duration(value: object, *, allow_zero: bool = False) -> timedelta:
         msg = "must be a duration like 30s, 5m, 1h or 3d, not a boolean"
         raise ValueError(msg)
     elif isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
         if not math.isfinite(seconds):
             msg = "must be a finite number of seconds"
             raise ValueError(msg)
@@ -53,6 +56,9 @@ def parse_duration(value: object, *, allow_zero: bool = False) -> timedelta:
             seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text))
         else:
             msg = f"{value!r} is not a duration (use e.g. 30s, 5m, 1h30m, 3d or seconds)"
+            raise ValueError(msg)
+        if not math.isfinite(seconds):
+            msg = "must be at most 100 years"
             raise ValueError(msg)
     else:
         msg = f"must be a duration like 30s, 5m, 1h or 3d, not {type(value).__name__}"

@@ -908,11 +908,12 @@ def cross_check(
             errors.append((f"report_categories[{i}].id", f"duplicate category id {category.id!r}"))
         seen.add(category.id)
     sla: dict[Severity, Sla] | None = sections.get("sla")
-    if sla is not None:
+    sla_keys = {str(s) for s in sla} if sla is not None else fallback.get("sla")
+    if sla_keys is not None:
         errors += [
             (f"sla.{s.value}", "is required: every severity needs an SLA")
             for s in SEVERITY_ORDER
-            if s not in sla
+            if s.value not in sla_keys
         ]
     levels_present = _levels(areas)
     escalation: Escalation | None = sections.get("escalation")
@@ -1253,7 +1254,9 @@ def _known_names(raw: Mapping[str, Any]) -> dict[str, set[str]]:
         return {str(_code(i.get(key))) for i in items if isinstance(i, dict) and key in i}
 
     metrics = raw.get("metrics")
+    sla = raw.get("sla")
     return {
+        "sla": {str(k) for k in sla} if isinstance(sla, dict) else set(),
         "areas": ids("areas", "code"),
         "sensors": ids("sensors", "id"),
         "metrics": {str(k) for k in metrics} if isinstance(metrics, dict) else set(),
