@@ -688,10 +688,13 @@ def _boundary_paths(value: object) -> object:
     return (value,) if isinstance(value, str) else value
 
 
-def _timezone(value: str) -> str:
+def _timezone(value: object) -> str:
+    if not isinstance(value, str):
+        msg = f"must be a time zone name like Asia/Shanghai, got {_short(value)}"
+        raise ValueError(msg)
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         msg = f"unknown time zone {value!r} (use an IANA name like Asia/Shanghai)"
         raise ValueError(msg) from exc
     return value
@@ -1275,16 +1278,9 @@ def _section_adapter(name: str) -> TypeAdapter[Any]:
         if info.metadata:
             annotation = Annotated[(annotation, *info.metadata)]
         if name == "timezone":
-            annotation = Annotated[str, BeforeValidator(_str_only), BeforeValidator(_timezone)]
+            annotation = Annotated[str, BeforeValidator(_timezone)]
         adapter = _ADAPTERS[name] = TypeAdapter(annotation)
     return adapter
-
-
-def _str_only(value: object) -> object:
-    if not isinstance(value, str):
-        msg = f"must be a string, got {type(value).__name__}"
-        raise ValueError(msg)
-    return value
 
 
 _SENSOR_COLUMNS = ("id", "metrics", "lat", "lon", "area", "kind")

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.durations import format_duration
@@ -44,7 +45,8 @@ def _load(path: Path) -> Topology:
     except TopologyError as exc:
         count = len(exc.errors)
         noun = "error" if count == 1 else "errors"
-        _err.print(f"[bold red]{path}: invalid topology ({count} {noun})[/]", highlight=False)
+        header = f"[bold red]{escape(str(path))}: invalid topology ({count} {noun})[/]"
+        _err.print(header, highlight=False, soft_wrap=True)
         for where, message in exc.errors:
             line = f"  {where}: {message}" if where else f"  {message}"
             _err.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -74,7 +76,7 @@ def summary(topology: Topology) -> str:
 def validate_command(file: FileArg) -> None:
     """Check a topology; print OK and a summary, or every error by path (exit 2)."""
     topology = _load(file)
-    _out.print(f"[bold green]OK[/] {summary(topology)}", highlight=False)
+    _out.print(f"[bold green]OK[/] {summary(topology)}", highlight=False, soft_wrap=True)
 
 
 @topology_app.command("show")
