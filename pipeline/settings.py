@@ -38,6 +38,16 @@ class Settings(BaseSettings):
         default=Path("data"),
         description="Worker state: Faust tables, chDB store (CITYOPS_DATA_DIR).",
     )
+    chdb_path: Path | None = Field(
+        default=None,
+        description="Overrides the topology's sinks.chdb.path: the embedded store's data "
+        "directory; chDB allows one process per directory (CITYOPS_CHDB_PATH).",
+    )
+    sla_check_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often SLA deadlines are checked, seconds (CITYOPS_SLA_CHECK_SECONDS).",
+    )
     web_port: int = Field(
         default=6066, ge=1, le=65535, description="HTTP port for /metrics (CITYOPS_WEB_PORT)."
     )

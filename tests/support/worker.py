@@ -44,7 +44,12 @@ class WorkerProcess:
             "--web-port", str(self.web_port), "--data-dir", str(workdir / worker_id),
             "--worker-id", worker_id,
         ]  # fmt: skip
-        self.env = {**os.environ, "CITYOPS_TOPIC_PREFIX": prefix, **(env or {})}
+        self.env = {
+            **os.environ,
+            "CITYOPS_TOPIC_PREFIX": prefix,
+            "CITYOPS_CHDB_PATH": str(workdir / f"{worker_id}-chdb"),
+            **(env or {}),
+        }
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:

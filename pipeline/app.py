@@ -1,0 +1,368 @@
+"""The Faust app: agents that move records between topics and the pure stages.
+
+Why thin: every decision lives in a stage (`pipeline/stages.py`) that `cityops dry-run`
+runs too, so the worker and the dry run cannot disagree. An agent takes a batch of raw
+messages, hands each to a stage, produces what the stage returns, and persists the stage's
+changed state in a changelog-backed table.
+
+At-least-once: every topic is read as bytes (`value_serializer="raw"`), so decoding never
+fails inside Faust (a decode error there is acknowledged and lost); a stage never raises
+for bad input, it returns a dead letter. `stream.take_events()` acknowledges a batch only
+after its body ran, and Faust flushes the producer (outputs and table changelogs) before
+every commit, so an output is on the broker before the offset of its input is committed.
+The aggregate agent writes closed windows to the store inside the batch, retrying with
+backoff through an outage, so its offsets never run ahead of what the store acknowledged;
+open windows live in its table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterator, MutableMapping, Sequence
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import CollectorRegistry
+
+from pipeline.emit import Emit, SourceRef
+from pipeline.metrics import Metrics
+from pipeline.models import AggregateRow, AreaLevel, CitizenReport, Reading, RejectReason
+from pipeline.settings import Settings
+from pipeline.sinks import AggregateStore, StoreError, open_store
+from pipeline.sinks.batching import Backoff, Batcher
+from pipeline.stages import AggregateStage, DetectStage, LifecycleStage, NormalizeStage
+from pipeline.topology import Topology
+
+Send = Callable[[Emit], Coroutine[Any, Any, None]]
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    """`host1:9092,host2:9092` -> Faust's `kafka://` URL list."""
+    return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+
+
+def cityops_version() -> str:
+    try:
+        return version("cityops")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C901  # the wiring diagram
+    """Build the worker for one topology; nothing connects until the worker starts."""
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.worker_id,
+        broker=broker_urls(settings.kafka_bootstrap_servers),
+        datadir=str(settings.data_dir / "faust"),
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        processing_guarantee=settings.processing_guarantee,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=topology.topics.partitions,
+        topic_replication_factor=topology.topics.replication,
+        topic_disable_leader=True,
+        table_standby_replicas=0,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_commit_interval=1.0,
+        producer_linger=0.005,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_tables_enabled=False,
+        web_in_thread=False,
+    )
+    registry = CollectorRegistry()
+    metrics = Metrics.create(registry)
+    setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
+    metrics.worker_info.info({"version": cityops_version(), "topology": topology.id})
+    send = _sender(app)
+    names = topology.topics.name
+    take = {"max_": settings.batch_size, "within": settings.batch_within_seconds}
+
+    def table(name: str) -> MutableMapping[str, Any]:
+        # Keys are the source records' keys as raw bytes, so the producer's partitioner
+        # puts each changelog entry in its source record's partition.
+        return _StrKeys(
+            app.Table(
+                name,
+                default=None,
+                key_type=bytes,
+                partitions=topology.topics.partitions,
+                use_partitioner=True,
+            )
+        )
+
+    normalize = NormalizeStage(topology, max_message_bytes=settings.max_message_bytes)
+    detect = DetectStage(topology, table("detector"))
+    aggregate = AggregateStage(topology, table("windows"))
+    lifecycle = LifecycleStage(topology, table("incidents"))
+    stages_with_state = (detect, aggregate, lifecycle)
+
+    raw_kind = {names("raw_sensors"): "raw_sensors", names("raw_reports"): "raw_reports"}
+    raw_topics = app.topic(*raw_kind, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(raw_topics, name="normalize", concurrency=1)
+    async def normalize_agent(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(**take):  # type: ignore[attr-defined]  # StreamT omits it
+            for event in events:
+                message = event.message
+                source = SourceRef(message.topic, message.partition, message.offset)
+                emits = normalize.process(message.value, message.headers or (), source)
+                kind = raw_kind.get(message.topic, "raw")
+                metrics.events_in.labels(kind, normalize.last_format).inc()
+                for emit in emits:
+                    _count(metrics, emit, "normalize")
+                    await send(emit)
+                metrics.processing_latency.labels("normalize").observe(_age(message.timestamp))
+
+    outputs = app.topic(
+        names("readings"), names("reports"), key_serializer="raw", value_serializer="raw"
+    )
+
+    @app.agent(outputs, name="detect", concurrency=1)
+    async def detect_agent(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(**take):  # type: ignore[attr-defined]  # StreamT omits it
+            for event in events:
+                message = event.message
+                key = (message.key or b"").decode()
+                if message.topic == names("readings"):
+                    reading = Reading.model_validate_json(message.value)
+                    emits = detect.on_reading(key, reading)
+                else:
+                    emits = detect.on_report(key, CitizenReport.model_validate_json(message.value))
+                for emit in emits:
+                    await send(emit)
+            detect.states.persist()
+
+    store = _open_store(settings, topology)
+    batcher = Batcher(store, max_rows=10_000, max_age=1.0, backoff=Backoff(maximum=10.0))
+    readings_topic = app.topic(names("readings"), key_serializer="raw", value_serializer="raw")
+
+    @app.agent(readings_topic, name="aggregate", concurrency=1)
+    async def aggregate_agent(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(**take):  # type: ignore[attr-defined]  # StreamT omits it
+            rows: list[AggregateRow] = []
+            now = datetime.now(UTC)
+            for event in events:
+                message = event.message
+                reading = Reading.model_validate_json(message.value)
+                metrics.event_time_lag.observe((now - reading.observed_at).total_seconds())
+                late_before = aggregate.late
+                rows.extend(aggregate.on_reading((message.key or b"").decode(), reading))
+                if aggregate.late != late_before:
+                    metrics.late_events.inc()
+            if rows:
+                metrics.windows_closed.inc(len(rows))
+                await _store_rows(batcher, rows, metrics, backend=topology.sinks.store)
+            aggregate.states.persist()
+
+    lifecycle_topics = app.topic(
+        names("incident_events"), names("incident_updates"),
+        key_serializer="raw", value_serializer="raw",
+    )  # fmt: skip
+
+    @app.agent(lifecycle_topics, name="lifecycle", concurrency=1)
+    async def lifecycle_agent(stream: faust.StreamT[bytes]) -> None:
+        async for events in stream.take_events(**take):  # type: ignore[attr-defined]  # StreamT omits it
+            for event in events:
+                message = event.message
+                source = SourceRef(message.topic, message.partition, message.offset)
+                if message.topic == names("incident_events"):
+                    emits = lifecycle.on_incident_event(message.value, source)
+                else:
+                    emits = lifecycle.on_update(message.value, source)
+                for emit in emits:
+                    _count(metrics, emit, "lifecycle")
+                    await send(emit)
+                metrics.processing_latency.labels("lifecycle").observe(_age(message.timestamp))
+            lifecycle.states.persist()
+            _gauge_open(metrics, lifecycle)
+
+    @app.timer(settings.sla_check_seconds)  # type: ignore[untyped-decorator]  # faust is untyped
+    async def sla_clock() -> None:
+        for emit in lifecycle.check_deadlines(datetime.now(UTC)):
+            if (
+                emit.kind == "incident"
+                and emit.reason == "escalate"
+                and emit.topic.endswith("incidents.city")
+            ):
+                metrics.sla_breaches.labels(*_severity_level(emit.value)).inc()
+            _count(metrics, emit, "lifecycle")
+            await send(emit)
+        lifecycle.states.persist()
+        _gauge_open(metrics, lifecycle)
+
+    @app.timer(1.0)  # type: ignore[untyped-decorator]  # faust is untyped
+    async def store_clock() -> None:
+        if batcher.pending_rows:
+            await _store_rows(batcher, [], metrics, backend=topology.sinks.store)
+
+    async def forget_cached_state(*_: Any, **__: Any) -> None:
+        # Another worker may own (and change) these keys now; re-read them from the table.
+        for stage in stages_with_state:
+            stage.states.forget()
+
+    app.on_partitions_revoked.connect(forget_cached_state)
+
+    @app.page("/aggregates")
+    async def aggregates_page(web: Any, request: Any) -> Any:
+        return await _aggregates_endpoint(web, request, store)
+
+    @app.task  # type: ignore[untyped-decorator]  # faust is untyped
+    async def init_store() -> None:
+        await asyncio.to_thread(store.init)
+
+    return app
+
+
+class _StrKeys(MutableMapping[str, Any]):
+    """A Faust table with bytes keys seen through str keys (what the stages use)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.table.get(key.encode())
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.table[key.encode()] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key.encode()]
+
+    def __iter__(self) -> Iterator[str]:
+        return (key.decode() if isinstance(key, bytes) else str(key) for key in self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def _open_store(settings: Settings, topology: Topology) -> AggregateStore:
+    sinks = topology.sinks
+    if settings.chdb_path is not None and sinks.store == "chdb":
+        chdb = sinks.chdb.model_copy(update={"path": settings.chdb_path})
+        sinks = sinks.model_copy(update={"chdb": chdb})
+    try:
+        return open_store(sinks, os.environ)
+    except StoreError as exc:
+        msg = f"cannot open the aggregate store: {exc}"
+        raise SystemExit(msg) from exc
+
+
+async def _store_rows(
+    batcher: Batcher, rows: Sequence[AggregateRow], metrics: Metrics, *, backend: str
+) -> None:
+    """Hand rows to the batcher and wait until the store has acknowledged every row.
+
+    Runs inside the agent's batch, so the batch's offsets are acknowledged (and later
+    committed) only after the store has its rows; during an outage the agent waits here,
+    retrying with backoff, and Faust pauses consumption when its buffers are full.
+    """
+    if rows:
+        batcher.add(rows)
+        metrics.store_batch_rows.observe(len(rows))
+    while batcher.pending_rows:
+        failures_before, retries_before = batcher.failures, batcher.retries
+        started = asyncio.get_running_loop().time()
+        outcome = await asyncio.to_thread(batcher.flush)
+        metrics.store_insert_seconds.labels(backend).observe(
+            asyncio.get_running_loop().time() - started
+        )
+        if batcher.retries > retries_before:
+            metrics.store_retries.labels(backend).inc(batcher.retries - retries_before)
+        if outcome.error is not None or batcher.failures > failures_before:
+            metrics.store_failures.labels(backend).inc()
+            await asyncio.sleep(batcher.retry_in() or 0.5)
+
+
+def _sender(app: faust.App) -> Send:
+    """Produce an Emit to its topic, reusing one Faust topic object per name."""
+    topics: dict[str, faust.TopicT] = {}
+
+    async def send(emit: Emit) -> None:
+        topic = topics.get(emit.topic)
+        if topic is None:
+            topic = topics[emit.topic] = app.topic(
+                emit.topic, key_serializer="raw", value_serializer="raw"
+            )
+        await topic.send(key=emit.key, value=emit.value)
+
+    return send
+
+
+def _count(metrics: Metrics, emit: Emit, stage: str) -> None:
+    if emit.kind == "deadletter":
+        metrics.dead_letters.labels(stage, emit.reason or "unknown").inc()
+        if emit.reason == RejectReason.duplicate:
+            metrics.duplicates.inc()
+    elif emit.kind in ("reading", "report"):
+        metrics.normalized.labels(emit.kind).inc()
+    elif emit.kind == "incident" and emit.topic.endswith("incidents.city"):
+        severity, level, district = _incident_labels(emit.value)
+        metrics.incident_events.labels(emit.reason or "", severity, level, district).inc()
+
+
+def _incident_labels(value: bytes) -> tuple[str, str, str]:
+    import orjson
+
+    data = orjson.loads(value)
+    return (
+        str(data.get("severity")),
+        str(data.get("owner_level")),
+        str((data.get("areas") or {}).get("district") or "none"),
+    )
+
+
+def _severity_level(value: bytes) -> tuple[str, str]:
+    severity, level, _ = _incident_labels(value)
+    return severity, level
+
+
+def _gauge_open(metrics: Metrics, lifecycle: LifecycleStage) -> None:
+    counts: Counter[tuple[str, str]] = Counter(
+        (incident.areas.district or "none", str(incident.severity))
+        for incident in lifecycle.open_incidents()
+    )
+    metrics.open_incidents.clear()
+    for (district, severity), count in counts.items():
+        metrics.open_incidents.labels(district, severity).set(count)
+
+
+def _age(timestamp: float | None) -> float:
+    """Seconds since a Kafka record's timestamp (Faust gives seconds)."""
+    if not timestamp:
+        return 0.0
+    return max(0.0, datetime.now(UTC).timestamp() - timestamp)
+
+
+async def _aggregates_endpoint(web: Any, request: Any, store: AggregateStore) -> Any:
+    """GET /aggregates?area=CODE&metric=M&since=3600[&level=district]: rows as JSON.
+
+    chDB allows one process per data directory, so while a worker runs, `cityops
+    aggregates query` reads through here.
+    """
+    query = request.query
+    try:
+        area, metric = query["area"], query["metric"]
+        level = AreaLevel(query.get("level", "street"))
+        since_s = float(query.get("since", "3600"))
+    except (KeyError, ValueError) as exc:
+        return web.json({"error": f"bad query: {exc}"}, status=400)
+    until = datetime.now(UTC) + timedelta(days=1)
+    since = datetime.now(UTC) - timedelta(seconds=since_s)
+    try:
+        rows = await asyncio.to_thread(store.query, area, metric, since, until, level)
+    except StoreError as exc:
+        return web.json({"error": str(exc)}, status=503)
+    return web.json({"rows": [row.model_dump(mode="json") for row in rows]})
