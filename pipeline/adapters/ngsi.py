@@ -161,7 +161,7 @@ _RESERVED = frozenset(
     }
 )
 _TIME_KEYS = ("dateObserved", "dateObservedTo", "dateObservedFrom")
-_LD_TYPES = frozenset({"Property", "GeoProperty", "Relationship", "LanguageProperty"})
+_LD_TYPES = frozenset({"Property", "GeoProperty", "LanguageProperty"})
 
 
 def _short(name: str) -> str:
@@ -180,8 +180,11 @@ def is_ld(doc: Mapping[str, Any]) -> bool:
     if isinstance(entity_id, str) and entity_id.startswith("urn:ngsi-ld:"):
         return True
     for value in doc.values():
-        if isinstance(value, Mapping) and value.get("type") in _LD_TYPES:
-            return True
+        if isinstance(value, Mapping):
+            kind = value.get("type")
+            # v2 also has "Relationship" attributes, but with a "value", not an "object"
+            if kind in _LD_TYPES or (kind == "Relationship" and "object" in value):
+                return True
     return False
 
 
