@@ -312,8 +312,18 @@ class Normalizer:
     ) -> NormalizeResult:
         """Turn one raw message into events and rejections; never raises for bad input.
 
-        ``source`` (the raw topic, for details) is informational only.
+        ``source`` (the raw topic, for details) is informational only. A bug tripped by
+        some input becomes a ``schema_violation`` whose detail starts with "internal error"
+        (the fuzz tests assert none occurs) rather than stopping the agent.
         """
+        try:
+            return self._normalize(raw, headers, source)
+        except Exception as exc:  # noqa: BLE001 - last resort: a record must never stop the agent
+            detail = f"internal error: {type(exc).__name__}: {exc}"[:300]
+            rejection = Rejection(reason=RejectReason.schema_violation, detail=detail)
+            return NormalizeResult(rejections=[rejection])
+
+    def _normalize(self, raw: bytes, headers: HeadersLike, source: str | None) -> NormalizeResult:
         result = NormalizeResult()
         rejections = result.rejections
         if len(raw) > self.max_message_bytes:

@@ -182,6 +182,8 @@ def is_ld(doc: Mapping[str, Any]) -> bool:
     for value in doc.values():
         if isinstance(value, Mapping):
             kind = value.get("type")
+            if not isinstance(kind, str):
+                continue
             # v2 also has "Relationship" attributes, but with a "value", not an "object"
             if kind in _LD_TYPES or (kind == "Relationship" and "object" in value):
                 return True

@@ -40,7 +40,7 @@ def parse(doc: Any, out: ParseOutput, *, group: int = 0) -> None:
         raise SchemaError(msg)
     request_id = as_text(doc.get("service_request_id"), "service_request_id")
     status = doc.get("status")
-    if status not in _STATUSES:
+    if not isinstance(status, str) or status not in _STATUSES:
         msg = "status: must be 'open' or 'closed'"
         raise SchemaError(msg)
     code = as_text(doc.get("service_code"), "service_code")

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.normalize import NormalizeResult, Normalizer
+from pipeline.normalize import Normalizer, NormalizeResult
 from pipeline.topology import Topology, load_topology
 
 FIXTURE = Path(__file__).parent / "fixtures" / "normalize-city.yaml"
