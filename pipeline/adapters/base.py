@@ -174,7 +174,7 @@ def geometry_point(geometry: Any, name: str) -> tuple[float, float]:
     its outer ring. Coordinates are validated to WGS 84 bounds.
     """
     point: tuple[float, float] | None = None
-    if isinstance(geometry, Mapping):
+    if isinstance(geometry, dict):
         kind = geometry.get("type")
         coords = geometry.get("coordinates")
         if kind == "Point":

@@ -34,7 +34,7 @@ def looks_like(doc: Mapping[str, Any]) -> bool:
 def _location(doc: Mapping[str, Any]) -> tuple[float | None, float | None]:
     location = doc.get("location")
     if location is not None:
-        if not isinstance(location, Mapping):
+        if not isinstance(location, dict):
             msg = "location: must be an object {lat, lon}"
             raise SchemaError(msg)
         return check_lat_lon(location.get("lat"), location.get("lon"), "location")
@@ -45,7 +45,7 @@ def _location(doc: Mapping[str, Any]) -> tuple[float | None, float | None]:
 
 def parse_one(doc: Any) -> Observation | ReportDraft:
     """One canonical object; SchemaError when it is not one."""
-    if not isinstance(doc, Mapping):
+    if not isinstance(doc, dict):
         msg = "expected a JSON object"
         raise SchemaError(msg)
     if "sensor_id" in doc:

@@ -81,14 +81,14 @@ def format_from_headers(headers: HeadersLike) -> str | None:
 def detect_format(doc: Any) -> str | None:
     """The format of a decoded document from its shape (the first element of an array)."""
     first = doc
-    if isinstance(doc, Mapping):
+    if isinstance(doc, dict):
         if "subscriptionId" in doc and isinstance(doc.get("data"), list):
             first = doc["data"][0] if doc["data"] else None
         elif isinstance(doc.get("value"), list) and "result" not in doc:
             first = doc["value"][0] if doc["value"] else None
     elif isinstance(doc, list):
         first = doc[0] if doc else None
-    if not isinstance(first, Mapping):
+    if not isinstance(first, dict):
         return None
     if canonical.looks_like(first):
         return "canonical"
@@ -98,7 +98,7 @@ def detect_format(doc: Any) -> str | None:
         return "open311"
     if ngsi.looks_like(first):
         return "ngsi-ld" if ngsi.is_ld(first) else "ngsi-v2"
-    if "subscriptionId" in doc if isinstance(doc, Mapping) else False:
+    if "subscriptionId" in doc if isinstance(doc, dict) else False:
         return "ngsi-v2"
     return None
 

@@ -180,7 +180,7 @@ def is_ld(doc: Mapping[str, Any]) -> bool:
     if isinstance(entity_id, str) and entity_id.startswith("urn:ngsi-ld:"):
         return True
     for value in doc.values():
-        if isinstance(value, Mapping):
+        if isinstance(value, dict):
             kind = value.get("type")
             if not isinstance(kind, str):
                 continue
@@ -197,10 +197,10 @@ def looks_like(doc: Mapping[str, Any]) -> bool:
 
 def _plain(value: Any) -> Any:
     """The bare value of an attribute in any of the four representations."""
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         if "value" in value:
             inner = value["value"]
-            if isinstance(inner, Mapping) and "@value" in inner:  # LD typed literal
+            if isinstance(inner, dict) and "@value" in inner:  # LD typed literal
                 return inner["@value"]
             return inner
         if "@value" in value:
@@ -221,7 +221,7 @@ def _sensor_candidates(doc: Mapping[str, Any], entity_id: str) -> tuple[str, ...
     if short != entity_id and short:
         candidates.append(short)
     ref = _plain(doc.get("refDevice"))
-    if isinstance(ref, Mapping):  # LD Relationship {"object": ...}
+    if isinstance(ref, dict):  # LD Relationship {"object": ...}
         ref = ref.get("object")
     refs = ref if isinstance(ref, list) else [ref]
     for item in refs[:4]:
@@ -251,7 +251,7 @@ def _measurands(doc: Mapping[str, Any]) -> list[tuple[str, Any, str | None]]:
 
 def parse(doc: Any, out: ParseOutput, *, group: int = 0, ld: bool | None = None) -> None:
     """Append the observations of one entity to ``out``; SchemaError when it is not one."""
-    if not isinstance(doc, Mapping):
+    if not isinstance(doc, dict):
         msg = "expected an NGSI entity object"
         raise SchemaError(msg)
     entity_id = as_text(doc.get("id"), "id")
@@ -273,14 +273,14 @@ def parse(doc: Any, out: ParseOutput, *, group: int = 0, ld: bool | None = None)
             continue
         unit: str | None = None
         observed = entity_time
-        if isinstance(attr, Mapping):
+        if isinstance(attr, dict):
             value = attr.get("value")
-            if isinstance(value, Mapping):
+            if isinstance(value, dict):
                 value = value.get("@value")
             if "unitCode" in attr:  # NGSI-LD
                 unit = as_text(attr["unitCode"], f"{name}.unitCode")
             metadata = attr.get("metadata")
-            if isinstance(metadata, Mapping):  # NGSI v2
+            if isinstance(metadata, dict):  # NGSI v2
                 if "unitCode" in metadata:
                     unit = as_text(_plain(metadata["unitCode"]), f"{name}.unitCode")
                 if "timestamp" in metadata:
@@ -340,6 +340,6 @@ def parse(doc: Any, out: ParseOutput, *, group: int = 0, ld: bool | None = None)
 
 def unwrap(doc: Any) -> Any:
     """The entity list inside a subscription notification, else the document itself."""
-    if isinstance(doc, Mapping) and "subscriptionId" in doc and isinstance(doc.get("data"), list):
+    if isinstance(doc, dict) and "subscriptionId" in doc and isinstance(doc.get("data"), list):
         return doc["data"]
     return doc

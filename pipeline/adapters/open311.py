@@ -35,7 +35,7 @@ def looks_like(doc: Mapping[str, Any]) -> bool:
 def parse(doc: Any, out: ParseOutput, *, group: int = 0) -> None:
     """Append one service request to ``out``; SchemaError when it is not one."""
     del group
-    if not isinstance(doc, Mapping):
+    if not isinstance(doc, dict):
         msg = "expected a GeoReport v2 service request object"
         raise SchemaError(msg)
     request_id = as_text(doc.get("service_request_id"), "service_request_id")

@@ -44,11 +44,11 @@ def looks_like(doc: Mapping[str, Any]) -> bool:
 def _datastream(doc: Mapping[str, Any]) -> tuple[str, str | None]:
     """(datastream id, unit symbol if the Datastream is expanded)."""
     stream = doc.get("Datastream")
-    if isinstance(stream, Mapping):
+    if isinstance(stream, dict):
         ident = as_text(stream.get("@iot.id"), "Datastream.@iot.id")
         unit = None
         uom = stream.get("unitOfMeasurement")
-        if isinstance(uom, Mapping):
+        if isinstance(uom, dict):
             unit = as_text(uom.get("symbol"), "unitOfMeasurement.symbol", required=False)
         return str(ident), unit
     link = doc.get("Datastream@iot.navigationLink")
@@ -69,7 +69,7 @@ def _observation(
     observed = parse_time(time_value, "phenomenonTime")
     lat = lon = None
     feature = fields.get("FeatureOfInterest")
-    if isinstance(feature, Mapping) and feature.get("feature") is not None:
+    if isinstance(feature, dict) and feature.get("feature") is not None:
         lat, lon = geometry_point(feature["feature"], "FeatureOfInterest.feature")
     iot_id = fields.get("@iot.id")
     event_id = None
@@ -91,7 +91,7 @@ def _observation(
 
 def parse(doc: Any, out: ParseOutput, *, group: int = 0) -> None:
     """Append the observation(s) of one document to ``out``; SchemaError when invalid."""
-    if not isinstance(doc, Mapping):
+    if not isinstance(doc, dict):
         msg = "expected a SensorThings Observation object"
         raise SchemaError(msg)
     stream, unit = _datastream(doc)
@@ -121,6 +121,6 @@ def parse(doc: Any, out: ParseOutput, *, group: int = 0) -> None:
 
 def unwrap(doc: Any) -> Any:
     """The Observation list of a collection response ``{"value": [...]}``."""
-    if isinstance(doc, Mapping) and isinstance(doc.get("value"), list) and "result" not in doc:
+    if isinstance(doc, dict) and isinstance(doc.get("value"), list) and "result" not in doc:
         return doc["value"]
     return doc
