@@ -90,6 +90,7 @@ async def produce(
     topic: str,
     values: Iterable[bytes],
     headers: list[tuple[str, bytes]] | None = None,
+    key: bytes | None = None,
 ) -> None:
     """Send raw values to a topic and wait until the broker has them all."""
     producer = AIOKafkaProducer(
@@ -97,7 +98,9 @@ async def produce(
     )
     await producer.start()
     try:
-        futures = [await producer.send(topic, value=value, headers=headers) for value in values]
+        futures = [
+            await producer.send(topic, value=value, key=key, headers=headers) for value in values
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
