@@ -209,6 +209,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
         # Another worker may own (and change) these keys now; re-read them from the table.
         for stage in stages_with_state:
             stage.states.forget()
+        normalize.forget()
 
     app.on_partitions_revoked.connect(forget_cached_state)
 

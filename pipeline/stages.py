@@ -169,6 +169,11 @@ class NormalizeStage:
         self._reports = topology.topics.name("reports")
         self.last_format: str = "unknown"
 
+    def forget(self) -> None:
+        """Forget seen ids (after a rebalance the partitions may be someone else's)."""
+        if self.normalizer.dedup is not None:
+            self.normalizer.dedup.clear()
+
     def process(self, raw: bytes | None, headers: Headers, source: SourceRef) -> list[Emit]:
         """Every output of one raw record (several readings for one NGSI entity, say)."""
         raw = raw or b""

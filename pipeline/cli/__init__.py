@@ -7,6 +7,7 @@ import typer
 from pipeline.cli.run import demo_command, tail_command, worker_command
 from pipeline.cli.schemas import schemas_app
 from pipeline.cli.store import store_app
+from pipeline.cli.topology import topology_app
 
 app = typer.Typer(
     name="cityops",
@@ -18,6 +19,7 @@ app = typer.Typer(
 app.command("worker")(worker_command)
 app.command("demo")(demo_command)
 app.command("tail")(tail_command)
+app.add_typer(topology_app, name="topology")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(store_app, name="store")
 

@@ -449,11 +449,18 @@ def test_every_shipped_topology_rule_can_be_evaluated(path: Path) -> None:
             subject = next(s for s in topo.sensors if rule.metric in s.metrics)
             areas = topo.admin_codes(subject.area)
             lowest = rule.levels[0]
-            value = (
-                (lowest.high or 0) + 1
-                if rule.condition == "outside"
-                else (lowest.threshold or 0) + (1 if rule.condition == "above" else -1)
-            )
+            nxt = rule.levels[1] if len(rule.levels) > 1 else None
+            # Halfway into the lowest level's band: real GB 3838 steps are closer than 1.
+            if rule.condition == "outside":
+                edge = lowest.high or 0.0
+                value = (edge + nxt.high) / 2 if nxt and nxt.high is not None else edge + 1
+            else:
+                edge = lowest.threshold or 0.0
+                step_up = nxt.threshold if nxt and nxt.threshold is not None else None
+                if step_up is None:
+                    value = edge + (1 if rule.condition == "above" else -1)
+                else:
+                    value = (edge + step_up) / 2
             state = new_state(rule, subject.id)
             events: list[IncidentEvent] = []
             for i in range(spec.count or 1000):

@@ -70,7 +70,7 @@ def test_personal_data_is_masked_in_message_args_and_extras(capture: io.StringIO
         assert raw not in out
     first, second, third = lines(capture)
     assert "138****5678" in str(first["msg"])
-    assert "110105" in str(first["msg"])  # the region prefix stays: useful, not personal
+    assert "110***********002X" in str(first["msg"])  # pii.py's hint: province and checksum
     assert "z***@example.com" in str(first["msg"])
     assert str(second["caller"]).endswith("138****5678")
     assert ID_NUMBER not in json.dumps(second["profile"])
