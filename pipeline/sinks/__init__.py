@@ -28,20 +28,24 @@ __all__ = [
 ]
 
 
-def open_store(sinks: Any, environ: Mapping[str, str]) -> AggregateStore:
+def open_store(
+    sinks: Any, environ: Mapping[str, str], *, chdb_path: str | Path | None = None
+) -> AggregateStore:
     """The store a topology's ``sinks`` section names, built from ``environ``.
 
     ``sinks`` is ``Topology.sinks`` (store: chdb | clickhouse; chdb.path; clickhouse.url_env,
-    user_env, password_env, database). A relative chDB path is taken relative to the current
-    directory. For a server the URL scheme decides TLS (https); CITYOPS_CLICKHOUSE_VERIFY=0
-    turns certificate checks off and CITYOPS_CLICKHOUSE_CA_CERT names a CA bundle.
+    user_env, password_env, database). ``chdb_path`` (``Settings.chdb_path``, env
+    CITYOPS_CHDB_PATH) overrides ``sinks.chdb.path``, so the worker and the CLI open the same
+    directory. A relative chDB path is taken relative to the current directory. For a server
+    the URL scheme decides TLS (https); CITYOPS_CLICKHOUSE_VERIFY=0 turns certificate checks
+    off and CITYOPS_CLICKHOUSE_CA_CERT names a CA bundle.
     """
     kind = str(_get(sinks, "store", "chdb"))
     if kind == "chdb":
         from pipeline.sinks.chdb import ChdbStore
 
         section = _get(sinks, "chdb", None)
-        path = Path(str(_get(section, "path", "data/chdb")))
+        path = Path(chdb_path) if chdb_path else Path(str(_get(section, "path", "data/chdb")))
         return ChdbStore(path, database=str(_get(section, "database", "cityops")))
     if kind == "clickhouse":
         from pipeline.sinks.clickhouse import ClickHouseStore

@@ -80,6 +80,38 @@ WHERE level = {{level:String}}
 ORDER BY window_start
 """.strip()
 
+#: The city's rows, rolled up from district rows per window (the worker stores no city
+#: rows: a city spans every partition, a district lives wholly in one). One database holds
+#: one deployment, so every district row in it belongs to the city asked for; the rows
+#: carry that city's code. The inner select reads FINAL (one row per district and window)
+#: and renames the columns so the outer aggregates cannot resolve to their own aliases.
+CITY_ROLLUP_SQL = """
+SELECT window_start,
+       max(w_end) AS window_end,
+       'city' AS level,
+       {{area_code:String}} AS area_code,
+       metric,
+       sum(n) AS count,
+       sum(total) AS sum,
+       min(lo) AS min,
+       max(hi) AS max,
+       sum(total) / sum(n) AS mean,
+       sum(over) AS breaches,
+       max(version) AS schema_version
+FROM
+(
+    SELECT window_start, window_end AS w_end, metric, count AS n, sum AS total,
+           min AS lo, max AS hi, breaches AS over, schema_version AS version
+    FROM {database}.aggregates FINAL
+    WHERE level = 'district'
+      AND metric = {{metric:String}}
+      AND window_start >= {{since:DateTime64(3, 'UTC')}}
+      AND window_start < {{until:DateTime64(3, 'UTC')}}
+)
+GROUP BY window_start, metric
+ORDER BY window_start
+""".strip()
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 
@@ -175,6 +207,40 @@ def row_from_mapping(record: dict[str, Any]) -> AggregateRow:
         if isinstance(moment, datetime) and moment.tzinfo is None:
             values[name] = moment.replace(tzinfo=UTC)
     return AggregateRow.model_validate(values)
+
+
+def select_sql(database: str, level: AreaLevel) -> str:
+    """The read both backends run for ``level``: stored rows, or the city roll-up."""
+    template = CITY_ROLLUP_SQL if level == AreaLevel.city else SELECT_SQL
+    return template.format(database=check_identifier(database))
+
+
+def roll_up_city(district_rows: Sequence[AggregateRow], city_code: str) -> list[AggregateRow]:
+    """The city roll-up of district rows in Python (what ``CITY_ROLLUP_SQL`` computes)."""
+    groups: dict[tuple[datetime, str], list[AggregateRow]] = {}
+    for row in district_rows:
+        groups.setdefault((row.window_start, row.metric), []).append(row)
+    rolled: list[AggregateRow] = []
+    for (start, metric), rows in sorted(groups.items(), key=lambda item: item[0]):
+        count = sum(r.count for r in rows)
+        total = sum(r.sum for r in rows)
+        rolled.append(
+            AggregateRow(
+                window_start=start,
+                window_end=max(r.window_end for r in rows),
+                level=AreaLevel.city,
+                area_code=city_code,
+                metric=metric,
+                count=count,
+                sum=total,
+                min=min(r.min for r in rows),
+                max=max(r.max for r in rows),
+                mean=total / count if count else 0.0,
+                breaches=sum(r.breaches for r in rows),
+                schema_version=max(r.schema_version for r in rows),
+            )
+        )
+    return rolled
 
 
 def format_ts(moment: datetime) -> str:

@@ -25,7 +25,6 @@ from typing import Any
 from pipeline.models import AggregateRow, AreaLevel
 from pipeline.sinks.base import (
     COLUMNS,
-    SELECT_SQL,
     StoreError,
     StoreUnavailable,
     check_identifier,
@@ -33,6 +32,7 @@ from pipeline.sinks.base import (
     create_statements,
     format_ts,
     row_from_mapping,
+    select_sql,
 )
 
 _SESSIONS: dict[Path, Any] = {}
@@ -183,7 +183,10 @@ class ChdbStore:
         until: datetime,
         level: AreaLevel,
     ) -> list[AggregateRow]:
-        """Rows with ``since <= window_start < until``, one per window (FINAL), in time order."""
+        """Rows with ``since <= window_start < until``, one per window (FINAL), in time order.
+
+        The city level is rolled up from the district rows (``CITY_ROLLUP_SQL``).
+        """
         params = {
             "level": str(level),
             "area_code": area_code,
@@ -194,9 +197,7 @@ class ChdbStore:
         session = self._conn()
         with ENGINE_LOCK:
             try:
-                table = session.query(
-                    SELECT_SQL.format(database=self.database), "ArrowTable", params=params
-                )
+                table = session.query(select_sql(self.database, level), "ArrowTable", params=params)
             except Exception as exc:
                 raise translate_error(exc, "query") from exc
         return [row_from_mapping(record) for record in table.to_pylist()]

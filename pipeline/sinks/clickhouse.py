@@ -26,7 +26,6 @@ from pydantic import SecretStr
 from pipeline.models import AggregateRow, AreaLevel
 from pipeline.sinks.base import (
     COLUMNS,
-    SELECT_SQL,
     TABLE,
     StoreError,
     StoreUnavailable,
@@ -35,6 +34,7 @@ from pipeline.sinks.base import (
     create_statements,
     format_ts,
     row_from_mapping,
+    select_sql,
 )
 
 logger = logging.getLogger(__name__)
@@ -213,7 +213,10 @@ class ClickHouseStore:
         until: datetime,
         level: AreaLevel,
     ) -> list[AggregateRow]:
-        """Rows with ``since <= window_start < until``, one per window (FINAL), in time order."""
+        """Rows with ``since <= window_start < until``, one per window (FINAL), in time order.
+
+        The city level is rolled up from the district rows (``CITY_ROLLUP_SQL``).
+        """
         parameters = {
             "level": str(level),
             "area_code": area_code,
@@ -224,9 +227,7 @@ class ClickHouseStore:
         with self._lock:
             client = self._connect()
             try:
-                result = client.query(
-                    SELECT_SQL.format(database=self.database), parameters=parameters
-                )
+                result = client.query(select_sql(self.database, level), parameters=parameters)
                 records = list(result.named_results())
             except Exception as exc:
                 raise self._translate(exc, "query") from exc

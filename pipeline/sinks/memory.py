@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from pipeline.models import AggregateRow, AreaLevel
-from pipeline.sinks.base import StoreError, StoreUnavailable, check_token
+from pipeline.sinks.base import StoreError, StoreUnavailable, check_token, roll_up_city
 
 RowKey = tuple[str, str, str, datetime]
 
@@ -84,8 +84,18 @@ class MemoryStore:
         until: datetime,
         level: AreaLevel,
     ) -> list[AggregateRow]:
-        """Rows with ``since <= window_start < until``, one per window, in time order."""
+        """Rows with ``since <= window_start < until``, one per window, in time order.
+
+        The city level is rolled up from every district row, like the SQL backends.
+        """
         self._check_open()
+        if level == AreaLevel.city:
+            districts = [
+                row
+                for (lvl, _, met, start), row in self.final().items()
+                if lvl == str(AreaLevel.district) and met == metric and since <= start < until
+            ]
+            return roll_up_city(districts, area_code)
         found = [
             row
             for (lvl, area, met, start), row in self.final().items()

@@ -115,14 +115,17 @@ def test_init_is_idempotent_and_starts_empty(backend: Backend) -> None:
 def test_write_then_query_returns_exact_rows(backend: Backend) -> None:
     street = make_rows(10)
     district = make_rows(4, area="310101", level=AreaLevel.district, metric="no2")
-    city = make_rows(3, area="310000", level=AreaLevel.city)
-    backend.store.write(street + district + city, dedup_token="batch-1")  # noqa: S106
+    backend.store.write(street + district, dedup_token="batch-1")  # noqa: S106
 
     assert backend.store.query("310101002", "pm25", T0, T0 + HOUR, AreaLevel.street) == street
     got = backend.store.query("310101", "no2", T0, T0 + HOUR, AreaLevel.district)
     assert got == district
     assert got[2].sum == 30.75 and got[2].breaches == 2 and got[2].count == 3
-    assert backend.store.query("310000", "pm25", T0, T0 + HOUR, AreaLevel.city) == city
+    # the city is rolled up from its districts (here one district: the same numbers)
+    city = [row.model_copy(update={"level": AreaLevel.city, "area_code": "310000"})
+            for row in district]  # fmt: skip
+    assert backend.store.query("310000", "no2", T0, T0 + HOUR, AreaLevel.city) == city
+    assert backend.store.query("310000", "pm25", T0, T0 + HOUR, AreaLevel.city) == []
     # since inclusive, until exclusive; other level / metric / area filtered out
     window = backend.store.query(
         "310101002", "pm25", T0 + 2 * MINUTE, T0 + 5 * MINUTE, AreaLevel.street
@@ -142,11 +145,11 @@ def test_rewrite_with_the_same_token_is_dropped(backend: Backend) -> None:
 
 
 def test_replay_with_other_batch_boundaries_leaves_answers_unchanged(backend: Backend) -> None:
-    rows = make_rows(8) + make_rows(5, area="310000", level=AreaLevel.city, metric="no2")
+    rows = make_rows(8) + make_rows(5, area="310101", level=AreaLevel.district, metric="no2")
     for batch in (rows[:3], rows[3:9], rows[9:]):
         backend.store.write(batch, dedup_token=dedup_token_for(batch))
     expected = all_rows(backend.store)
-    assert len(expected) == 13
+    assert len(expected) == 18  # 8 street + 5 district + their 5 city roll-ups
     # crash + replay from an older offset: same rows, cut differently -> new tokens
     for batch in (rows[:5], rows[5:]):
         backend.store.write(batch, dedup_token=dedup_token_for(batch))
@@ -282,3 +285,72 @@ def test_password_never_appears_in_repr(ch_server: ClickHouseHTTPServer) -> None
     with pytest.raises(StoreError) as info:
         wrong.init()
     assert "nope" not in str(info.value)
+
+
+def district_row(area: str, minute: int, *, count: int, total: float, low: float, high: float,
+                 breaches: int, metric: str = "pm25") -> AggregateRow:  # fmt: skip
+    return AggregateRow(
+        window_start=T0 + minute * MINUTE,
+        window_end=T0 + (minute + 1) * MINUTE,
+        level=AreaLevel.district,
+        area_code=area,
+        metric=metric,
+        count=count,
+        sum=total,
+        min=low,
+        max=high,
+        mean=total / count,
+        breaches=breaches,
+    )
+
+
+def test_city_rows_are_rolled_up_from_district_rows(backend: Backend) -> None:
+    huangpu = [
+        district_row("310101", 0, count=4, total=200.0, low=20.0, high=90.0, breaches=1),
+        district_row("310101", 1, count=2, total=50.0, low=10.0, high=40.0, breaches=0),
+    ]
+    xuhui = [
+        district_row("310104", 0, count=6, total=400.0, low=5.0, high=120.0, breaches=3),
+        district_row("310104", 2, count=1, total=7.5, low=7.5, high=7.5, breaches=0),
+    ]
+    others = [
+        district_row("310104", 0, count=9, total=9.0, low=1.0, high=1.0, breaches=0, metric="no2"),
+        *make_rows(2),  # street rows never count towards the city
+    ]
+    backend.store.write(huangpu + xuhui + others, dedup_token="rollup-1")  # noqa: S106
+    # a corrected Huangpu window replaces the first copy before the roll-up (FINAL inside)
+    fixed = district_row("310101", 0, count=5, total=250.0, low=20.0, high=95.0, breaches=2)
+    backend.store.write([fixed], dedup_token="rollup-2")  # noqa: S106
+
+    got = backend.store.query("310000", "pm25", T0, T0 + HOUR, AreaLevel.city)
+
+    assert [(r.window_start, r.window_end) for r in got] == [
+        (T0, T0 + MINUTE), (T0 + MINUTE, T0 + 2 * MINUTE), (T0 + 2 * MINUTE, T0 + 3 * MINUTE),
+    ]  # fmt: skip
+    assert all(r.level == AreaLevel.city and r.area_code == "310000" for r in got)
+    assert all(r.metric == "pm25" for r in got)
+    assert [(r.count, r.sum, r.min, r.max, r.breaches) for r in got] == [
+        (11, 650.0, 5.0, 120.0, 5),
+        (2, 50.0, 10.0, 40.0, 0),
+        (1, 7.5, 7.5, 7.5, 0),
+    ]
+    assert [r.mean for r in got] == [650.0 / 11, 25.0, 7.5]
+    # since inclusive, until exclusive, on window_start
+    later = backend.store.query("310000", "pm25", T0 + MINUTE, T0 + 2 * MINUTE, AreaLevel.city)
+    assert [(r.window_start, r.count) for r in later] == [(T0 + MINUTE, 2)]
+    assert backend.store.query("310000", "o3", T0, T0 + HOUR, AreaLevel.city) == []
+
+
+def test_memory_store_rolls_up_like_the_sql_backends() -> None:
+    from pipeline.sinks.memory import MemoryStore
+
+    store = MemoryStore()
+    store.init()
+    rows = [
+        district_row("310101", 0, count=4, total=200.0, low=20.0, high=90.0, breaches=1),
+        district_row("310104", 0, count=6, total=400.0, low=5.0, high=120.0, breaches=3),
+    ]
+    store.write(rows, dedup_token="m-1")  # noqa: S106
+    (city,) = store.query("310000", "pm25", T0, T0 + HOUR, AreaLevel.city)
+    assert (city.count, city.sum, city.min, city.max, city.breaches) == (10, 600.0, 5.0, 120.0, 4)
+    assert city.mean == 60.0 and city.area_code == "310000" and city.level == AreaLevel.city
