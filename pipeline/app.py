@@ -133,11 +133,13 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
             for event in events:
                 message = event.message
                 key = (message.key or b"").decode()
+                source = SourceRef(message.topic, message.partition, message.offset)
                 if message.topic == names("readings"):
                     reading = Reading.model_validate_json(message.value)
-                    emits = detect.on_reading(key, reading)
+                    emits = detect.on_reading(key, reading, source)
                 else:
-                    emits = detect.on_report(key, CitizenReport.model_validate_json(message.value))
+                    report = CitizenReport.model_validate_json(message.value)
+                    emits = detect.on_report(key, report, source)
                 for emit in emits:
                     await send(emit)
             detect.states.persist()
@@ -156,7 +158,9 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
                 reading = Reading.model_validate_json(message.value)
                 metrics.event_time_lag.observe((now - reading.observed_at).total_seconds())
                 late_before = aggregate.late
-                rows.extend(aggregate.on_reading((message.key or b"").decode(), reading))
+                source = SourceRef(message.topic, message.partition, message.offset)
+                key = (message.key or b"").decode()
+                rows.extend(aggregate.on_reading(key, reading, source))
                 if aggregate.late != late_before:
                     metrics.late_events.inc()
             if rows:

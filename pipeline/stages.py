@@ -50,10 +50,16 @@ S = TypeVar("S")
 
 
 class KeyedStates(Generic[S]):
-    """Decoded states over a backing mapping of dicts; `persist()` writes back what changed.
+    """Decoded states over a backing mapping; `persist()` writes back what changed.
 
     Why a cache: decoding a state per record costs more than the record's evaluation; the
     worker decodes a key once, mutates the object, and writes it back once per batch.
+
+    Why offsets: a worker killed after its table changelog was flushed but before its
+    consumer offsets were committed re-reads records whose effect the table already holds.
+    Each key remembers the last offset applied per source topic-partition (a key's records
+    always come from one partition), so `already_applied` lets a stage skip such a replay
+    and the state changes exactly once per record.
     """
 
     def __init__(
@@ -66,27 +72,47 @@ class KeyedStates(Generic[S]):
         self._load = load
         self._dump = dump
         self._cache: dict[str, S] = {}
+        self._offsets: dict[str, dict[str, int]] = {}
         self._dirty: set[str] = set()
+
+    def _decode(self, key: str) -> S | None:
+        stored = self.backing.get(key)
+        if stored is None:
+            return None
+        state = self._cache[key] = self._load(stored["state"])
+        self._offsets[key] = dict(stored.get("offsets", {}))
+        return state
 
     def get(self, key: str, default: Callable[[], S]) -> S:
         """The state of `key` (decoded once), or a new one; marks it changed."""
         state = self._cache.get(key)
         if state is None:
-            stored = self.backing.get(key)
-            state = self._load(stored) if stored is not None else default()
-            self._cache[key] = state
+            state = self._decode(key)
+            if state is None:
+                state = self._cache[key] = default()
+                self._offsets[key] = {}
         self._dirty.add(key)
         return state
 
     def peek(self, key: str) -> S | None:
         """The state of `key` without creating or marking it."""
         state = self._cache.get(key)
-        if state is None:
-            stored = self.backing.get(key)
-            if stored is None:
-                return None
-            state = self._cache[key] = self._load(stored)
-        return state
+        return state if state is not None else self._decode(key)
+
+    def already_applied(self, key: str, source: SourceRef) -> bool:
+        """True when `source` is at or before the last offset applied to `key`; else
+        records it as applied (call before changing the state)."""
+        if source.offset is None or source.partition is None:
+            return False
+        if key not in self._cache:
+            self._decode(key)
+        offsets = self._offsets.setdefault(key, {})
+        where = f"{source.topic}:{source.partition}"
+        last = offsets.get(where)
+        if last is not None and source.offset <= last:
+            return True
+        offsets[where] = source.offset
+        return False
 
     def keys(self) -> list[str]:
         """Every key known locally (backing mapping and cache)."""
@@ -95,7 +121,10 @@ class KeyedStates(Generic[S]):
     def persist(self) -> int:
         """Write changed states back to the mapping; return how many."""
         for key in self._dirty:
-            self.backing[key] = self._dump(self._cache[key])
+            self.backing[key] = {
+                "state": self._dump(self._cache[key]),
+                "offsets": self._offsets.get(key, {}),
+            }
         written = len(self._dirty)
         self._dirty.clear()
         return written
@@ -103,6 +132,7 @@ class KeyedStates(Generic[S]):
     def forget(self) -> None:
         """Drop the cache (after a rebalance another worker may have changed the backing)."""
         self._cache.clear()
+        self._offsets.clear()
         self._dirty.clear()
 
 
@@ -133,6 +163,9 @@ def dead_letter(
         "deadletter",
         str(rejection.reason),
     )
+
+
+_NOWHERE = SourceRef("")
 
 
 def reading_key(reading: Reading, topology: Topology) -> str:
@@ -244,10 +277,10 @@ class DetectStage:
         for rule in topology.rules:
             self._rules_by_metric.setdefault(str(rule.metric), []).append(rule)
 
-    def on_reading(self, key: str, reading: Reading) -> list[Emit]:
+    def on_reading(self, key: str, reading: Reading, source: SourceRef = _NOWHERE) -> list[Emit]:
         """Evaluate every rule of the reading's metric."""
         rules = self._rules_by_metric.get(reading.metric)
-        if not rules:
+        if not rules or self.states.already_applied(key, source):
             return []
         bundle = self.states.get(key, DetectorBundle)
         emits: list[Emit] = []
@@ -261,8 +294,12 @@ class DetectStage:
             emits.extend(incident_event_emit(self.topology, event) for event in events)
         return emits
 
-    def on_report(self, key: str, report: CitizenReport) -> list[Emit]:
+    def on_report(
+        self, key: str, report: CitizenReport, source: SourceRef = _NOWHERE
+    ) -> list[Emit]:
         """Urgent reports open incidents at once; others may form a cluster."""
+        if self.states.already_applied(key, source):
+            return []
         bundle = self.states.get(key, DetectorBundle)
         state = bundle.cluster or clusters.ClusterState(category=key)
         bundle.cluster, events = clusters.step(state, report, self.topology)
@@ -329,6 +366,8 @@ class LifecycleStage:
         except ValidationError as exc:
             rejection = Rejection(reason=RejectReason.schema_violation, detail=str(exc))
             return [dead_letter(self.topology, rejection, raw, source, stage="lifecycle")]
+        if self.states.already_applied(incident.incident_id, source):
+            return []
         record = self.states.peek(incident.incident_id)
         event = IncidentEvent.from_incident(incident)
         outcome = apply_detection(record.incident if record else None, event, self.topology)
@@ -352,6 +391,8 @@ class LifecycleStage:
             rejection = Rejection(reason=reason, detail=_short(exc))
             return [dead_letter(self.topology, rejection, raw, source, stage="lifecycle")]
         record = self.states.peek(update.incident_id)
+        if record is not None and self.states.already_applied(update.incident_id, source):
+            return []
         if record is None:
             rejection = Rejection(
                 reason=RejectReason.unknown_incident,
@@ -442,8 +483,12 @@ class AggregateStage:
         self.breaches = detect.BreachCheck(topology)
         self.late = 0
 
-    def on_reading(self, key: str, reading: Reading) -> list[AggregateRow]:
+    def on_reading(
+        self, key: str, reading: Reading, source: SourceRef = _NOWHERE
+    ) -> list[AggregateRow]:
         """Count the reading; return the rows of windows it closed."""
+        if self.states.already_applied(key, source):
+            return []
         state = self.states.get(key, self._new)
         if state.add(reading, self.breaches(reading)):
             self.late += 1

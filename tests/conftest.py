@@ -5,10 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.kafka_broker import Broker, start_broker
+
+if TYPE_CHECKING:
+    from tests.support.clickhouse_http import ClickHouseHTTPServer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,3 +37,23 @@ def kafka_bootstrap(kafka_broker: Broker) -> str:
 def topic_prefix() -> str:
     """A prefix no other test uses, so every test has its own topics."""
     return f"test.{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """chDB serves one directory per process: every test in this process shares it."""
+    from pipeline.sinks.chdb import current_path
+
+    return current_path() or tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture(scope="session")
+def ch_server(chdb_dir: Path) -> Iterator[ClickHouseHTTPServer]:
+    """ClickHouse's HTTP interface on the embedded engine, for the clickhouse-connect path."""
+    from tests.support.clickhouse_http import ClickHouseHTTPServer
+
+    server = ClickHouseHTTPServer(chdb_dir, user="cityops", password="s3cret").start()  # noqa: S106  # test credentials
+    try:
+        yield server
+    finally:
+        server.stop()
