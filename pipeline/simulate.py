@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -320,6 +321,10 @@ class Simulator:
         self._episodes: list[Episode] = []
         self._live: list[Episode] = []  # not over yet
         self._categories = {c.id: c for c in topology.report_categories}
+        self.faults: Counter[str] = Counter()
+        """Nonsense injected so far, by kind."""
+        self.reports = 0
+        """Citizen reports made so far."""
 
     @classmethod
     def for_rate(
@@ -572,7 +577,6 @@ class Simulator:
         next_episode = self._next_gap(start_us, self.episodes_per_hour / 3600.0)
         zero = [0.0] * len(series)
         seq = 0
-        reports = 0
         last_sec = -1
         prefix = ""
         round_no = 0
@@ -593,8 +597,8 @@ class Simulator:
                 if until_us is not None and t >= until_us:
                     return
                 while next_report is not None and next_report <= t:
-                    reports += 1
-                    yield self._report(next_report, reports, problems)
+                    self.reports += 1
+                    yield self._report(next_report, self.reports, problems)
                     next_report = self._next_gap(next_report, self.reports_per_minute / 60.0)
                 sec = t // _US
                 if sec != last_sec:
@@ -737,6 +741,7 @@ class Simulator:
         elif kind == "bad_time":
             stamp = str(doc["observed_at"])
             doc["observed_at"] = rng.choice(("yesterday", stamp[:-1], "2026-13-45T99:00:00Z"))
+        self.faults[kind] += 1
         payload = orjson.dumps(doc)
         if kind == "broken_json":
             payload = payload[: rng.randrange(1, len(payload) - 1)]

@@ -1,0 +1,252 @@
+"""``cityops simulate``: feed a topology's raw topics with simulated city traffic.
+
+Why: developing, demonstrating and benchmarking the pipeline needs a city; this one is
+deterministic for a seed (with ``--start`` fixed, the same bytes every run), so a run can
+be replayed exactly. See :mod:`pipeline.simulate` for what is simulated.
+
+Time: ``--rate`` events per wall second for ``--duration`` of wall time; simulated time
+runs ``--speedup`` times faster, so the stream covers ``[start, start + duration *
+speedup)`` and each sensor reports every ``readings_per_round / rate * speedup`` simulated
+seconds. Against Kafka the run stops at the wall deadline even if the broker could not
+keep up (it then produced a prefix of that stream, and says so).
+
+``--output FILE`` writes the same stream to a JSON Lines file instead, one record per
+line: ``{"topic": ..., "key": ..., "value": {...the event...}}``; a ``"fault"`` field
+names injected nonsense, and a broken-JSON fault carries its bytes as ``"value_text"``
+(a string) instead of ``"value"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from pipeline.cli.common import EXIT_RUNTIME, console, fail, open_topology
+from pipeline.durations import parse_duration
+from pipeline.kafka.producer import ProduceError, ProduceStats, produce
+from pipeline.settings import Settings
+from pipeline.simulate import SimEvent, Simulator
+
+__all__ = ["jsonl_line", "simulate_command"]
+
+_progress_console = Console(stderr=True)  # progress on stderr, results on stdout
+
+
+def _parse_duration(text: str) -> timedelta | None:
+    if text.strip().lower() == "forever":
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        fail(f"--duration: {exc}")
+
+
+def _parse_start(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--start: not an ISO 8601 time: {text!r}")
+    if moment.tzinfo is None:
+        fail(f"--start: needs a UTC offset, e.g. {text}+00:00 or {text}Z")
+    return moment.astimezone(UTC)
+
+
+def simulate_command(
+    topology: Annotated[Path, typer.Option("--topology", "-t", help="Topology YAML file.")],
+    rate: Annotated[float, typer.Option(help="Target events per wall second.")] = 200.0,
+    duration: Annotated[
+        str, typer.Option(help="Wall time to run: 30s, 5m, 1h or 'forever'.")
+    ] = "forever",
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same stream.")] = 0,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Write JSON Lines to this file instead of producing to Kafka."),
+    ] = None,
+    bootstrap: Annotated[
+        str | None,
+        typer.Option(help="Kafka bootstrap servers (default: CITYOPS_KAFKA_BOOTSTRAP_SERVERS)."),
+    ] = None,
+    speedup: Annotated[
+        float, typer.Option(help="Simulated seconds per wall second (e.g. 60: an hour a minute).")
+    ] = 1.0,
+    fault_rate: Annotated[
+        float, typer.Option(help="Share of readings replaced by nonsense, 0..1.")
+    ] = 0.01,
+    reports_per_minute: Annotated[
+        float, typer.Option(help="Citizen reports per simulated minute.")
+    ] = 2.0,
+    episodes_per_hour: Annotated[
+        float, typer.Option(help="Random problems (pollution, burst mains, noise, jams) per hour.")
+    ] = 1.0,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="Simulated start, ISO 8601 with offset (default: now). Fix it for "
+            "byte-identical runs."
+        ),
+    ] = None,
+    locations: Annotated[
+        bool, typer.Option(help="Put the sensor's lat/lon into every reading.")
+    ] = False,
+) -> None:
+    """Simulate sensor readings and citizen reports into the raw topics (or a file)."""
+    checks = (
+        (rate > 0, "--rate must be positive"),
+        (speedup > 0, "--speedup must be positive"),
+        (0.0 <= fault_rate <= 1.0, "--fault-rate must be between 0 and 1"),
+        (reports_per_minute >= 0, "--reports-per-minute must not be negative"),
+        (episodes_per_hour >= 0, "--episodes-per-hour must not be negative"),
+    )
+    for ok, message in checks:
+        if not ok:
+            fail(message)
+    wall = _parse_duration(duration)
+    begin = _parse_start(start)
+    if output is not None and wall is None:
+        fail("--output needs a finite --duration")
+    try:
+        settings = Settings(kafka_bootstrap_servers=bootstrap) if bootstrap else Settings()
+    except ValidationError as exc:
+        fail(f"bad settings: {exc}")
+    topo = open_topology(topology, settings)
+    try:
+        sim = Simulator.for_rate(
+            topo,
+            rate=rate,
+            speedup=speedup,
+            seed=seed,
+            start=begin,
+            fault_rate=fault_rate,
+            reports_per_minute=reports_per_minute,
+            episodes_per_hour=episodes_per_hour,
+            include_location=locations,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    until = None if wall is None else begin + wall * speedup
+    planned = None if wall is None else round(rate * wall.total_seconds())
+    console.print(
+        f"simulating {topo.id}: {len(topo.sensors)} sensors, {sim.readings_per_round} readings "
+        f"every {sim.interval.total_seconds():.3g} s simulated, from {begin.isoformat()} "
+        f"(seed {seed}, speedup {speedup:g})",
+        highlight=False,
+    )
+    if output is not None:
+        _to_file(sim, until, output, planned)
+    else:
+        _to_kafka(sim, until, settings.kafka_bootstrap_servers, rate, wall, planned)
+
+
+def _progress(total: int | None) -> tuple[Progress, TaskID]:
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=_progress_console,
+        transient=False,
+    )
+    task = progress.add_task("events", total=total, rate="")
+    return progress, task
+
+
+def _to_file(sim: Simulator, until: datetime | None, output: Path, planned: int | None) -> None:
+    progress, task = _progress(planned)
+    try:
+        with progress, output.open("wb") as out:
+            count = 0
+            for count, event in enumerate(sim.events(until), start=1):  # noqa: B007
+                out.write(jsonl_line(event))
+                if count % 5000 == 0:
+                    progress.update(task, completed=count)
+            progress.update(task, completed=count)
+    except OSError as exc:
+        fail(f"{output}: {exc.strerror or exc}", EXIT_RUNTIME)
+    _summary(sim, count, None)
+    console.print(f"wrote {count} events to {output}", highlight=False)
+
+
+def jsonl_line(event: SimEvent) -> bytes:
+    """One event as a JSON Lines record (see the module docstring)."""
+    record: dict[str, object] = {"topic": event.topic, "key": event.key.decode()}
+    if event.fault == "broken_json":
+        record["value_text"] = event.value.decode("utf-8", "replace")
+    else:
+        record["value"] = orjson.Fragment(event.value)
+    if event.fault is not None:
+        record["fault"] = event.fault
+    return orjson.dumps(record) + b"\n"
+
+
+def _to_kafka(
+    sim: Simulator,
+    until: datetime | None,
+    bootstrap: str,
+    rate: float,
+    wall: timedelta | None,
+    planned: int | None,
+) -> None:
+    progress, task = _progress(planned)
+
+    def show(stats: ProduceStats) -> None:
+        progress.update(task, completed=stats.acked, rate=f"{stats.rate:,.0f}/s")
+
+    async def run() -> ProduceStats:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        return await produce(
+            sim.events(until),
+            bootstrap=bootstrap,
+            rate=rate,
+            duration=None if wall is None else wall.total_seconds(),
+            progress=show,
+            stop=stop,
+        )
+
+    try:
+        with progress:
+            stats = asyncio.run(run())
+    except ProduceError as exc:
+        fail(str(exc), EXIT_RUNTIME)
+    _summary(sim, stats.acked, stats)
+    if planned is not None and stats.acked < planned:
+        console.print(
+            f"[yellow]note:[/] {stats.acked:,} of {planned:,} planned events sent: the broker "
+            f"took {stats.rate:,.0f}/s of the {rate:,.0f}/s asked (or the run was stopped)",
+            highlight=False,
+        )
+
+
+def _summary(sim: Simulator, count: int, stats: ProduceStats | None) -> None:
+    faults = sum(sim.faults.values())
+    line = f"{count:,} events: {sim.reports:,} reports, {faults:,} faulty readings"
+    if stats is not None:
+        line += (
+            f"; {stats.bytes / 1e6:,.1f} MB in {stats.elapsed:.1f} s = {stats.rate:,.0f} events/s"
+        )
+    console.print(line, highlight=False)
+    sys.stdout.flush()
