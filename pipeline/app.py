@@ -18,7 +18,9 @@ open windows live in its table.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator, MutableMapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -145,7 +147,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
             detect.states.persist()
 
     store = _open_store(settings, topology)
-    batcher = Batcher(store, max_rows=10_000, max_age=1.0, backoff=Backoff(maximum=10.0))
+    writer = StoreWriter(store, metrics, backend=topology.sinks.store)
     readings_topic = app.topic(names("readings"), key_serializer="raw", value_serializer="raw")
 
     @app.agent(readings_topic, name="aggregate", concurrency=1)
@@ -165,7 +167,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
                     metrics.late_events.inc()
             if rows:
                 metrics.windows_closed.inc(len(rows))
-                await _store_rows(batcher, rows, metrics, backend=topology.sinks.store)
+                await writer.write(rows)
             aggregate.states.persist()
 
     lifecycle_topics = app.topic(
@@ -204,11 +206,6 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
         lifecycle.states.persist()
         _gauge_open(metrics, lifecycle)
 
-    @app.timer(1.0)  # type: ignore[untyped-decorator]  # faust is untyped
-    async def store_clock() -> None:
-        if batcher.pending_rows:
-            await _store_rows(batcher, [], metrics, backend=topology.sinks.store)
-
     async def forget_cached_state(*_: Any, **__: Any) -> None:
         # Another worker may own (and change) these keys now; re-read them from the table.
         for stage in stages_with_state:
@@ -223,7 +220,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
 
     @app.task  # type: ignore[untyped-decorator]  # faust is untyped
     async def init_store() -> None:
-        await asyncio.to_thread(store.init)
+        await writer.write([])
 
     return app
 
@@ -265,30 +262,67 @@ def _open_store(settings: Settings, topology: Topology) -> AggregateStore:
         raise SystemExit(msg) from exc
 
 
-async def _store_rows(
-    batcher: Batcher, rows: Sequence[AggregateRow], metrics: Metrics, *, backend: str
-) -> None:
-    """Hand rows to the batcher and wait until the store has acknowledged every row.
+class StoreWriter:
+    """Writes closed-window rows and waits until the store has acknowledged every one.
 
-    Runs inside the agent's batch, so the batch's offsets are acknowledged (and later
-    committed) only after the store has its rows; during an outage the agent waits here,
-    retrying with backoff, and Faust pauses consumption when its buffers are full.
+    Runs inside the aggregate agent's batch, so the batch's offsets are acknowledged (and
+    later committed) only after the store has its rows. The store is initialised on first
+    use; while it is down or refuses, the writer backs off and retries without end (an
+    escaping error would let Faust acknowledge the batch anyway), and Faust pauses
+    consumption when its buffers fill.
     """
-    if rows:
-        batcher.add(rows)
-        metrics.store_batch_rows.observe(len(rows))
-    while batcher.pending_rows:
-        failures_before, retries_before = batcher.failures, batcher.retries
-        started = asyncio.get_running_loop().time()
-        outcome = await asyncio.to_thread(batcher.flush)
-        metrics.store_insert_seconds.labels(backend).observe(
-            asyncio.get_running_loop().time() - started
-        )
-        if batcher.retries > retries_before:
-            metrics.store_retries.labels(backend).inc(batcher.retries - retries_before)
-        if outcome.error is not None or batcher.failures > failures_before:
-            metrics.store_failures.labels(backend).inc()
-            await asyncio.sleep(batcher.retry_in() or 0.5)
+
+    def __init__(self, store: AggregateStore, metrics: Metrics, *, backend: str) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.backend = backend
+        self.batcher = Batcher(store, max_rows=10_000, max_age=1.0, backoff=Backoff(maximum=10.0))
+        self.ready = False
+        self.log = logging.getLogger("pipeline.sinks")
+        self._lock = asyncio.Lock()  # the batcher is not thread-safe: one flush at a time
+
+    async def _init(self) -> None:
+        attempt = 0
+        while not self.ready:
+            try:
+                await asyncio.to_thread(self.store.init)
+            except StoreError as exc:
+                attempt += 1
+                delay = self.batcher.backoff.delay(attempt)
+                self.metrics.store_failures.labels(self.backend).inc()
+                self.log.warning("store init failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+            else:
+                self.ready = True
+
+    async def write(self, rows: Sequence[AggregateRow]) -> None:
+        """Queue `rows` and return once the store has everything queued so far."""
+        async with self._lock:
+            await self._write(rows)
+
+    async def _write(self, rows: Sequence[AggregateRow]) -> None:
+        await self._init()
+        if rows:
+            self.batcher.add(rows)
+            self.metrics.store_batch_rows.observe(len(rows))
+        attempt = 0
+        while self.batcher.pending_rows:
+            started = time.monotonic()
+            try:
+                outcome = await asyncio.to_thread(self.batcher.flush)
+            except StoreError as exc:  # not retryable by the batcher: keep the rows, retry
+                attempt += 1
+                self.metrics.store_failures.labels(self.backend).inc()
+                self.log.error("store write refused (%s); retrying", exc)
+                await asyncio.sleep(self.batcher.backoff.delay(attempt))
+                continue
+            self.metrics.store_insert_seconds.labels(self.backend).observe(
+                time.monotonic() - started
+            )
+            if outcome.error is not None:
+                self.metrics.store_failures.labels(self.backend).inc()
+                self.metrics.store_retries.labels(self.backend).inc()
+                await asyncio.sleep(self.batcher.retry_in() or 0.5)
 
 
 def _sender(app: faust.App) -> Send:
