@@ -47,6 +47,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from pipeline.geo import AreaResolver
 from pipeline.models import AreaLevel
 from pipeline.topology import ReportCategory, Topology
 from pipeline.units import UnitError, convert
@@ -97,6 +98,7 @@ class _Profile:
     curve: str
     sd: float
     decimals: int = 1
+    bias: float = 0.15  # sensors differ by up to this share of the base level
 
 
 # Typical urban levels (Shanghai-like); metrics not listed get a generic mid-range profile.
@@ -107,14 +109,14 @@ _PROFILES: dict[str, _Profile] = {
     "no2": _Profile("ug/m3", 38, "exhaust", 5),
     "so2": _Profile("ug/m3", 9, "particulate", 1.5),
     "co": _Profile("mg/m3", 0.7, "exhaust", 0.08, 2),
-    "noise_laeq": _Profile("dB(A)", 66, "noise", 1.8),
+    "noise_laeq": _Profile("dB(A)", 66, "noise", 1.8, bias=0.05),
     "traffic_speed": _Profile("km/h", 56, "speed", 3.5),
     "traffic_intensity": _Profile("veh/h", 1500, "traffic", 60, 0),
     "occupancy": _Profile("%", 38, "traffic", 2.5),
-    "water_pressure": _Profile("kPa", 320, "pressure", 4),
+    "water_pressure": _Profile("kPa", 320, "pressure", 4, bias=0.08),
     "water_flow": _Profile("m3/h", 900, "demand", 30, 0),
-    "ph": _Profile("pH", 7.4, "flat", 0.08, 2),
-    "dissolved_oxygen": _Profile("mg/l", 7.2, "oxygen", 0.25, 2),
+    "ph": _Profile("pH", 7.4, "flat", 0.08, 2, bias=0.03),
+    "dissolved_oxygen": _Profile("mg/l", 7.2, "oxygen", 0.25, 2, bias=0.1),
     "nh3n": _Profile("mg/l", 0.45, "flat", 0.06, 3),
     "turbidity": _Profile("NTU", 9, "flat", 1.5),
 }
@@ -321,6 +323,7 @@ class Simulator:
         self._episodes: list[Episode] = []
         self._live: list[Episode] = []  # not over yet
         self._categories = {c.id: c for c in topology.report_categories}
+        self._geo = AreaResolver(topology) if topology.boundary_features() else None
         self.faults: Counter[str] = Counter()
         """Nonsense injected so far, by kind."""
         self.reports = 0
@@ -363,7 +366,7 @@ class Simulator:
                         profile = None
                 if profile is None:
                     profile = _Profile(metric.unit, lo + 0.3 * (hi - lo), "flat", 0.03 * (hi - lo))
-                bias = rng.uniform(0.85, 1.15)
+                bias = rng.uniform(1.0 - profile.bias, 1.0 + profile.bias)
                 decimals = profile.decimals + max(0, -math.floor(math.log10(abs(scale) or 1)))
                 indices.append(len(self._series))
                 self._series.append(
@@ -573,7 +576,8 @@ class Simulator:
         start_us = _to_us(self.start)
         until_us = None if until is None else _to_us(until)
         interval_us = max(1, round(self.interval.total_seconds() * _US))
-        next_report = self._next_gap(start_us, self.reports_per_minute / 60.0)
+        report_rate = self.reports_per_minute / 60.0 if self._categories else 0.0
+        next_report = self._next_gap(start_us, report_rate)
         next_episode = self._next_gap(start_us, self.episodes_per_hour / 3600.0)
         zero = [0.0] * len(series)
         seq = 0
@@ -599,7 +603,7 @@ class Simulator:
                 while next_report is not None and next_report <= t:
                     self.reports += 1
                     yield self._report(next_report, self.reports, problems)
-                    next_report = self._next_gap(next_report, self.reports_per_minute / 60.0)
+                    next_report = self._next_gap(next_report, report_rate)
                 sec = t // _US
                 if sec != last_sec:
                     last_sec = sec
@@ -735,6 +739,8 @@ class Simulator:
         elif kind == "unknown_sensor":
             ghost = f"ghost-{rng.randrange(10_000):04d}"
             doc["sensor_id"] = ghost
+            doc.pop("lat", None)  # with a position, an unregistered sensor would be placed
+            doc.pop("lon", None)
             key = ghost.encode()
         elif kind == "bad_unit":
             doc["unit"] = rng.choice(("furlong/fortnight", "ppm-ish", "??"))
@@ -752,8 +758,6 @@ class Simulator:
     def _report(self, t: int, number: int, problems: list[tuple[Episode, float]]) -> SimEvent:
         rng = self._rng
         categories = self.topology.report_categories
-        if not categories:
-            return self._report_event(t, number, None, self._places[0], 0.0, 0.0)
         if problems and rng.random() < self.problem_share:
             episode = _weighted(rng, [(ep, w) for ep, w in problems])
             options = _PROBLEM_CATEGORIES.get(episode.metric, ())
@@ -762,31 +766,44 @@ class Simulator:
             if names and category == names[0][0]:
                 category = _weighted(rng, names)
             lat0, lon0 = episode.hotspot or self._centroid(episode.district)
-            lat, lon = _jitter(rng, lat0, lon0, 120.0)
-            place = self._nearest(lat, lon)
-            return self._report_event(t, number, self._categories[category], place, lat, lon)
+            point = _jitter(rng, lat0, lon0, 120.0)
+            place = self._nearest(*point)
+            where = self._locate(point, (lat0, lon0))
+            return self._report_event(t, number, self._categories[category], place, where)
         weights = [(c, 0.15 if c.urgent else 1.0) for c in categories]
         chosen = _weighted(rng, weights)
         place = rng.choice(self._places)
-        lat, lon = _jitter(rng, place.lat, place.lon, 400.0)
-        return self._report_event(t, number, chosen, place, lat, lon)
+        point = _jitter(rng, place.lat, place.lon, 400.0)
+        where = self._locate(point, (place.lat, place.lon))
+        return self._report_event(t, number, chosen, place, where)
+
+    def _locate(
+        self, point: tuple[float, float], anchor: tuple[float, float]
+    ) -> tuple[float, float] | None:
+        """A position inside the topology's boundaries: the point, else its anchor, else None.
+
+        Without boundaries a position cannot be resolved to an area, so the report names
+        its ``area`` only (it then cannot join a radius cluster).
+        """
+        if self._geo is None:
+            return None
+        for lat, lon in (point, anchor):
+            if self._geo.smallest(lat, lon) is not None:
+                return lat, lon
+        return None
 
     def _report_event(
         self,
         t: int,
         number: int,
-        cat: ReportCategory | None,
+        cat: ReportCategory,
         place: _Place,
-        lat: float,
-        lon: float,
+        where: tuple[float, float] | None,
     ) -> SimEvent:
         rng = self._rng
         report_id = f"rpt-{self._token}-{number:06d}"
-        cat_id = cat.id if cat is not None else "other"
         name = self.topology.area(place.area).name
-        templates = _TEMPLATES.get(cat_id) or (
-            f"{{place}}附近发现{cat.name if cat else '问题'}，请尽快派人处理",
-        )
+        templates = _TEMPLATES.get(cat.id) or (f"{{place}}附近发现{cat.name}，请尽快派人处理",)
         text = rng.choice(templates).format(place=name)
         roll = rng.random()
         if roll < 0.2:
@@ -795,14 +812,17 @@ class Simulator:
             text += f"，座机021-{rng.randrange(5, 7)}{rng.randrange(10**6, 10**7)}"
         elif roll < 0.3:
             text += f"，我是业主，身份证号{self._resident_id(place)}，请回电"
-        urgent = bool(cat is not None and cat.urgent) or rng.random() < 0.03
-        doc = {
+        urgent = cat.urgent or rng.random() < 0.03
+        doc: dict[str, object] = {
             "report_id": report_id,
             "channel": _weighted(rng, list(_CHANNELS)),
-            "category": cat_id,
+            "category": cat.id,
             "description": text,
-            "lat": round(lat, 6),
-            "lon": round(lon, 6),
+        }
+        if where is not None:
+            doc["lat"] = round(where[0], 6)
+            doc["lon"] = round(where[1], 6)
+        doc |= {
             "area": place.area,
             "reported_at": _iso(t),
             "urgent": urgent,
