@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 KAFKA := deploy/local/kafka/kafka.sh
 TOPOLOGY ?= topologies/shanghai.yaml
-RATE ?= 200
+RATE ?= 500
 DURATION ?= forever
 export KAFKA_PORT ?= 9092
 

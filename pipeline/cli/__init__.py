@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from pipeline.cli.audit import audit_app
+from pipeline.cli.dryrun import dry_run_command
 from pipeline.cli.run import demo_command, tail_command, worker_command
 from pipeline.cli.schemas import schemas_app
+from pipeline.cli.simulate import simulate_command
 from pipeline.cli.store import store_app
+from pipeline.cli.topics import topics_app
 from pipeline.cli.topology import topology_app
 
 app = typer.Typer(
@@ -18,10 +22,14 @@ app = typer.Typer(
 )
 app.command("worker")(worker_command)
 app.command("demo")(demo_command)
+app.command("simulate")(simulate_command)
+app.command("dry-run")(dry_run_command)
 app.command("tail")(tail_command)
 app.add_typer(topology_app, name="topology")
+app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(store_app, name="store")
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import subprocess
 import sys
@@ -110,10 +111,14 @@ async def _tail(bootstrap: str, topic: str, from_beginning: bool, limit: int) ->
 
 def demo_command(
     topology: TopologyOption,
-    rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 200.0,
+    rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 500.0,
     duration: Annotated[str, typer.Option(help="How long to run: 30s, 5m, forever.")] = "forever",
     bootstrap: BootstrapOption = None,
     web_port: Annotated[int, typer.Option(help="Worker HTTP port.")] = 6066,
+    speedup: Annotated[float, typer.Option(help="Simulated seconds per wall second.")] = 10.0,
+    episodes_per_hour: Annotated[
+        float, typer.Option(help="Simulated problems (pollution, bursts, jams) per hour.")
+    ] = 20.0,
 ) -> None:
     """Create the topics, start a worker, feed it simulated city traffic, show what flows."""
     settings = _settings(kafka_bootstrap_servers=bootstrap)
@@ -148,7 +153,10 @@ def demo_command(
         )
         stack.callback(_stop, worker)
         sim_log = stack.enter_context((logs / "simulate.log").open("wb"))
-        sim_args = [*cityops, "simulate", *common, "--rate", str(rate), "--duration", duration]
+        sim_args = [
+            *cityops, "simulate", *common, "--rate", str(rate), "--duration", duration,
+            "--speedup", str(speedup), "--episodes-per-hour", str(episodes_per_hour),
+        ]  # fmt: skip
         simulator = subprocess.Popen(sim_args, stdout=sim_log, stderr=subprocess.STDOUT)  # noqa: S603
         stack.callback(_stop, simulator)
         console.print(
@@ -164,6 +172,7 @@ def demo_command(
                 "readings",
                 "reports",
                 "deadletter",
+                "incident_events",
                 "incidents_city",
                 "audit",
             )
@@ -204,6 +213,7 @@ async def _watch(
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
     """Count records per topic live, with the latest record of each, until time is up."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # leader moves are retried
     by_name = {name: kind for kind, name in topics.items()}
     consumer = AIOKafkaConsumer(
         *topics.values(),
@@ -237,18 +247,19 @@ def _shorten(value: bytes | None) -> str:
         text = orjson.dumps(orjson.loads(value)).decode()
     except orjson.JSONDecodeError:
         text = value.decode("utf-8", "replace")
-    return text if len(text) <= 110 else text[:107] + "..."
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _table(
     topics: dict[str, str], counts: Counter[str], latest: dict[str, str], elapsed: float
 ) -> Table:
-    table = Table(title=f"cityops demo — {elapsed:.0f}s", expand=True)
-    table.add_column("topic")
+    prefix = next(iter(topics.values())).rsplit("sensors.raw", 1)[0]
+    table = Table(title=f"cityops demo — topics {prefix}* — {elapsed:.0f}s", expand=True)
+    table.add_column("topic (kind)")
     table.add_column("records", justify="right")
     table.add_column("per s", justify="right")
     table.add_column("latest", overflow="fold")
-    for kind, name in topics.items():
+    for kind in topics:
         rate = counts[kind] / elapsed if elapsed > 0 else 0.0
-        table.add_row(name, str(counts[kind]), f"{rate:.0f}", latest.get(kind, ""))
+        table.add_row(kind, str(counts[kind]), f"{rate:.0f}", latest.get(kind, ""))
     return table
