@@ -7,8 +7,8 @@ be replayed exactly. See :mod:`pipeline.simulate` for what is simulated.
 Time: ``--rate`` events per wall second for ``--duration`` of wall time; simulated time
 runs ``--speedup`` times faster, so the stream covers ``[start, start + duration *
 speedup)`` and each sensor reports every ``readings_per_round / rate * speedup`` simulated
-seconds. Against Kafka the run stops at the wall deadline even if the broker could not
-keep up (it then produced a prefix of that stream, and says so).
+seconds. Against Kafka a run that falls behind stops at 1.1 x duration + 1 s of wall
+time: it then produced a prefix of that stream, and says so.
 
 ``--output FILE`` writes the same stream to a JSON Lines file instead, one record per
 line: ``{"topic": ..., "key": ..., "value": {...the event...}}``; a ``"fault"`` field
@@ -28,6 +28,7 @@ from typing import Annotated
 
 import orjson
 import typer
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
@@ -41,6 +42,7 @@ from rich.progress import (
 
 from pipeline.cli.common import EXIT_RUNTIME, console, fail, open_topology
 from pipeline.durations import parse_duration
+from pipeline.kafka.admin import list_topics
 from pipeline.kafka.producer import ProduceError, ProduceStats, produce
 from pipeline.settings import Settings
 from pipeline.simulate import SimEvent, Simulator
@@ -213,6 +215,14 @@ def _to_kafka(
         progress.update(task, completed=stats.acked, rate=f"{stats.rate:,.0f}/s")
 
     async def run() -> ProduceStats:
+        present = await list_topics(bootstrap, sim.topology.topics.prefix)
+        missing = [t for t in (sim.sensor_topic, sim.report_topic) if t not in present]
+        if missing:
+            msg = (
+                f"topic {missing[0]} does not exist on {bootstrap}: run `cityops topics create "
+                "--topology ...` first"
+            )
+            raise ProduceError(msg)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -222,7 +232,7 @@ def _to_kafka(
             sim.events(until),
             bootstrap=bootstrap,
             rate=rate,
-            duration=None if wall is None else wall.total_seconds(),
+            duration=None if wall is None else _cutoff(wall),
             progress=show,
             stop=stop,
         )
@@ -232,6 +242,8 @@ def _to_kafka(
             stats = asyncio.run(run())
     except ProduceError as exc:
         fail(str(exc), EXIT_RUNTIME)
+    except (KafkaError, OSError) as exc:
+        fail(f"Kafka at {bootstrap}: {exc}", EXIT_RUNTIME)
     _summary(sim, stats.acked, stats)
     if planned is not None and stats.acked < planned:
         console.print(
@@ -239,6 +251,13 @@ def _to_kafka(
             f"took {stats.rate:,.0f}/s of the {rate:,.0f}/s asked (or the run was stopped)",
             highlight=False,
         )
+
+
+def _cutoff(wall: timedelta) -> float:
+    """Wall seconds after which a run that fell behind stops (the stream ends on its own
+    at ``duration`` when the broker keeps up; the slack keeps its tail from being cut)."""
+    seconds = wall.total_seconds()
+    return seconds * 1.1 + 1.0
 
 
 def _summary(sim: Simulator, count: int, stats: ProduceStats | None) -> None:

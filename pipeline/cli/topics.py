@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
+from rich.console import Console
 from rich.table import Table
 
 from pipeline.cli.common import EXIT_BAD_INPUT, EXIT_RUNTIME, console, fail, open_topology
@@ -82,7 +83,7 @@ def list_command(topology: TopologyOption, bootstrap: BootstrapOption = None) ->
     plan = topo.topic_plan()
     present = _run(servers, list_topics(servers, topo.topics.prefix))
     table = Table(title=f"topics of {topo.id} (prefix {topo.topics.prefix!r})")
-    table.add_column("topic", overflow="fold")
+    table.add_column("topic", no_wrap=True)
     for column in ("partitions", "cleanup", "retention.ms", "status"):
         table.add_column(column)
     missing = 0
@@ -106,7 +107,9 @@ def list_command(topology: TopologyOption, bootstrap: BootstrapOption = None) ->
     unexpected = sorted(name for name in present if name not in planned)
     for name in unexpected:
         table.add_row(name, str(present[name]), "", "", "[magenta]not in the topology[/]")
-    console.print(table)
+    longest = max((len(name) for name in (*planned, *unexpected)), default=0)
+    # Whole topic names even when piped or on a narrow terminal: they are what people copy.
+    Console(width=max(console.width, longest + 100)).print(table)
     console.print(
         f"{len(plan) - missing} of {len(plan)} planned topics exist; {missing} missing; "
         f"{len(unexpected)} unexpected under the prefix",
