@@ -68,16 +68,28 @@ async def read_topic(bootstrap: str, topic: str, *, timeout: float = 30.0) -> li
     No consumer group: nothing is committed, and no other reader is disturbed.
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
 
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [
+        int(part["partition"])
+        for entry in described
+        if entry.get("topic") == topic and entry.get("error_code") == 0
+        for part in entry.get("partitions", [])
+    ]
+    if not partitions:
+        msg = f"topic {topic} does not exist on {bootstrap}"
+        raise LookupError(msg)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
     )
     await consumer.start()
     try:
-        partitions = await consumer.partitions_for_topic(topic)
-        if not partitions:
-            msg = f"topic {topic} does not exist on {bootstrap}"
-            raise LookupError(msg)
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
