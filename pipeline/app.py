@@ -33,7 +33,14 @@ from prometheus_client import CollectorRegistry
 
 from pipeline.emit import Emit, SourceRef
 from pipeline.metrics import Metrics
-from pipeline.models import AggregateRow, AreaLevel, CitizenReport, Reading, RejectReason
+from pipeline.models import (
+    AggregateRow,
+    AreaLevel,
+    CitizenReport,
+    Reading,
+    RejectReason,
+    Severity,
+)
 from pipeline.settings import Settings
 from pipeline.sinks import AggregateStore, StoreError, open_store
 from pipeline.sinks.batching import Backoff, Batcher
@@ -85,6 +92,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
     metrics = Metrics.create(registry)
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
     metrics.worker_info.info({"version": cityops_version(), "topology": topology.id})
+    _preset_children(metrics, topology)
     send = _sender(app)
     names = topology.topics.name
     take = {"max_": settings.batch_size, "within": settings.batch_within_seconds}
@@ -338,6 +346,16 @@ def _sender(app: faust.App) -> Send:
         await topic.send(key=emit.key, value=emit.value)
 
     return send
+
+
+def _preset_children(metrics: Metrics, topology: Topology) -> None:
+    """Create the bounded label sets at zero, so "none yet" reads as 0, not as no data."""
+    backend = str(topology.sinks.store)
+    for counter in (metrics.store_failures, metrics.store_retries):
+        counter.labels(backend)
+    for severity in Severity:
+        for level in (AreaLevel.street, AreaLevel.district, AreaLevel.city):
+            metrics.sla_breaches.labels(str(severity), str(level))
 
 
 def _count(metrics: Metrics, emit: Emit, stage: str) -> None:
