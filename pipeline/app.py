@@ -259,12 +259,8 @@ class _StrKeys(MutableMapping[str, Any]):
 
 
 def _open_store(settings: Settings, topology: Topology) -> AggregateStore:
-    sinks = topology.sinks
-    if settings.chdb_path is not None and sinks.store == "chdb":
-        chdb = sinks.chdb.model_copy(update={"path": settings.chdb_path})
-        sinks = sinks.model_copy(update={"chdb": chdb})
     try:
-        return open_store(sinks, os.environ)
+        return open_store(topology.sinks, os.environ, chdb_path=settings.chdb_path)
     except StoreError as exc:
         msg = f"cannot open the aggregate store: {exc}"
         raise SystemExit(msg) from exc
