@@ -35,6 +35,18 @@ def _reading(event_id: str, sensor: str, metric: str, value: object, **extra: ob
     return orjson.dumps(body)
 
 
+NGSI_V2 = orjson.dumps({
+    "id": "AirQualityObserved-aq-001", "type": "AirQualityObserved",
+    "dateObserved": {"type": "DateTime", "value": "2026-11-28T08:00:00+08:00"},
+    "refDevice": {"type": "Relationship", "value": "aq-001"},
+    "pm25": {"type": "Number", "value": 82, "metadata": {"unitCode": {"value": "GQ"}}},
+    "pm10": {"type": "Number", "value": 0.1, "metadata": {"unitCode": {"value": "GP"}}},
+})  # fmt: skip
+OPEN311 = orjson.dumps({
+    "service_request_id": "638344", "status": "open", "service_code": "water_leak",
+    "description": "Water main burst near the market, call me on 13812345678",
+    "requested_datetime": "2026-11-28T08:00:00+08:00",
+})  # fmt: skip
 GOOD = [
     _reading("good-1", "aq-001", "pm25", 42.0),
     _reading("good-2", "aq-002", "pm25", 0.120, unit="mg/m3"),  # converted to 120 ug/m3
@@ -62,21 +74,37 @@ def test_worker_sends_valid_readings_on_and_dead_letters_the_rest(
     asyncio.run(
         create_topics(kafka_bootstrap, topology.model_copy(update={"topics": topics}).topic_plan())
     )
-    raw, readings, dead = (topics.name(k) for k in ("raw_sensors", "readings", "deadletter"))
-    messages = [*GOOD[:2], *BAD, GOOD[2]]
+    raw, readings, dead, reports = (
+        topics.name(k) for k in ("raw_sensors", "readings", "deadletter", "reports")
+    )
+    messages = [*GOOD[:2], *BAD, GOOD[2], NGSI_V2]
     asyncio.run(produce(kafka_bootstrap, raw, messages))
+    asyncio.run(produce(kafka_bootstrap, topics.name("raw_reports"), [OPEN311]))
 
     with WorkerProcess(
         DEMO, kafka_bootstrap, tmp_path, prefix=topic_prefix, worker_id=f"w-{topic_prefix}",
         env={"CITYOPS_MAX_MESSAGE_BYTES": "4096"},
     ) as worker:  # fmt: skip
         found = asyncio.run(
-            consume_until(kafka_bootstrap, [readings, dead], len(GOOD) + len(BAD), worker=worker)
+            consume_until(
+                kafka_bootstrap,
+                [readings, dead, reports],
+                len(GOOD) + 2 + len(BAD) + 1,
+                worker=worker,
+            )  # fmt: skip
         )
         assert worker.alive(), worker.log()[-3000:]
 
     out = [orjson.loads(value) for _, value in found[readings]]
-    assert sorted(r["event_id"] for r in out) == ["good-1", "good-2", "good-3"]
+    canonical = [r for r in out if r["source_format"] == "canonical"]
+    assert sorted(r["event_id"] for r in canonical) == ["good-1", "good-2", "good-3"]
+    ngsi = {r["metric"]: r for r in out if r["source_format"] != "canonical"}
+    assert {m: (r["sensor_id"], r["value"]) for m, r in ngsi.items()} == {
+        "pm25": ("aq-001", 82.0), "pm10": ("aq-001", pytest.approx(100.0)),
+    }  # fmt: skip
+    (report,) = (orjson.loads(value) for _, value in found[reports])
+    assert report["category"] == "water_leak" and report["report_id"].endswith("638344")
+    assert "13812345678" not in report["description"] and "138****5678" in report["description"]
     by_id = {r["event_id"]: r for r in out}
     assert by_id["good-2"]["value"] == pytest.approx(120.0)
     assert by_id["good-2"]["unit"] == "ug/m3"
