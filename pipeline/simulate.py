@@ -27,8 +27,13 @@ Canonical JSON shapes (field order as produced)::
 
     reading: {"event_id", "sensor_id", "metric", "value", "unit", "observed_at"
               [, "lat", "lon"]}
-    report:  {"report_id", "channel", "category", "description", "lat", "lon", "area",
+    report:  {"report_id", "channel", "category", "description" [, "lat", "lon"], "area",
               "reported_at", "urgent"}
+
+Report positions always lie inside the topology's boundaries; a topology without
+boundaries gets ``area`` only (a point could not be resolved to an area there).
+Event ids are ``<run token>-<sequence>`` (token = hash of seed and start), report ids
+``rpt-<run token>-<number>``; keys are the sensor id / report id.
 
 Times are ISO 8601 UTC with microseconds and a ``Z`` (``2026-11-25T08:00:00.000000Z``).
 """
