@@ -16,6 +16,7 @@ from typing import Annotated
 import orjson
 import typer
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 from rich.live import Live
 from rich.table import Table
@@ -47,11 +48,18 @@ def worker_command(
     data_dir: Annotated[Path | None, typer.Option(help="Directory for worker state.")] = None,
     worker_id: Annotated[str | None, typer.Option(help="Faust app id = consumer group.")] = None,
     loglevel: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    log_format: Annotated[
+        str, typer.Option(help="json (one object per line, personal data masked) or text.")
+    ] = "json",
+    create_missing_topics: Annotated[
+        bool, typer.Option(help="Create the topology's missing topics before starting.")
+    ] = True,
 ) -> None:
     """Run a worker: consume the topology's raw topics and produce every output."""
     import faust  # heavy: only this command needs Faust
 
     from pipeline.app import create_app
+    from pipeline.logging import configure_logging
 
     settings = _settings(
         kafka_bootstrap_servers=bootstrap,
@@ -61,8 +69,25 @@ def worker_command(
         topology=topology,
     )
     topo = open_topology(topology, settings)
+    if log_format not in ("json", "text"):
+        fail(f"--log-format: expected json or text, got {log_format!r}")
+    configure_logging(
+        loglevel.upper(),
+        json=log_format == "json",
+        worker=settings.worker_id,
+        topology=topo.id,
+        secrets=[settings.clickhouse_password],
+    )
+    if create_missing_topics:
+        try:
+            asyncio.run(create_topics(settings.kafka_bootstrap_servers, topo.topic_plan()))
+        except (TopicAdminError, KafkaError, OSError) as exc:
+            fail(
+                f"cannot prepare topics on {settings.kafka_bootstrap_servers}: {exc}", EXIT_RUNTIME
+            )
     app = create_app(settings, topo)
-    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False)
+    # Our handler (JSON, masking) stays: Faust must not replace the logging setup.
+    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False, override_logging=False)
     worker.execute_from_commandline()
 
 
