@@ -29,7 +29,9 @@ Model:
 
 from __future__ import annotations
 
+import heapq
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -117,6 +119,8 @@ class WindowState:
     closed_us: int | None = None
     late_count: int = 0
     cells: dict[Key, Accumulator] = field(default_factory=dict)
+    idle_timeout: timedelta | None = None
+    sources: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.window <= timedelta(0):
@@ -132,14 +136,49 @@ class WindowState:
             raise ValueError(msg)
         self._window_us = self.window // _US
         self._lateness_us = self.allowed_lateness // _US
+        idle = self.idle_timeout or max(10 * self.window, timedelta(minutes=10))
+        self._idle_us = idle // _US
+        self._heap: list[tuple[int, str]] = [(us, src) for src, us in self.sources.items()]
+        heapq.heapify(self._heap)
         self._street = AreaLevel.street in self.levels
         self._district = AreaLevel.district in self.levels
         self._city = AreaLevel.city in self.levels
 
     # -- the watermark -------------------------------------------------------------------
 
+    def _slowest_active_us(self) -> int | None:
+        """The newest event time of the slowest source that is not idle.
+
+        Why per source: one district's sensors reach the worker through different raw
+        partitions, which Faust consumes in bursts, so a catching-up sensor can trail its
+        neighbours by minutes of event time. The windows wait for the slowest sensor that
+        still reports (Flink's min-over-inputs watermark); a sensor silent for
+        ``idle_timeout`` behind the newest reading stops holding them back.
+        """
+        if self.max_event_us is None:
+            return None
+        horizon = self.max_event_us - self._idle_us
+        heap, sources = self._heap, self.sources
+        while heap:
+            micros, source = heap[0]
+            if sources.get(source) != micros or micros < horizon:
+                heapq.heappop(heap)  # superseded by a newer reading of that source, or idle
+                continue
+            return micros
+        return self.max_event_us
+
+    def expect(self, sources: Iterable[str], since: datetime) -> None:
+        """Register sources known to report here (the registry's sensors of this area) as
+        of ``since``, so windows wait for them from the start, up to ``idle_timeout``."""
+        micros = to_micros(since)
+        for source in sources:
+            if source not in self.sources:
+                self.sources[source] = micros
+                heapq.heappush(self._heap, (micros, source))
+
     def _watermark_us(self) -> int | None:
-        seen = None if self.max_event_us is None else self.max_event_us - self._lateness_us
+        slowest = self._slowest_active_us()
+        seen = None if slowest is None else slowest - self._lateness_us
         if seen is None:
             return self.closed_us
         if self.closed_us is None:
@@ -169,6 +208,10 @@ class WindowState:
             return True
         if self.max_event_us is None or event_us > self.max_event_us:
             self.max_event_us = event_us
+        source = reading.sensor_id
+        if event_us > self.sources.get(source, -1):
+            self.sources[source] = event_us
+            heapq.heappush(self._heap, (event_us, source))
         metric = reading.metric
         value = reading.value
         cells = self.cells
@@ -256,11 +299,20 @@ class WindowState:
             "max_event_us": self.max_event_us,
             "closed_us": self.closed_us,
             "late_count": self.late_count,
+            "idle_timeout_us": self._idle_us,
+            "sources": self._active_sources(),
             "cells": [
                 [level, area, metric, start, c.count, list(c.partials), c.min, c.max, c.breaches]
                 for (level, area, metric, start), c in self.cells.items()
             ],
         }
+
+    def _active_sources(self) -> dict[str, int]:
+        """Sources that can still hold windows back (idle ones are dropped from snapshots)."""
+        if self.max_event_us is None:
+            return {}
+        horizon = self.max_event_us - self._idle_us
+        return {src: us for src, us in self.sources.items() if us >= horizon}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WindowState:
@@ -276,6 +328,12 @@ class WindowState:
             max_event_us=data["max_event_us"],
             closed_us=data["closed_us"],
             late_count=int(data["late_count"]),
+            idle_timeout=(
+                timedelta(microseconds=int(data["idle_timeout_us"]))
+                if data.get("idle_timeout_us") is not None
+                else None
+            ),
+            sources={str(k): int(v) for k, v in data.get("sources", {}).items()},
         )
         for level, area, metric, start, count, partials, low, high, breaches in data["cells"]:
             state.cells[(str(level), str(area), str(metric), int(start))] = Accumulator(

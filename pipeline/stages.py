@@ -482,6 +482,11 @@ class AggregateStage:
         )
         self.breaches = detect.BreachCheck(topology)
         self.late = 0
+        self._sensors_by_key: dict[str, list[str]] = {}
+        for sensor in topology.sensors:
+            codes = topology.admin_codes(sensor.area)
+            key = codes.get(AreaLevel.district) or topology.city.code
+            self._sensors_by_key.setdefault(key, []).append(sensor.id)
 
     def on_reading(
         self, key: str, reading: Reading, source: SourceRef = _NOWHERE
@@ -490,6 +495,8 @@ class AggregateStage:
         if self.states.already_applied(key, source):
             return []
         state = self.states.get(key, self._new)
+        if state.max_event_us is None:  # a new state waits for the area's registered sensors
+            state.expect(self._sensors_by_key.get(key, ()), reading.observed_at)
         if state.add(reading, self.breaches(reading)):
             self.late += 1
             return []

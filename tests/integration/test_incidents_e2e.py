@@ -25,7 +25,7 @@ from pipeline.audit import verify
 from pipeline.kafka.admin import create_topics
 from pipeline.models import AuditEvent
 from pipeline.topology import Topology, parse_topology
-from tests.support.worker import WorkerProcess, produce
+from tests.support.worker import WorkerProcess, produce, sensor_key
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "topologies" / "demo.yaml"
@@ -119,7 +119,7 @@ async def test_incidents_are_routed_escalated_handled_and_audited(
     ]
     await produce(kafka_bootstrap, name("raw_sensors"), [
         *_readings("aq-001", breaching, start), *_readings("aq-002", breaching, start),
-    ])  # fmt: skip
+    ], key_of=sensor_key)  # fmt: skip
 
     watcher = TopicWatcher(kafka_bootstrap, watched)
     await watcher.consumer.start()

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.kafka.admin import create_topics
 from pipeline.topology import load_topology
-from tests.support.worker import WorkerProcess, consume_until, produce
+from tests.support.worker import WorkerProcess, consume_until, produce, sensor_key
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "topologies" / "demo.yaml"
@@ -78,7 +78,7 @@ def test_worker_sends_valid_readings_on_and_dead_letters_the_rest(
         topics.name(k) for k in ("raw_sensors", "readings", "deadletter", "reports")
     )
     messages = [*GOOD[:2], *BAD, GOOD[2], NGSI_V2]
-    asyncio.run(produce(kafka_bootstrap, raw, messages))
+    asyncio.run(produce(kafka_bootstrap, raw, messages, key_of=sensor_key))
     asyncio.run(produce(kafka_bootstrap, topics.name("raw_reports"), [OPEN311]))
 
     with WorkerProcess(

@@ -23,7 +23,7 @@ from deploy.grafana.queries import all_queries
 from pipeline.kafka.admin import create_topics
 from pipeline.topology import parse_topology
 from tests.support.prometheus import PrometheusServer
-from tests.support.worker import ROOT, WorkerProcess, produce
+from tests.support.worker import ROOT, WorkerProcess, produce, sensor_key
 
 DEMO = ROOT / "topologies" / "demo.yaml"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -71,8 +71,9 @@ async def test_every_dashboard_query_returns_data_from_a_working_pipeline(
     try:
         with PrometheusServer([f"127.0.0.1:{worker.web_port}"], tmp_path / "prom") as prom:
             prom.wait_for_targets_up(timeout=90)
-            await produce(kafka_bootstrap, topology.topics.name("raw_sensors"),
-                          _episode(datetime.now(UTC) - timedelta(seconds=60)))  # fmt: skip
+            episode = _episode(datetime.now(UTC) - timedelta(seconds=60))
+            raw = topology.topics.name("raw_sensors")
+            await produce(kafka_bootstrap, raw, episode, key_of=sensor_key)
             pending = {q.expr: q for q in queries}
             deadline = time.monotonic() + 120
             while pending and time.monotonic() < deadline:

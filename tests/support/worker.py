@@ -9,12 +9,22 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def sensor_key(value: bytes) -> bytes | None:
+    """The sensor id of a canonical reading, as a raw topic's producer would key it."""
+    try:
+        sensor = orjson.loads(value).get("sensor_id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return sensor.encode() if isinstance(sensor, str) else None
 
 
 def free_port() -> int:
@@ -91,15 +101,23 @@ async def produce(
     values: Iterable[bytes],
     headers: list[tuple[str, bytes]] | None = None,
     key: bytes | None = None,
+    key_of: Callable[[bytes], bytes | None] | None = None,
 ) -> None:
-    """Send raw values to a topic and wait until the broker has them all."""
+    """Send raw values to a topic and wait until the broker has them all.
+
+    Keys matter: a source keys each device's records by its id so they stay in order on
+    one partition (`key_of` derives it per value; `key` is one key for all).
+    """
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, max_request_size=4 * 1024 * 1024, acks="all"
     )
     await producer.start()
     try:
         futures = [
-            await producer.send(topic, value=value, key=key, headers=headers) for value in values
+            await producer.send(
+                topic, value=value, key=key_of(value) if key_of else key, headers=headers
+            )
+            for value in values
         ]
         await asyncio.gather(*futures)
     finally:

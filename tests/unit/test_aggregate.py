@@ -333,3 +333,40 @@ def test_any_order_matches_offline_with_late_events_counted(
     expected, late = offline(events, window, lateness)
     assert ws.late_count == late
     assert summary(rows) == expected
+
+
+T_BASE = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+
+
+def _from(sensor: str, at: datetime, value: float) -> Reading:
+    return reading(at, value).model_copy(update={"sensor_id": sensor, "event_id": f"{sensor}{at}"})
+
+
+def test_windows_wait_for_a_sensor_that_trails_its_neighbours() -> None:
+    """Two sensors of one district arrive through different partitions: one is 3 min behind."""
+    s = state()
+    s.expect(["lead", "trail"], T_BASE)  # the registry's sensors of this district
+    rows = []
+    for minute in range(4):  # the leader reports minutes 0..3 first
+        assert not s.add(_from("lead", T_BASE + minute * MINUTE, 1.0), False)
+        rows += s.advance()
+    for minute in range(4):  # then the trailing sensor catches up: nothing of it is late
+        assert not s.add(
+            _from("trail", T_BASE + minute * MINUTE + timedelta(seconds=5), 2.0), False
+        )
+        rows += s.advance()
+    street = {r.window_start: r for r in rows if r.level == AreaLevel.street}
+    assert [street[T_BASE + m * MINUTE].count for m in range(2)] == [2, 2]  # 08:02 still open
+    assert s.late_count == 0
+
+
+def test_an_idle_sensor_stops_holding_windows_back() -> None:
+    s = state(idle_timeout=timedelta(minutes=5))
+    s.add(_from("quiet", T_BASE, 1.0), False)
+    s.add(_from("busy", T_BASE + 2 * MINUTE, 1.0), False)
+    assert s.advance() == []  # "quiet" still counts: its 08:00 window stays open
+    s.add(_from("busy", T_BASE + 6 * MINUTE, 1.0), False)
+    closed = {r.window_start for r in s.advance()}
+    assert T_BASE in closed and T_BASE + 2 * MINUTE in closed
+    restored = WindowState.from_dict(json.loads(json.dumps(s.to_dict())))
+    assert restored.sources == {"busy": to_micros(T_BASE + 6 * MINUTE)}

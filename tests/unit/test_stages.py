@@ -36,11 +36,14 @@ def _run_aggregate(backing: dict[str, Any], offsets: range) -> list[Any]:
 
 def test_a_replay_after_restart_does_not_count_readings_twice() -> None:
     backing: dict[str, Any] = {}
-    first = _run_aggregate(backing, range(0, 10))
-    # Killed after the table was written but before offsets 5..9 were committed:
-    again = _run_aggregate(backing, range(5, 20))
+    # The district's other registered sensors stay silent: after the idle timeout (10 min)
+    # they stop holding windows back, so 60 readings 20 s apart close windows.
+    first = _run_aggregate(backing, range(0, 40))
+    # Killed after the table was written but before offsets 30..39 were committed:
+    again = _run_aggregate(backing, range(30, 60))
     rows = {(r.level, r.area_code, r.window_start): r for r in first + again}
-    whole = _run_aggregate({}, range(0, 20))
+    whole = _run_aggregate({}, range(0, 60))
+    assert len(whole) > 10
     assert rows == {(r.level, r.area_code, r.window_start): r for r in whole}
     first_window = rows[("street", "310101002", T0)]
     assert first_window.count == 3  # readings 0, 1, 2 (20 s apart) fall in 08:00-08:01
