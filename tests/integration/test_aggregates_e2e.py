@@ -12,6 +12,7 @@ import math
 import random
 import signal
 import time
+import urllib.request
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -158,6 +159,18 @@ async def test_store_equals_offline_recomputation_after_kill_and_outage(
             assert time.monotonic() < deadline, f"rows missing: {missing}\n{second.log()[-2000:]}"
             await asyncio.sleep(1)
         await asyncio.sleep(2)  # a double count would arrive now
+        # While the worker runs, readers go through its /aggregates endpoint.
+        url = (
+            f"http://127.0.0.1:{second.web_port}/aggregates"
+            "?area=310101&metric=pm25&level=district&since=86400"
+        )
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310  # loopback
+            served = orjson.loads(response.read())["rows"]
+        district = {k: v for k, v in expected.items() if k[:3] == ("district", "310101", "pm25")}
+        assert [(r["window_start"], r["count"]) for r in served] == [
+            (k[3].isoformat().replace("+00:00", "Z"), v["count"])
+            for k, v in sorted(district.items())
+        ]
     finally:
         ch_server.up()
         second.stop()

@@ -10,6 +10,9 @@ dead-lettered with their reasons, and the audit topic verifies.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -186,3 +189,13 @@ async def test_incidents_are_routed_escalated_handled_and_audited(
     assert report.ok, report.problems
     b_actions = [e.action for e in audit if e.incident_id == b]
     assert b_actions[0] == "open" and b_actions[-3:] == ["acknowledge", "resolve", "close"]
+
+    # What an auditor runs: the CLI reads the whole audit topic and proves the chains.
+    env = {**os.environ, "CITYOPS_TOPIC_PREFIX": topic_prefix, "COLUMNS": "200"}
+    verified = subprocess.run(
+        [sys.executable, "-m", "pipeline", "audit", "verify", "-t", str(path),
+         "--bootstrap", kafka_bootstrap],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"{len(audit)} events" in verified.stdout, verified.stdout
