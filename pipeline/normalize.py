@@ -282,9 +282,11 @@ class Normalizer:
             detail = f"report category {draft.category[:80]!r} is not in the topology"
             raise _Reject(RejectReason.unknown_category, detail)
         location = None
-        if draft.lat is not None and draft.lon is not None:
-            areas = self._place(draft.lat, draft.lon)
-            location = GeoPoint(lat=draft.lat, lon=draft.lon)
+        located = draft.lat is not None and draft.lon is not None
+        if located and (draft.area is None or len(self._geo)):
+            # Boundaries decide where a located report is; without boundaries (a topology
+            # that has none) a named area is the only placement there is.
+            areas = self._place(draft.lat, draft.lon)  # type: ignore[arg-type]  # located
         elif draft.area is not None:
             if not self.topology.has_area(draft.area):
                 detail = f"area {draft.area[:40]!r} is not in the topology"
@@ -292,6 +294,8 @@ class Normalizer:
             areas = self._area_codes(draft.area)
         else:
             areas = AdminCodes()
+        if located:
+            location = GeoPoint(lat=draft.lat, lon=draft.lon)
         description = mask_personal_data(draft.description[:_MAX_DESCRIPTION])
         return CitizenReport(
             report_id=draft.report_id,

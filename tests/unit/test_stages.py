@@ -80,3 +80,18 @@ def test_normalize_stage_keys_readings_by_district_and_dead_letters_with_origin(
     assert (letter.kind, letter.reason, body["offset"], body["partition"]) == (
         "deadletter", "invalid_json", 42, 2,
     )  # fmt: skip
+
+
+def test_a_located_report_in_a_topology_without_boundaries_is_placed_by_its_area() -> None:
+    stage = NormalizeStage(load_topology(DEMO))  # demo.yaml has no boundary polygons
+    report = orjson.dumps({
+        "report_id": "r-1", "channel": "app", "category": "water_leak",
+        "description": "水管漏水 13812345678", "lat": 31.2385, "lon": 121.482,
+        "area": "310101002", "reported_at": "2026-11-28T08:00:00Z",
+    })  # fmt: skip
+    (emit,) = stage.process(report, (), SourceRef("reports.raw", 0, 1))
+    body = orjson.loads(emit.value)
+    assert emit.kind == "report", body
+    assert body["areas"]["street"] == "310101002" and body["areas"]["district"] == "310101"
+    assert body["location"] == {"lat": 31.2385, "lon": 121.482}
+    assert "13812345678" not in body["description"]
