@@ -33,44 +33,18 @@ import heapq
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pipeline.models import AggregateRow, AreaLevel, Reading
+from pipeline.state_codec import MICROSECOND, add_exact, from_micros, to_micros
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
+_US = MICROSECOND
 _LEVEL_ORDER = {AreaLevel.city: 0, AreaLevel.district: 1, AreaLevel.street: 2}
 DEFAULT_LEVELS: tuple[AreaLevel, ...] = (AreaLevel.street, AreaLevel.district, AreaLevel.city)
 
 #: (level, area_code, metric, window_start in µs since the epoch)
 Key = tuple[str, str, str, int]
-
-
-def to_micros(moment: datetime) -> int:
-    """Whole microseconds since the Unix epoch of an aware datetime (exact, no float)."""
-    return (moment - _EPOCH) // _US
-
-
-def from_micros(micros: int) -> datetime:
-    """The aware UTC datetime ``micros`` microseconds after the Unix epoch."""
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def _add_exact(partials: list[float], value: float) -> None:
-    """Add ``value`` to Shewchuk partials in place; ``math.fsum(partials)`` stays exact."""
-    i = 0
-    x = value
-    for y in partials:
-        if abs(x) < abs(y):
-            x, y = y, x
-        hi = x + y
-        lo = y - (hi - x)
-        if lo:
-            partials[i] = lo
-            i += 1
-        x = hi
-    partials[i:] = [x]
 
 
 @dataclass(slots=True)
@@ -86,7 +60,7 @@ class Accumulator:
     def add(self, value: float, breached: bool) -> None:
         """Fold one value in."""
         self.count += 1
-        _add_exact(self.partials, value)
+        add_exact(self.partials, value)
         if value < self.min:
             self.min = value
         if value > self.max:

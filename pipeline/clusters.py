@@ -39,6 +39,8 @@ from pipeline.models import (
     IncidentAction,
     IncidentKind,
 )
+from pipeline.state_codec import iso as _iso
+from pipeline.state_codec import parse_iso as _parse
 from pipeline.topology import ReportCategory, Topology
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -56,14 +58,6 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def state_key(report: CitizenReport) -> str:
     """The table key of the state a report belongs to: its category."""
     return report.category
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 @dataclass(slots=True)

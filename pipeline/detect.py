@@ -72,14 +72,16 @@ from pipeline.models import (
     Reading,
     Severity,
 )
+from pipeline.state_codec import add_exact as _add_exact
+from pipeline.state_codec import from_micros as _from_micros
+from pipeline.state_codec import iso as _iso
+from pipeline.state_codec import parse_iso as _parse
+from pipeline.state_codec import to_micros as _micros
 from pipeline.topology import AreaScope, Band, Rule, Topology
 
 #: Evidence keeps the first this many event ids (the ones that opened the incident and the
 #: earliest after); ``evidence.count`` still counts every breaching sample.
 MAX_EVENT_IDS = 32
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 
 
 def incident_id(*parts: str) -> str:
@@ -91,22 +93,6 @@ def incident_id(*parts: str) -> str:
 def state_key(rule_id: str, subject: str) -> str:
     """The table key under which the worker persists one :class:`DetectorState`."""
     return f"{rule_id}|{subject}"
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // _US
-
-
-def _from_micros(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 # --------------------------------------------------------------------------- state
@@ -207,22 +193,6 @@ class Window:
             event_ids=[str(e) for e in data["event_ids"]],
             first_event_id=str(data.get("first_event_id", "")),
         )
-
-
-def _add_exact(partials: list[float], value: float) -> None:
-    """Shewchuk's exact summation step (the algorithm behind ``math.fsum``)."""
-    i = 0
-    x = value
-    for y in partials:
-        if abs(x) < abs(y):
-            x, y = y, x
-        hi = x + y
-        lo = y - (hi - x)
-        if lo:
-            partials[i] = lo
-            i += 1
-        x = hi
-    partials[i:] = [x]
 
 
 @dataclass(slots=True)

@@ -5,7 +5,6 @@ the city rolled up from district rows."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,28 +16,13 @@ from pipeline.cli.aggregates import aggregates_app
 from pipeline.cli.common import console
 from pipeline.models import AggregateRow, AreaLevel
 from pipeline.sinks.base import AggregateStore
-from pipeline.sinks.chdb import ChdbStore, current_path
+from pipeline.sinks.chdb import ChdbStore
 from pipeline.sinks.clickhouse import ClickHouseStore
 from tests.support.clickhouse_http import ClickHouseHTTPServer
 
 DEMO = Path(__file__).resolve().parents[2] / "topologies" / "demo.yaml"
 runner = CliRunner()
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
-
-
-@pytest.fixture(scope="module")
-def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """chDB serves one directory per process: reuse it if another test opened one."""
-    return current_path() or tmp_path_factory.mktemp("chdb")
-
-
-@pytest.fixture(scope="module")
-def ch_server(chdb_dir: Path) -> Iterator[ClickHouseHTTPServer]:
-    server = ClickHouseHTTPServer(chdb_dir, user="cityops", password="s3cret").start()  # noqa: S106 - test credentials
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def row(area: str, level: AreaLevel, minute: int, count: int, total: float,

@@ -24,21 +24,6 @@ MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 
 
-@pytest.fixture(scope="session")
-def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """chDB serves one directory per process: reuse it if another test opened one."""
-    return current_path() or tmp_path_factory.mktemp("chdb")
-
-
-@pytest.fixture(scope="session")
-def ch_server(chdb_dir: Path) -> Iterator[ClickHouseHTTPServer]:
-    server = ClickHouseHTTPServer(chdb_dir, user="cityops", password="s3cret").start()  # noqa: S106 - test credentials
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @dataclass
 class Backend:
     name: str
