@@ -159,6 +159,19 @@ class AggregateStore(Protocol):
         ...
 
 
+def query_parameters(
+    area_code: str, metric: str, since: datetime, until: datetime, level: AreaLevel
+) -> dict[str, str]:
+    """The bind parameters of ``select_sql`` (the same for every backend)."""
+    return {
+        "level": str(level),
+        "area_code": area_code,
+        "metric": metric,
+        "since": format_ts(since),
+        "until": format_ts(until),
+    }
+
+
 def check_identifier(name: str) -> str:
     """Return ``name`` if it is a plain SQL identifier (database names go into DDL text)."""
     if not _IDENTIFIER.match(name):

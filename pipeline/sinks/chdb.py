@@ -30,7 +30,7 @@ from pipeline.sinks.base import (
     check_identifier,
     check_token,
     create_statements,
-    format_ts,
+    query_parameters,
     row_from_mapping,
     select_sql,
 )
@@ -187,13 +187,7 @@ class ChdbStore:
 
         The city level is rolled up from the district rows (``CITY_ROLLUP_SQL``).
         """
-        params = {
-            "level": str(level),
-            "area_code": area_code,
-            "metric": metric,
-            "since": format_ts(since),
-            "until": format_ts(until),
-        }
+        params = query_parameters(area_code, metric, since, until, level)
         session = self._conn()
         with ENGINE_LOCK:
             try:

@@ -32,7 +32,7 @@ from pipeline.sinks.base import (
     check_identifier,
     check_token,
     create_statements,
-    format_ts,
+    query_parameters,
     row_from_mapping,
     select_sql,
 )
@@ -217,13 +217,7 @@ class ClickHouseStore:
 
         The city level is rolled up from the district rows (``CITY_ROLLUP_SQL``).
         """
-        parameters = {
-            "level": str(level),
-            "area_code": area_code,
-            "metric": metric,
-            "since": format_ts(since),
-            "until": format_ts(until),
-        }
+        parameters = query_parameters(area_code, metric, since, until, level)
         with self._lock:
             client = self._connect()
             try:
