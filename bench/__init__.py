@@ -1,0 +1,1 @@
+"""cityops benchmarks: ``python -m bench`` runs the whole comparison (docs/benchmark.md)."""

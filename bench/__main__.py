@@ -1,0 +1,205 @@
+"""``python -m bench`` (``make bench``): Kafka's ceiling, Python's floor and cityops, side by side.
+
+Each measurement is bounded (about 20-40 s) and runs on its own topic prefix and consumer
+group, which are deleted afterwards. Results go to bench/results/latest.json and
+latest.md; the numbers belong to this machine and run, so read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import (
+    ceiling,
+    kafkautil,
+    latency,
+    memory,
+    passthrough,
+    profile,
+    report,
+    throughput,
+    variants,
+)
+from pipeline.topology import load_topology
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _step(results: dict[str, Any], name: str, fn: Callable[[], Any]) -> Any:
+    """Run one measurement; a failure is recorded in the results, not fatal for the rest."""
+    print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    try:
+        value = fn()
+    except Exception as exc:  # noqa: BLE001  # report every measurement we could make
+        traceback.print_exc()
+        results.setdefault("errors", {})[name] = f"{type(exc).__name__}: {str(exc)[:2000]}"
+        return None
+    print(f"[bench] {name}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    return value
+
+
+def main() -> None:  # noqa: C901, PLR0915  # the run order, in one place
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--bootstrap", default=os.environ.get("CITYOPS_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
+    parser.add_argument("--topology", type=Path, default=ROOT / "topologies" / "shanghai.yaml")
+    parser.add_argument("--readings", type=int, default=200_000, help="pre-loaded readings")
+    parser.add_argument("--window", type=float, default=30.0, help="seconds per worker run")
+    parser.add_argument("--ceiling-records", type=int, default=1_000_000)
+    parser.add_argument("--sensors", type=int, default=100_000, help="generated registry size")
+    parser.add_argument("--latency-seconds", type=float, default=25.0)
+    parser.add_argument("--profile", action="store_true", help="py-spy the saturated worker")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        help="ceiling, passthrough, cityops, scaling, latency, memory",
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+
+    run_id = f"bench-{uuid.uuid4().hex[:8]}"
+    topology = load_topology(args.topology)
+    sample = kafkautil.readings(topology, 2_000)
+    size = round(statistics.mean(len(r.value) for r in sample))
+    results: dict[str, Any] = {
+        "machine": {
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "cpus": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "kafka": "?",
+        },
+        "run_id": run_id,
+        "message_bytes": size,
+        "topology": args.topology.name,
+    }  # fmt: skip
+    common = {"topology_path": args.topology, "topology": topology, "bootstrap": args.bootstrap}
+    with tempfile.TemporaryDirectory(prefix="cityops-bench-") as scratch:
+        work = Path(scratch)
+        try:
+            if "ceiling" not in args.skip:
+                results["ceiling"] = _step(results, "ceiling", lambda: ceiling.run(
+                    args.bootstrap, f"{run_id}.perf", size, args.ceiling_records,
+                    topology.topics.partitions))  # fmt: skip
+                if results["ceiling"]:
+                    results["machine"]["kafka"] = results["ceiling"]["kafka"]
+
+            one: dict[str, Any] | None = None
+            if "cityops" not in args.skip:
+                prefix = f"{run_id}.one."
+                raw = f"{prefix}sensors.raw"
+                if "passthrough" not in args.skip:
+                    # Pre-load once, copy it five times (each copy takes about a second).
+                    def floor() -> dict[str, Any]:
+                        topo = kafkautil.with_prefix(topology, prefix)
+                        asyncio.run(kafkautil.create_all(args.bootstrap, topo))
+                        recs = kafkautil.readings(topo, args.readings)
+                        asyncio.run(kafkautil.preload(args.bootstrap, recs))
+                        runs = [
+                            asyncio.run(passthrough.run(
+                                args.bootstrap, raw, f"{prefix}pass{i}", expected=len(recs),
+                                partitions=topology.topics.partitions, window=args.window))
+                            for i in range(5)
+                        ]  # fmt: skip
+                        rates = [r["msgs_per_s"] for r in runs]
+                        return {"msgs_per_s": statistics.median(rates), "runs": rates,
+                                "records": runs[0]["records"]}  # fmt: skip
+
+                    results["passthrough"] = _step(results, "passthrough", floor)
+
+                def hook(procs: list[Any]) -> None:
+                    if args.profile:
+                        profile.record_in_background(
+                            procs[0].pid, args.window - 10, work / "profile.raw", delay=12
+                        )
+
+                def saturated() -> dict[str, Any]:
+                    topo = kafkautil.with_prefix(topology, prefix)
+                    if "passthrough" in args.skip:
+                        asyncio.run(kafkautil.create_all(args.bootstrap, topo))
+                        recs = kafkautil.readings(topo, args.readings)
+                        asyncio.run(kafkautil.preload(args.bootstrap, recs))
+                    return throughput.run_workers(
+                        **common | {"topology": topo},
+                        workdir=work,
+                        prefix=prefix,
+                        expected=args.readings,
+                        workers=1,
+                        window=args.window,
+                        on_started=hook,
+                    )
+
+                one = results["cityops"] = _step(results, "cityops", saturated)  # fmt: skip
+                floor_rate = (results.get("passthrough") or {}).get("msgs_per_s")
+                if one and floor_rate:
+                    one["ratio_to_passthrough"] = one["readings_per_s"] / floor_rate
+                if one and args.profile and (work / "profile.raw").exists():
+                    summary = profile.summarise(work / "profile.raw", 30)
+                    results["profile"] = summary
+                    (args.out / "profile.raw.txt").write_text((work / "profile.raw").read_text())
+
+            if "scaling" not in args.skip:
+                two = _step(results, "scaling", lambda: throughput.measure(
+                    **common, workdir=work, prefix=f"{run_id}.two.", count=args.readings,
+                    workers=2, window=args.window))  # fmt: skip
+                if two:
+                    base = (one or {}).get("readings_per_s")
+                    results["scaling"] = {
+                        "one_worker_readings_per_s": base,
+                        "two_workers_readings_per_s": two["readings_per_s"],
+                        "ratio_to_one_worker": None if not base else two["readings_per_s"] / base,
+                        "detail": two,
+                    }
+
+            if "latency" not in args.skip:
+                rate = max(50.0, ((one or {}).get("readings_per_s") or 400.0) / 2)
+                results["latency"] = _step(results, "latency (lateness 0s)", lambda: latency.run(
+                    topology_path=variants.with_lateness(args.topology, work / "l0.yaml", "0s"),
+                    topology=topology, bootstrap=args.bootstrap, workdir=work,
+                    prefix=f"{run_id}.lat0.", rate=rate, seconds=args.latency_seconds))  # fmt: skip
+                if results["latency"] is not None:
+                    results["latency"]["allowed_lateness"] = "0s"
+                configured = _step(results, "latency (as configured)", lambda: latency.run(
+                    **common, workdir=work, prefix=f"{run_id}.lat.", rate=rate,
+                    seconds=args.latency_seconds))  # fmt: skip
+                results["latency_as_configured"] = configured
+                if configured is not None:
+                    lateness = topology.aggregation.allowed_lateness.total_seconds()
+                    configured["allowed_lateness"] = f"{lateness:g}s"
+
+            if "memory" not in args.skip:
+                gen = _step(results, "memory", lambda: memory.run(
+                    source=args.topology, bootstrap=args.bootstrap, workdir=work,
+                    prefix=f"{run_id}.mem.", sensors=args.sensors, window=args.window))  # fmt: skip
+                sample_rss = (one or {}).get("peak_rss_mb") or [None]
+                results["memory"] = {
+                    "sample_sensors": len(topology.sensors),
+                    "sample_rss_mb": sample_rss[0],
+                    "generated_sensors": (gen or {}).get("sensors", args.sensors),
+                    "generated_rss_mb": ((gen or {}).get("peak_rss_mb") or [None])[0],
+                    "detail": gen,
+                }
+        finally:
+            dropped = asyncio.run(kafkautil.drop_prefix(args.bootstrap, run_id))
+            print(f"[bench] deleted {dropped} topics of {run_id}", file=sys.stderr)
+    as_json, as_md = report.write(results, args.out)
+    print(as_md.read_text())
+    print(f"written: {as_json} and {as_md}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

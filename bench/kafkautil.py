@@ -1,0 +1,152 @@
+"""Broker-side helpers for the benchmark: private topic sets, preloading, progress.
+
+Why: every measurement runs on its own topic prefix (and consumer group), so a run never
+reads another run's records and several people can benchmark against one broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from pipeline.kafka.admin import create_topics, delete_topics, list_topics
+from pipeline.kafka.producer import ProduceStats, Record, produce
+from pipeline.simulate import Simulator
+from pipeline.topology import Topology
+
+SIM_START = datetime(2026, 11, 25, tzinfo=UTC)
+
+
+def with_prefix(topology: Topology, prefix: str) -> Topology:
+    """The topology with its topics under ``prefix`` (as CITYOPS_TOPIC_PREFIX does)."""
+    topics = topology.topics.model_copy(update={"prefix": prefix})
+    return topology.model_copy(update={"topics": topics})
+
+
+async def create_all(bootstrap: str, topology: Topology) -> None:
+    """Every topic of the topology's plan (the worker would create them too)."""
+    await create_topics(bootstrap, topology.topic_plan())
+
+
+async def drop_prefix(bootstrap: str, prefix: str) -> int:
+    """Delete every topic whose name starts with ``prefix``; return how many."""
+    names = await list_topics(bootstrap, prefix)
+    if names:
+        await delete_topics(bootstrap, sorted(names))
+    return len(names)
+
+
+def readings(topology: Topology, count: int, *, seed: int = 1) -> list[Record]:
+    """``count`` canonical readings from the simulator (no faults, no reports)."""
+    sim = Simulator(topology, seed=seed, start=SIM_START, fault_rate=0.0, reports_per_minute=0.0)
+    return list(itertools.islice(sim.events(), count))
+
+
+async def preload(bootstrap: str, records: Iterable[Record]) -> ProduceStats:
+    """Send records as fast as the broker takes them, keyed like the simulator."""
+    return await produce(records, bootstrap=bootstrap, acks=1)
+
+
+async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    for _ in range(50):
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            return [TopicPartition(topic, p) for p in sorted(parts)]
+        await consumer._client.force_metadata_update()  # noqa: SLF001  # metadata lags creation
+        await asyncio.sleep(0.1)
+    msg = f"no partitions for {topic}"
+    raise RuntimeError(msg)
+
+
+@dataclass
+class Progress:
+    """How far a consumer group got through a topic set, sampled over time."""
+
+    first_output_at: float | None = None
+    done_at: float | None = None
+    processed: int = 0
+    outputs: int = 0
+
+
+class GroupWatch:
+    """End offsets of topics and a group's committed offsets on them, polled cheaply."""
+
+    def __init__(self, bootstrap: str, group: str) -> None:
+        self.bootstrap = bootstrap
+        self.group = group
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        self.parts: dict[str, list[TopicPartition]] = {}
+
+    async def __aenter__(self) -> GroupWatch:
+        await self.admin.start()
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+        await self.admin.close()
+
+    async def end(self, topic: str) -> int:
+        """Records in ``topic`` (sum of end offsets; our topics are never truncated)."""
+        if topic not in self.parts:
+            self.parts[topic] = await partitions(self.consumer, topic)
+        offsets = await self.consumer.end_offsets(self.parts[topic])
+        return sum(offsets.values())
+
+    async def committed(self, topic: str) -> int:
+        """Records of ``topic`` the group has committed (processed)."""
+        offsets = await self.admin.list_consumer_group_offsets(self.group)
+        return sum(max(meta.offset, 0) for tp, meta in offsets.items() if tp.topic == topic)
+
+
+async def watch_worker(
+    bootstrap: str,
+    group: str,
+    *,
+    raw_topic: str,
+    readings_topic: str,
+    expected: int,
+    window: float,
+    startup_timeout: float = 90.0,
+    alive: Callable[[], bool] | None = None,
+) -> Progress:
+    """Wait for the worker's first output, then until it caught up or ``window`` s passed.
+
+    Caught up = the group committed every raw record and every record of the readings
+    topic (the detect and aggregate agents commit a reading only after it was evaluated
+    and, for closed windows, written to the store).
+    """
+    progress = Progress()
+    started = time.monotonic()
+    async with GroupWatch(bootstrap, group) as watch:
+        while True:
+            now = time.monotonic()
+            if alive is not None and not alive():
+                msg = "the worker exited"
+                raise RuntimeError(msg)
+            outputs = await watch.end(readings_topic)
+            if progress.first_output_at is None:
+                if outputs > 0:
+                    progress.first_output_at = now
+                elif now - started > startup_timeout:
+                    msg = "no reading came out of the worker in time"
+                    raise RuntimeError(msg)
+            else:
+                raw_done = await watch.committed(raw_topic)
+                progress.processed = await watch.committed(readings_topic)
+                progress.outputs = outputs
+                if raw_done >= expected and progress.processed >= outputs:
+                    progress.done_at = now
+                    return progress
+                if now - progress.first_output_at > window:
+                    progress.done_at = now
+                    return progress
+            await asyncio.sleep(0.25)

@@ -1,0 +1,163 @@
+"""Turn a results dict into the Markdown table of bench/results/latest.md (and write both).
+
+Why separate: the rendering is pure, so a unit test can check it without a broker, and a
+results JSON from another machine renders the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+Results = dict[str, Any]
+
+
+def _rate(value: float | None, unit: str) -> str:
+    return "not run" if value is None else f"{value:,.0f} {unit}"
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.3g}x"
+
+
+def _mb(value: float | None) -> str:
+    return "not run" if value is None else f"{value:,.0f} MB"
+
+
+def table_rows(results: Results) -> list[tuple[str, str, str]]:
+    """(measurement, value, note) rows in the order the report shows them."""
+    ceiling = results.get("ceiling") or {}
+    passthrough = results.get("passthrough") or {}
+    cityops = results.get("cityops") or {}
+    scaling = results.get("scaling") or {}
+    latency = results.get("latency") or {}
+    memory = results.get("memory") or {}
+    size = results.get("message_bytes")
+    floor = passthrough.get("msgs_per_s")
+    rows = [
+        (
+            "ceiling: Kafka ProducerPerformance",
+            _rate(ceiling.get("producer_msgs_per_s"), "msgs/s"),
+            f"{size} B records, acks=1, Java",
+        ),
+        (
+            "ceiling: Kafka ConsumerPerformance",
+            _rate(ceiling.get("consumer_msgs_per_s"), "msgs/s"),
+            "fetch rate, Java",
+        ),
+        (
+            "Python floor: aiokafka passthrough",
+            _rate(floor, "msgs/s"),
+            "getmany -> send_batch, 1 process",
+        ),
+        (
+            "cityops: one worker, saturated",
+            _rate(cityops.get("readings_per_s"), "readings/s"),
+            f"{_ratio(cityops.get('ratio_to_passthrough'))} of the passthrough; "
+            f"{cityops.get('processed', 0):,} readings",
+        ),
+        (
+            "cityops: two workers, one group",
+            _rate(scaling.get("two_workers_readings_per_s"), "readings/s"),
+            f"{_ratio(scaling.get('ratio_to_one_worker'))} of one worker (2 cores shared)",
+        ),
+        (
+            "latency raw -> street incident, p50",
+            "not run" if latency.get("p50_ms") is None else f"{latency['p50_ms']:,.0f} ms",
+            f"at {_rate(latency.get('rate_per_s'), 'readings/s')}; "
+            f"{latency.get('samples', 0)} incidents",
+        ),
+        (
+            "latency raw -> street incident, p99",
+            "not run" if latency.get("p99_ms") is None else f"{latency['p99_ms']:,.0f} ms",
+            f"max {latency.get('max_ms', 0):,.0f} ms",
+        ),
+        (
+            "worker peak RSS, sample registry",
+            _mb(memory.get("sample_rss_mb")),
+            f"{memory.get('sample_sensors', 0):,} sensors (VmHWM)",
+        ),
+        (
+            "worker peak RSS, generated registry",
+            _mb(memory.get("generated_rss_mb")),
+            f"{memory.get('generated_sensors', 0):,} sensors (VmHWM)",
+        ),
+    ]
+    configured = results.get("latency_as_configured") or {}
+    if configured.get("p99_ms") is not None:
+        rows.append(
+            (
+                "latency as configured, p50 / p99",
+                f"{configured['p50_ms']:,.0f} / {configured['p99_ms']:,.0f} ms",
+                f"detection waits allowed_lateness={configured.get('allowed_lateness', '?')} "
+                "of event time",
+            )
+        )
+    return rows
+
+
+def target_rows(results: Results) -> list[tuple[str, str, str]]:
+    """(target, measured, verdict) for the three targets of issue 8."""
+    cityops = results.get("cityops") or {}
+    latency = results.get("latency") or {}
+    memory = results.get("memory") or {}
+    ratio = cityops.get("ratio_to_passthrough")
+    p99 = latency.get("p99_ms")
+    rss = memory.get("generated_rss_mb")
+
+    def verdict(ok: bool | None) -> str:
+        return "not measured" if ok is None else ("met" if ok else "MISSED")
+
+    return [
+        (
+            "cityops >= 50% of the passthrough",
+            "n/a" if ratio is None else f"{ratio:.1%}",
+            verdict(None if ratio is None else ratio >= 0.5),
+        ),
+        (
+            "p99 latency < 250 ms at half the saturated rate",
+            "n/a" if p99 is None else f"{p99:,.0f} ms",
+            verdict(None if p99 is None else p99 < 250),
+        ),
+        (
+            "worker RSS < 600 MB with 100,000 sensors",
+            "n/a" if rss is None else f"{rss:,.0f} MB",
+            verdict(None if rss is None else rss < 600),
+        ),
+    ]
+
+
+def _table(header: tuple[str, str, str], rows: list[tuple[str, str, str]]) -> list[str]:
+    lines = [f"| {' | '.join(header)} |", "|---|---:|---|"]
+    lines.extend(f"| {a} | {b} | {c} |" for a, b, c in rows)
+    return lines
+
+
+def render_markdown(results: Results) -> str:
+    """The report: a machine line, the measurements and the targets, as Markdown."""
+    machine = results.get("machine") or {}
+    lines = [
+        "# cityops benchmark",
+        "",
+        f"{machine.get('started_at', '?')}: {machine.get('cpus', '?')} CPU cores shared by "
+        f"the broker, the load generator and the workers; Python {machine.get('python', '?')}, "
+        f"Kafka {machine.get('kafka', '?')}. Compare ratios within one run, not absolute "
+        "numbers across machines.",
+        "",
+        *_table(("measurement", "value", "note"), table_rows(results)),
+        "",
+        *_table(("target", "measured", "verdict"), target_rows(results)),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write(results: Results, directory: Path) -> tuple[Path, Path]:
+    """Write latest.json and latest.md into ``directory``; return both paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    as_json = directory / "latest.json"
+    as_md = directory / "latest.md"
+    as_json.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    as_md.write_text(render_markdown(results))
+    return as_json, as_md

@@ -1,0 +1,125 @@
+"""A cityops worker in its own process for the benchmark, and its peak memory.
+
+Same pattern as tests/support/worker.py (own topic prefix, group, web port, state and
+chDB directories), kept here so the benchmark does not import the test suite.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """Peak resident set size of a live process (VmHWM), MB; None when unreadable."""
+    try:
+        import psutil  # optional
+
+        info = psutil.Process(pid).memory_full_info()
+        peak = getattr(info, "peak_wset", None)  # Windows only; Linux falls through
+        if peak:
+            return float(peak) / 2**20
+    except Exception:  # noqa: BLE001, S110  # psutil missing or no peak: use /proc
+        pass
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a live process has used so far (all threads), seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Worker:
+    """`cityops worker` with its own prefix, group id, port and data directories."""
+
+    def __init__(
+        self,
+        topology: Path,
+        bootstrap: str,
+        workdir: Path,
+        *,
+        prefix: str,
+        group: str,
+        name: str,
+        env: dict[str, str] | None = None,
+        python: str = sys.executable,
+    ) -> None:
+        self.name = name
+        self.log_path = workdir / f"{name}.log"
+        self.args = [
+            python, "-m", "pipeline", "worker",
+            "--topology", str(topology), "--bootstrap", bootstrap,
+            "--web-port", str(free_port()), "--data-dir", str(workdir / name),
+            "--worker-id", group, "--loglevel", "warning",
+        ]  # fmt: skip
+        self.env = {
+            **os.environ,
+            "CITYOPS_TOPIC_PREFIX": prefix,
+            "CITYOPS_CHDB_PATH": str(workdir / f"{name}-chdb"),
+            **(env or {}),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> Worker:
+        self.started_at = time.monotonic()
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def cpu_share(self) -> float | None:
+        """CPU seconds per wall second since start (1.0 = one core busy)."""
+        used = cpu_seconds(self.pid) if self.alive() else None
+        wall = time.monotonic() - self.started_at
+        return None if used is None or wall <= 0 else used / wall
+
+    def peak_rss_mb(self) -> float | None:
+        return peak_rss_mb(self.pid) if self.alive() else None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return text[-chars:]
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """TERM (warm shutdown), then KILL after ``timeout`` seconds."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)

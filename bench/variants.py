@@ -1,0 +1,67 @@
+"""Temporary topology files derived from a real one (for memory and latency runs).
+
+Why files: the worker reads its topology from a path, so a variant is a YAML file in the
+run's scratch directory with every relative path (boundaries, sensor file) made absolute.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _load(source: Path) -> dict[str, Any]:
+    data = yaml.safe_load(source.read_text())
+    assert isinstance(data, dict)
+    base = source.parent.resolve()
+    if isinstance(data.get("boundaries"), str):
+        data["boundaries"] = str(base / data["boundaries"])
+    sensors = data.get("sensors")
+    if isinstance(sensors, dict) and "file" in sensors:
+        data["sensors"] = {"file": str(base / sensors["file"])}
+    return data
+
+
+def _write(data: dict[str, Any], target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    return target
+
+
+def with_lateness(source: Path, target: Path, lateness: str) -> Path:
+    """The topology with ``aggregation.allowed_lateness`` replaced (e.g. "0s")."""
+    data = _load(source)
+    data["aggregation"] = {**data["aggregation"], "allowed_lateness": lateness}
+    return _write(data, target)
+
+
+def with_generated_sensors(source: Path, target: Path, count: int, *, seed: int = 8) -> Path:
+    """The topology with ``count`` sensors: its own plus copies of them, jittered.
+
+    Copies keep their template's kind, metrics and area (so each resolves to a real
+    street or district) and get ids ``<template>-g<n>``; the datastreams still point at
+    the original sensors, which stay in the registry.
+    """
+    data = _load(source)
+    sensors_file = Path(data["sensors"]["file"])
+    with sensors_file.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    rng = random.Random(seed)
+    out = target.with_suffix(".sensors.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        for n in range(count - len(rows)):
+            row = dict(rows[n % len(rows)])
+            row["id"] = f"{row['id']}-g{n}"
+            row["lat"] = f"{float(row['lat']) + rng.uniform(-0.003, 0.003):.5f}"
+            row["lon"] = f"{float(row['lon']) + rng.uniform(-0.003, 0.003):.5f}"
+            writer.writerow(row)
+    data["sensors"] = {"file": str(out)}
+    return _write(data, target)
