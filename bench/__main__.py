@@ -150,7 +150,6 @@ def main() -> None:  # noqa: C901, PLR0915  # the run order, in one place
                 if one and args.profile and (work / "profile.raw").exists():
                     summary = profile.summarise(work / "profile.raw", 30)
                     results["profile"] = summary
-                    (args.out / "profile.raw.txt").write_text((work / "profile.raw").read_text())
 
             if "scaling" not in args.skip:
                 two = _step(results, "scaling", lambda: throughput.measure(

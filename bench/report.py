@@ -85,7 +85,16 @@ def table_rows(results: Results) -> list[tuple[str, str, str]]:
         ),
     ]
     configured = results.get("latency_as_configured") or {}
-    if configured.get("p99_ms") is not None:
+    if configured and configured.get("p99_ms") is None:
+        rows.append(
+            (
+                "latency as configured",
+                f"no incident within {configured.get('seconds', 0):.0f} s",
+                f"detection waits allowed_lateness={configured.get('allowed_lateness', '?')} "
+                "of event time",
+            )
+        )
+    elif configured:
         rows.append(
             (
                 "latency as configured, p50 / p99",

@@ -26,7 +26,7 @@ def free_port() -> int:
 def peak_rss_mb(pid: int) -> float | None:
     """Peak resident set size of a live process (VmHWM), MB; None when unreadable."""
     try:
-        import psutil  # optional
+        import psutil  # type: ignore[import-not-found,import-untyped,unused-ignore]  # optional
 
         info = psutil.Process(pid).memory_full_info()
         peak = getattr(info, "peak_wset", None)  # Windows only; Linux falls through
