@@ -10,6 +10,7 @@ import asyncio
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from pipeline.kafka.admin import create_topics
 
@@ -64,7 +65,9 @@ def parse_consumer(text: str) -> tuple[float, float]:
     return float(row["nMsg.sec"]), float(row["fetch.nMsg.sec"])
 
 
-def run(bootstrap: str, topic: str, record_size: int, records: int, partitions: int) -> dict:
+def run(
+    bootstrap: str, topic: str, record_size: int, records: int, partitions: int
+) -> dict[str, Any]:
     """Produce ``records`` of ``record_size`` bytes, then consume them back."""
     cp = classpath()
     asyncio.run(create_topics(bootstrap, [_Topic(topic, partitions)]))

@@ -127,11 +127,13 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
                 source = SourceRef(message.topic, message.partition, message.offset)
                 emits = normalize.process(message.value, message.headers or (), source)
                 kind = raw_kind.get(message.topic, "raw")
-                metrics.events_in.labels(kind, normalize.last_format).inc()
+                metrics.child(metrics.events_in, kind, normalize.last_format).inc()
                 for emit in emits:
                     _count(metrics, emit, "normalize")
                     await send(emit)
-                metrics.processing_latency.labels("normalize").observe(_age(message.timestamp))
+                metrics.child(metrics.processing_latency, "normalize").observe(
+                    _age(message.timestamp)
+                )
 
     outputs = app.topic(
         names("readings"), names("reports"), key_serializer="raw", value_serializer="raw"
@@ -196,7 +198,9 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
                 for emit in emits:
                     _count(metrics, emit, "lifecycle")
                     await send(emit)
-                metrics.processing_latency.labels("lifecycle").observe(_age(message.timestamp))
+                metrics.child(metrics.processing_latency, "lifecycle").observe(
+                    _age(message.timestamp)
+                )
             lifecycle.states.persist()
             _gauge_open(metrics, lifecycle)
 
@@ -356,11 +360,11 @@ def _preset_children(metrics: Metrics, topology: Topology) -> None:
 
 def _count(metrics: Metrics, emit: Emit, stage: str) -> None:
     if emit.kind == "deadletter":
-        metrics.dead_letters.labels(stage, emit.reason or "unknown").inc()
+        metrics.child(metrics.dead_letters, stage, emit.reason or "unknown").inc()
         if emit.reason == RejectReason.duplicate:
             metrics.duplicates.inc()
     elif emit.kind in ("reading", "report"):
-        metrics.normalized.labels(emit.kind).inc()
+        metrics.child(metrics.normalized, emit.kind).inc()
     elif emit.kind == "incident" and emit.topic.endswith("incidents.city"):
         severity, level, district = _incident_labels(emit.value)
         metrics.incident_events.labels(emit.reason or "", severity, level, district).inc()

@@ -8,7 +8,7 @@ incident ids.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -39,6 +39,17 @@ class Metrics:
     store_failures: Counter
     store_retries: Counter
     worker_info: Info
+    _children: dict[tuple[int, tuple[str, ...]], Any] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def child(self, collector: Counter | Histogram | Gauge, *labels: str) -> Any:
+        """`collector.labels(*labels)`, looked up once (hot path: ~1 µs saved per call)."""
+        key = (id(collector), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = collector.labels(*labels)
+        return found
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "cityops") -> Metrics:

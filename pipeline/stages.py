@@ -230,26 +230,43 @@ class NormalizeStage:
 
 @dataclass
 class DetectorBundle:
-    """Every detection state of one partition key (a district, or a report category)."""
+    """Every detection state of one partition key (a district, or a report category).
+
+    Why a dump cache: the bundle is persisted after every batch, but a batch touches only
+    some of a district's sensors; re-encoding every sensor's state each time dominated the
+    worker's profile. `touch()` marks what changed, and `to_dict()` re-encodes only that.
+    """
 
     sensors: dict[str, detect.DetectorState] = field(default_factory=dict)
     cluster: clusters.ClusterState | None = None
+    _dumped: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _touched: set[str] = field(default_factory=set, repr=False)
+
+    def touch(self, state_key: str) -> None:
+        """Mark one sensor state as changed since the last `to_dict()`."""
+        self._touched.add(state_key)
 
     def to_dict(self) -> dict[str, Any]:
+        dumped = self._dumped
+        for key, state in self.sensors.items():
+            if key in self._touched or key not in dumped:
+                dumped[key] = state.to_dict()
+        self._touched.clear()
         return {
-            "sensors": {key: state.to_dict() for key, state in self.sensors.items()},
+            "sensors": dict(dumped),
             "cluster": None if self.cluster is None else self.cluster.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DetectorBundle:
         cluster = data.get("cluster")
+        sensors_data = data.get("sensors", {})
         return cls(
             sensors={
-                key: detect.DetectorState.from_dict(value)
-                for key, value in data.get("sensors", {}).items()
+                key: detect.DetectorState.from_dict(value) for key, value in sensors_data.items()
             },
             cluster=None if cluster is None else clusters.ClusterState.from_dict(cluster),
+            _dumped=dict(sensors_data),
         )
 
 
@@ -291,6 +308,7 @@ class DetectStage:
             state_key = detect.state_key(str(rule.id), subject)
             state = bundle.sensors.get(state_key) or detect.new_state(rule, subject)
             bundle.sensors[state_key], events = detect.step(state, reading, rule, self.topology)
+            bundle.touch(state_key)
             emits.extend(incident_event_emit(self.topology, event) for event in events)
         return emits
 
@@ -316,6 +334,7 @@ class DetectStage:
                 bundle.sensors[state_key], events = detect.advance(
                     state, watermark, rules[state.rule_id], self.topology
                 )
+                bundle.touch(state_key)
                 emits.extend(incident_event_emit(self.topology, event) for event in events)
         return emits
 
