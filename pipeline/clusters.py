@@ -179,7 +179,7 @@ def step(
         state.unlocated += 1
         return state, []
     window: timedelta = rule.window
-    horizon = window + topology.aggregation.allowed_lateness
+    horizon = window + topology.detection_lateness
     if state.max_seen is not None and at < state.max_seen - horizon:
         state.late += 1
         return state, []

@@ -13,7 +13,7 @@ Semantics (what a user of the topology may rely on):
   an area at that level is not evaluated by that rule. Readings of an area rule must be
   partitioned by that area (the worker re-keys them), not by sensor.
 - **Event time and lateness.** Each state keeps a watermark = (latest ``observed_at`` seen
-  for this subject) - ``topology.aggregation.allowed_lateness``. Sensor readings wait in a
+  for this subject) - ``topology.detection_lateness``. Sensor readings wait in a
   small buffer ordered by ``(observed_at, event_id)`` and are evaluated once the watermark
   reaches them, so readings that arrive out of order within the allowed lateness are
   evaluated in event-time order. A reading older than the watermark (more than the
@@ -359,7 +359,7 @@ def _peak(spec: Spec, current: float, value: float) -> float:
 
 
 def _lateness(topology: Topology) -> timedelta:
-    return topology.aggregation.allowed_lateness
+    return topology.detection_lateness
 
 
 def subject_for(reading: Reading, rule: Rule, topology: Topology) -> str | None:

@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -49,6 +50,7 @@ __all__ = [
     "Area",
     "AreaScope",
     "Band",
+    "Detection",
     "ChdbSink",
     "ClickHouseSink",
     "ClusterRule",
@@ -606,6 +608,19 @@ class Escalation(_Frozen):
     top_level: AreaLevel = AreaLevel.city
 
 
+class Detection(_Frozen):
+    """Rule evaluation over each subject's readings, in event time.
+
+    ``allowed_lateness``: how long a reading waits for older, out-of-order readings of the
+    same subject before it is evaluated (and an incident can open). Unset, it is the
+    aggregation's lateness. Zero evaluates every in-order reading at once (fastest
+    incidents); a sensor's readings arrive in order on their keyed partition, so only
+    genuinely out-of-order ones are then dropped from detection (still aggregated).
+    """
+
+    allowed_lateness: NonNegativeDuration | None = None
+
+
 class Aggregation(_Frozen):
     """Windowed aggregates: tumbling ``window``, lateness allowed, levels to emit."""
 
@@ -717,6 +732,7 @@ class Topology(_Frozen):
     report_categories: tuple[ReportCategory, ...] = ()
     sla: dict[Severity, Sla]
     escalation: Escalation = Escalation()
+    detection: Detection = Detection()
     aggregation: Aggregation = Aggregation()
     sinks: Sinks = Sinks()
 
@@ -751,6 +767,12 @@ class Topology(_Frozen):
     def base_dir(self) -> Path:
         """Directory the topology was loaded from (relative paths resolve against it)."""
         return self._base_dir
+
+    @property
+    def detection_lateness(self) -> timedelta:
+        """The lateness rule evaluation allows (detection's, else aggregation's)."""
+        lateness = self.detection.allowed_lateness
+        return self.aggregation.allowed_lateness if lateness is None else lateness
 
     @property
     def city(self) -> Area:

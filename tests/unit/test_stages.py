@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 
 from pipeline.emit import SourceRef
 from pipeline.models import AdminCodes, Reading
 from pipeline.stages import AggregateStage, DetectStage, NormalizeStage
-from pipeline.topology import load_topology
+from pipeline.topology import load_topology, parse_topology
 
 DEMO = Path(__file__).resolve().parents[2] / "topologies" / "demo.yaml"
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
@@ -95,3 +96,15 @@ def test_a_located_report_in_a_topology_without_boundaries_is_placed_by_its_area
     assert body["areas"]["street"] == "310101002" and body["areas"]["district"] == "310101"
     assert body["location"] == {"lat": 31.2385, "lon": 121.482}
     assert "13812345678" not in body["description"]
+
+
+def test_detection_lateness_zero_opens_the_incident_on_the_completing_reading() -> None:
+    data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    data["detection"] = {"allowed_lateness": "0s"}
+    topology = parse_topology(data, DEMO.parent)
+    assert topology.detection_lateness == timedelta(0)
+    assert topology.aggregation.allowed_lateness == timedelta(seconds=10)  # unchanged
+    stage = DetectStage(topology, {})
+    first = stage.on_reading("310101", _reading(0, 80.0), SourceRef("r", 0, 0))
+    second = stage.on_reading("310101", _reading(1, 90.0), SourceRef("r", 0, 1))
+    assert first == [] and [e.reason for e in second] == ["open"]  # no wait for a 3rd reading
