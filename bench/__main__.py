@@ -177,7 +177,7 @@ def main() -> None:  # noqa: C901, PLR0915  # the run order, in one place
                     seconds=args.latency_seconds))  # fmt: skip
                 results["latency_as_configured"] = configured
                 if configured is not None:
-                    lateness = topology.aggregation.allowed_lateness.total_seconds()
+                    lateness = topology.detection_lateness.total_seconds()
                     configured["allowed_lateness"] = f"{lateness:g}s"
 
             if "memory" not in args.skip:

@@ -99,8 +99,7 @@ def table_rows(results: Results) -> list[tuple[str, str, str]]:
             (
                 "latency as configured, p50 / p99",
                 f"{configured['p50_ms']:,.0f} / {configured['p99_ms']:,.0f} ms",
-                f"detection waits allowed_lateness={configured.get('allowed_lateness', '?')} "
-                "of event time",
+                f"detection.allowed_lateness={configured.get('allowed_lateness', '?')}",
             )
         )
     return rows

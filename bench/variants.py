@@ -33,9 +33,9 @@ def _write(data: dict[str, Any], target: Path) -> Path:
 
 
 def with_lateness(source: Path, target: Path, lateness: str) -> Path:
-    """The topology with ``aggregation.allowed_lateness`` replaced (e.g. "0s")."""
+    """The topology with detection's ``allowed_lateness`` replaced (e.g. "0s")."""
     data = _load(source)
-    data["aggregation"] = {**data["aggregation"], "allowed_lateness": lateness}
+    data["detection"] = {**data.get("detection", {}), "allowed_lateness": lateness}
     return _write(data, target)
 
 
