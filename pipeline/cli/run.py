@@ -24,6 +24,7 @@ from rich.table import Table
 from pipeline.cli.common import EXIT_RUNTIME, console, fail, open_topology
 from pipeline.kafka.admin import TopicAdminError, create_topics
 from pipeline.settings import Settings
+from pipeline.sim_formats import FORMATS
 
 TopologyOption = Annotated[
     Path, typer.Option("--topology", "-t", help="Topology YAML file.", exists=False)
@@ -181,6 +182,7 @@ def demo_command(
         sim_args = [
             *cityops, "simulate", *common, "--rate", str(rate), "--duration", duration,
             "--speedup", str(speedup), "--episodes-per-hour", str(episodes_per_hour),
+            "--formats", ",".join(FORMATS),  # every input format the adapters read
         ]  # fmt: skip
         simulator = subprocess.Popen(sim_args, stdout=sim_log, stderr=subprocess.STDOUT)  # noqa: S603
         stack.callback(_stop, simulator)

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -45,6 +46,7 @@ from pipeline.durations import parse_duration
 from pipeline.kafka.admin import list_topics
 from pipeline.kafka.producer import ProduceError, ProduceStats, produce
 from pipeline.settings import Settings
+from pipeline.sim_formats import FORMATS, mix_formats
 from pipeline.simulate import SimEvent, Simulator
 
 __all__ = ["jsonl_line", "simulate_command"]
@@ -110,6 +112,13 @@ def simulate_command(
     locations: Annotated[
         bool, typer.Option(help="Put the sensor's lat/lon into every reading.")
     ] = False,
+    formats: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated input formats to mix (each valid event picks one): "
+            f"{', '.join(FORMATS)}."
+        ),
+    ] = "canonical",
 ) -> None:
     """Simulate sensor readings and citizen reports into the raw topics (or a file)."""
     checks = (
@@ -122,6 +131,10 @@ def simulate_command(
     for ok, message in checks:
         if not ok:
             fail(message)
+    chosen = [name.strip() for name in formats.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(FORMATS))
+    if not chosen or unknown:
+        fail(f"--formats: unknown {unknown or 'empty list'}; known: {', '.join(FORMATS)}")
     wall = _parse_duration(duration)
     begin = _parse_start(start)
     if output is not None and wall is None:
@@ -153,10 +166,11 @@ def simulate_command(
         f"(seed {seed}, speedup {speedup:g})",
         highlight=False,
     )
+    stream = mix_formats(sim.events(until), topo, chosen, seed=seed)
     if output is not None:
-        _to_file(sim, until, output, planned)
+        _to_file(sim, stream, output, planned)
     else:
-        _to_kafka(sim, until, settings.kafka_bootstrap_servers, rate, wall, planned)
+        _to_kafka(sim, stream, settings.kafka_bootstrap_servers, rate, wall, planned)
 
 
 def _progress(total: int | None) -> tuple[Progress, TaskID]:
@@ -173,12 +187,12 @@ def _progress(total: int | None) -> tuple[Progress, TaskID]:
     return progress, task
 
 
-def _to_file(sim: Simulator, until: datetime | None, output: Path, planned: int | None) -> None:
+def _to_file(sim: Simulator, stream: Iterator[SimEvent], output: Path, planned: int | None) -> None:
     progress, task = _progress(planned)
     try:
         with progress, output.open("wb") as out:
             count = 0
-            for count, event in enumerate(sim.events(until), start=1):  # noqa: B007
+            for count, event in enumerate(stream, start=1):  # noqa: B007
                 out.write(jsonl_line(event))
                 if count % 5000 == 0:
                     progress.update(task, completed=count)
@@ -203,7 +217,7 @@ def jsonl_line(event: SimEvent) -> bytes:
 
 def _to_kafka(
     sim: Simulator,
-    until: datetime | None,
+    stream: Iterator[SimEvent],
     bootstrap: str,
     rate: float,
     wall: timedelta | None,
@@ -229,7 +243,7 @@ def _to_kafka(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         return await produce(
-            sim.events(until),
+            stream,
             bootstrap=bootstrap,
             rate=rate,
             duration=None if wall is None else _cutoff(wall),
