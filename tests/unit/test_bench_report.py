@@ -52,8 +52,7 @@ def test_targets_and_missing_sections() -> None:
     configured = {**RESULTS, "latency_as_configured": {
         "p50_ms": 30380.0, "p99_ms": 32390.0, "allowed_lateness": "30s"}}  # fmt: skip
     assert render_markdown(configured).splitlines()[-7] == (
-        "| latency as configured, p50 / p99 | 30,380 / 32,390 ms | "
-        "detection.allowed_lateness=30s |"
+        "| latency as configured, p50 / p99 | 30,380 / 32,390 ms | detection.allowed_lateness=30s |"
     )
     empty = render_markdown({})
     assert "| cityops: one worker, saturated | not run |" in empty
