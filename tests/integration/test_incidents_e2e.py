@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -198,4 +199,6 @@ async def test_incidents_are_routed_escalated_handled_and_audited(
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert f"{len(audit)} events" in verified.stdout, verified.stdout
+    counted = re.search(r"(\d+) events, 0 problems", verified.stdout)
+    # The worker may have added a transition after the watcher's last read: at least ours.
+    assert counted and int(counted.group(1)) >= len(audit), verified.stdout
