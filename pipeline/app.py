@@ -25,11 +25,12 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator, MutableMapping, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel, ValidationError
 
 from pipeline.emit import Emit, SourceRef
 from pipeline.metrics import Metrics
@@ -38,16 +39,24 @@ from pipeline.models import (
     AreaLevel,
     CitizenReport,
     Reading,
+    Rejection,
     RejectReason,
     Severity,
 )
 from pipeline.settings import Settings
 from pipeline.sinks import AggregateStore, StoreError, open_store
 from pipeline.sinks.batching import Backoff, Batcher
-from pipeline.stages import AggregateStage, DetectStage, LifecycleStage, NormalizeStage
+from pipeline.stages import (
+    AggregateStage,
+    DetectStage,
+    LifecycleStage,
+    NormalizeStage,
+    dead_letter,
+)
 from pipeline.topology import Topology
 
 Send = Callable[[Emit], Coroutine[Any, Any, None]]
+M = TypeVar("M", bound=BaseModel)
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -95,6 +104,19 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
     _preset_children(metrics, topology)
     send = _sender(app)
     names = topology.topics.name
+
+    async def decode(model: type[M], raw: bytes, source: SourceRef, stage: str) -> M | None:
+        """A record of an internal topic as its model, or None after dead-lettering it
+        (someone else wrote to the topic, or an incompatible version did)."""
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as exc:
+            rejection = Rejection(reason=RejectReason.schema_violation, detail=str(exc)[:500])
+            letter = dead_letter(topology, rejection, raw, source, stage=stage)
+            _count(metrics, letter, stage)
+            await send(letter)
+            return None
+
     take = {"max_": settings.batch_size, "within": settings.batch_within_seconds}
 
     def table(name: str) -> MutableMapping[str, Any]:
@@ -147,11 +169,11 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
                 key = (message.key or b"").decode()
                 source = SourceRef(message.topic, message.partition, message.offset)
                 if message.topic == names("readings"):
-                    reading = Reading.model_validate_json(message.value)
-                    emits = detect.on_reading(key, reading, source)
+                    reading = await decode(Reading, message.value, source, "detect")
+                    emits = detect.on_reading(key, reading, source) if reading else []
                 else:
-                    report = CitizenReport.model_validate_json(message.value)
-                    emits = detect.on_report(key, report, source)
+                    report = await decode(CitizenReport, message.value, source, "detect")
+                    emits = detect.on_report(key, report, source) if report else []
                 for emit in emits:
                     await send(emit)
             detect.states.persist()
@@ -167,10 +189,12 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
             now = datetime.now(UTC)
             for event in events:
                 message = event.message
-                reading = Reading.model_validate_json(message.value)
+                source = SourceRef(message.topic, message.partition, message.offset)
+                reading = await decode(Reading, message.value, source, "aggregate")
+                if reading is None:
+                    continue
                 metrics.event_time_lag.observe((now - reading.observed_at).total_seconds())
                 late_before = aggregate.late
-                source = SourceRef(message.topic, message.partition, message.offset)
                 key = (message.key or b"").decode()
                 rows.extend(aggregate.on_reading(key, reading, source))
                 if aggregate.late != late_before:

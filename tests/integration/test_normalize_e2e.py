@@ -80,6 +80,8 @@ def test_worker_sends_valid_readings_on_and_dead_letters_the_rest(
     messages = [*GOOD[:2], *BAD, GOOD[2], NGSI_V2]
     asyncio.run(produce(kafka_bootstrap, raw, messages, key_of=sensor_key))
     asyncio.run(produce(kafka_bootstrap, topics.name("raw_reports"), [OPEN311]))
+    # Someone else wrote garbage onto an internal topic: both readers dead-letter it.
+    asyncio.run(produce(kafka_bootstrap, readings, [b"not a reading"], key=b"310101"))
 
     with WorkerProcess(
         DEMO, kafka_bootstrap, tmp_path, prefix=topic_prefix, worker_id=f"w-{topic_prefix}",
@@ -89,13 +91,13 @@ def test_worker_sends_valid_readings_on_and_dead_letters_the_rest(
             consume_until(
                 kafka_bootstrap,
                 [readings, dead, reports],
-                len(GOOD) + 2 + len(BAD) + 1,
+                len(GOOD) + 2 + len(BAD) + 1 + 1 + 2,
                 worker=worker,
             )  # fmt: skip
         )
         assert worker.alive(), worker.log()[-3000:]
 
-    out = [orjson.loads(value) for _, value in found[readings]]
+    out = [orjson.loads(value) for _, value in found[readings] if value != b"not a reading"]
     canonical = [r for r in out if r["source_format"] == "canonical"]
     assert sorted(r["event_id"] for r in canonical) == ["good-1", "good-2", "good-3"]
     ngsi = {r["metric"]: r for r in out if r["source_format"] != "canonical"}
@@ -113,6 +115,10 @@ def test_worker_sends_valid_readings_on_and_dead_letters_the_rest(
     assert by_id["good-1"]["observed_at"].startswith("2026-11-28T00:00:00")
 
     letters = [orjson.loads(value) for _, value in found[dead]]
+    internal = [letter for letter in letters if letter["source_topic"] == readings]
+    assert sorted(letter["stage"] for letter in internal) == ["aggregate", "detect"]
+    assert {base64.b64decode(letter["original"]) for letter in internal} == {b"not a reading"}
+    letters = [letter for letter in letters if letter["source_topic"] != readings]
     got = {base64.b64decode(letter["original"]): letter["reason"] for letter in letters}
     assert got == BAD
     assert len(letters) == len(BAD), "each bad message is dead-lettered exactly once"
