@@ -44,20 +44,23 @@ class WorkerProcess:
         *,
         prefix: str,
         worker_id: str,
+        instance: str = "",
         env: dict[str, str] | None = None,
     ) -> None:
+        """`instance` tells apart several workers of one group (log, state, store dirs)."""
         self.web_port = free_port()
-        self.log_path = workdir / f"{worker_id}.log"
+        name = f"{worker_id}{instance}"
+        self.log_path = workdir / f"{name}.log"
         self.args = [
             sys.executable, "-m", "pipeline", "worker",
             "--topology", str(topology), "--bootstrap", bootstrap,
-            "--web-port", str(self.web_port), "--data-dir", str(workdir / worker_id),
+            "--web-port", str(self.web_port), "--data-dir", str(workdir / name),
             "--worker-id", worker_id,
         ]  # fmt: skip
         self.env = {
             **os.environ,
             "CITYOPS_TOPIC_PREFIX": prefix,
-            "CITYOPS_CHDB_PATH": str(workdir / f"{worker_id}-chdb"),
+            "CITYOPS_CHDB_PATH": str(workdir / f"{name}-chdb"),
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None

@@ -1,0 +1,99 @@
+"""Two workers in one consumer group produce exactly the incidents one process computes.
+
+Detection state is keyed by district, so each district's readings and state live in one
+partition whichever worker owns it; incident ids are deterministic, so the set of
+incidents is the same as the pure stages compute for the same input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from pipeline.emit import SourceRef
+from pipeline.kafka.admin import create_topics
+from pipeline.models import Reading
+from pipeline.stages import DetectStage, LifecycleStage, NormalizeStage
+from pipeline.topology import parse_topology
+from tests.support.worker import WorkerProcess, consume_until, produce, sensor_key
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "topologies" / "demo.yaml"
+SENSORS = ("aq-001", "aq-002", "aq-003")
+
+
+def _readings(start: datetime) -> list[bytes]:
+    out = []
+    for i in range(24):
+        for n, sensor in enumerate(SENSORS):
+            # each sensor breaches, clears and breaches again: two incidents per sensor
+            value = 160.0 if (i // 6) % 2 == 0 else 20.0
+            out.append(orjson.dumps({
+                "event_id": f"{sensor}-{i}", "sensor_id": sensor, "metric": "pm25",
+                "value": value + n, "unit": "ug/m3",
+                "observed_at": (start + timedelta(seconds=5 * i)).isoformat(),
+            }))  # fmt: skip
+    return out
+
+
+def _offline_incidents(data: dict[str, Any], messages: list[bytes]) -> set[str]:
+    """What one process computes with the worker's own stages."""
+    topology = parse_topology(data, DEMO.parent)
+    normalize = NormalizeStage(topology)
+    detect = DetectStage(topology, {})
+    lifecycle = LifecycleStage(topology, {})
+    ids: set[str] = set()
+    for offset, raw in enumerate(messages):
+        for emit in normalize.process(raw, (), SourceRef("raw", 0, offset)):
+            reading = Reading.model_validate_json(emit.value)
+            for event in detect.on_reading(emit.key.decode(), reading):  # type: ignore[union-attr]
+                for out in lifecycle.on_incident_event(event.value, SourceRef("")):
+                    if out.kind == "incident":
+                        ids.add(orjson.loads(out.value)["incident_id"])
+    return ids
+
+
+@pytest.mark.integration
+async def test_two_workers_in_one_group_give_the_incidents_of_one(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    data["detection"] = {"allowed_lateness": "0s"}
+    path = tmp_path / "topology.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    data["topics"]["prefix"] = topic_prefix
+    topology = parse_topology(data, DEMO.parent)
+    await create_topics(kafka_bootstrap, topology.topic_plan())
+    messages = _readings(datetime.now(UTC) - timedelta(minutes=5))
+    expected = _offline_incidents(data, messages)
+    assert len(expected) == 2 * len(SENSORS)
+
+    group = f"scale-{topic_prefix}"
+    workers = [
+        WorkerProcess(path, kafka_bootstrap, tmp_path, prefix=topic_prefix, worker_id=group,
+                      instance=f"-{n}")
+        for n in range(2)
+    ]  # fmt: skip
+    for worker in workers:
+        worker.start()
+    try:
+        await asyncio.sleep(8)  # both have joined the group before the data arrives
+        assert all(w.alive() for w in workers), workers[0].log()[-2000:] + workers[1].log()[-2000:]
+        await produce(kafka_bootstrap, topology.topics.name("raw_sensors"), messages,
+                      key_of=sensor_key)  # fmt: skip
+        city = topology.topics.name("incidents_city")
+        found = await consume_until(kafka_bootstrap, [city], 4 * len(expected), settle=5.0,
+                                    timeout=120, worker=workers[0])  # fmt: skip
+    finally:
+        for worker in workers:
+            worker.stop()
+    got = {orjson.loads(value)["incident_id"] for _, value in found[city]}
+    assert got == expected
+    for worker in workers:  # the work was shared: each worker was given partitions
+        assert "Setting newly assigned partitions {" in worker.log(), worker.log()[-2000:]
