@@ -136,6 +136,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
     detect = DetectStage(topology, table("detector"))
     aggregate = AggregateStage(topology, table("windows"))
     lifecycle = LifecycleStage(topology, table("incidents"))
+    open_gauge = OpenIncidentsGauge(metrics, lifecycle)
     stages_with_state = (detect, aggregate, lifecycle)
 
     raw_kind = {names("raw_sensors"): "raw_sensors", names("raw_reports"): "raw_reports"}
@@ -226,7 +227,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
                     _age(message.timestamp)
                 )
             lifecycle.states.persist()
-            _gauge_open(metrics, lifecycle)
+            open_gauge.refresh()
 
     @app.timer(settings.sla_check_seconds)  # type: ignore[untyped-decorator]  # faust is untyped
     async def sla_clock() -> None:
@@ -240,7 +241,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
             _count(metrics, emit, "lifecycle")
             await send(emit)
         lifecycle.states.persist()
-        _gauge_open(metrics, lifecycle)
+        open_gauge.refresh()
 
     async def forget_cached_state(*_: Any, **__: Any) -> None:
         # Another worker may own (and change) these keys now; re-read them from the table.
@@ -410,14 +411,29 @@ def _severity_level(value: bytes) -> tuple[str, str]:
     return severity, level
 
 
-def _gauge_open(metrics: Metrics, lifecycle: LifecycleStage) -> None:
-    counts: Counter[tuple[str, str]] = Counter(
-        (incident.areas.district or "none", str(incident.severity))
-        for incident in lifecycle.open_incidents()
-    )
-    metrics.open_incidents.clear()
-    for (district, severity), count in counts.items():
-        metrics.open_incidents.labels(district, severity).set(count)
+class OpenIncidentsGauge:
+    """Recounts open incidents by district and severity, at most once per `every` seconds
+    (the count walks every local incident, so not after every batch)."""
+
+    def __init__(self, metrics: Metrics, lifecycle: LifecycleStage, every: float = 1.0) -> None:
+        self.metrics = metrics
+        self.lifecycle = lifecycle
+        self.every = every
+        self._at = -every
+
+    def refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._at < self.every:
+            return
+        self._at = now
+        counts: Counter[tuple[str, str]] = Counter(
+            (incident.areas.district or "none", str(incident.severity))
+            for incident in self.lifecycle.open_incidents()
+        )
+        gauge = self.metrics.open_incidents
+        gauge.clear()
+        for (district, severity), count in counts.items():
+            gauge.labels(district, severity).set(count)
 
 
 def _age(timestamp: float | None) -> float:

@@ -610,8 +610,24 @@ class Detector:
         return events
 
 
+_SPECS: dict[int, tuple[Rule, Spec]] = {}
+
+
 def spec_of(rule: Rule) -> Spec:
-    """Read a topology rule into a :class:`Spec` (the one place that knows its shape)."""
+    """Read a topology rule into a :class:`Spec` (the one place that knows its shape).
+
+    Cached per rule object (rules are frozen; the worker evaluates one per reading). The
+    cache holds the rule itself, so its id cannot be reused by another object.
+    """
+    cached = _SPECS.get(id(rule))
+    if cached is not None and cached[0] is rule:
+        return cached[1]
+    spec = _spec_of(rule)
+    _SPECS[id(rule)] = (rule, spec)
+    return spec
+
+
+def _spec_of(rule: Rule) -> Spec:
     scope = rule.scope
     area_level: str | None = None
     window: timedelta | None = None
