@@ -121,7 +121,7 @@ async def watch_worker(
     """Wait for the worker's first output, then until it caught up or ``window`` s passed.
 
     Caught up = the group committed every raw record and every record of the readings
-    topic (the detect and aggregate agents commit a reading only after it was evaluated
+    topic (the analyze agent commits a reading only after it was evaluated
     and, for closed windows, written to the store).
     """
     progress = Progress()

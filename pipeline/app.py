@@ -2,15 +2,17 @@
 
 Why thin: every decision lives in a stage (`pipeline/stages.py`) that `cityops dry-run`
 runs too, so the worker and the dry run cannot disagree. An agent takes a batch of raw
-messages, hands each to a stage, produces what the stage returns, and persists the stage's
-changed state in a changelog-backed table.
+messages, hands each to a stage, produces what the stages return in one batched send, and
+persists the stages' changed state in changelog-backed tables. Three agents: `normalize`
+(raw topics), `analyze` (readings and reports: detection and aggregation in one pass, one
+decode per reading) and `lifecycle` (incident events and updates).
 
 At-least-once: every topic is read as bytes (`value_serializer="raw"`), so decoding never
 fails inside Faust (a decode error there is acknowledged and lost); a stage never raises
 for bad input, it returns a dead letter. `stream.take_events()` acknowledges a batch only
 after its body ran, and Faust flushes the producer (outputs and table changelogs) before
 every commit, so an output is on the broker before the offset of its input is committed.
-The aggregate agent writes closed windows to the store inside the batch, retrying with
+The analyze agent writes closed windows to the store inside the batch, retrying with
 backoff through an outage, so its offsets never run ahead of what the store acknowledged;
 open windows live in its table.
 """
@@ -22,7 +24,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator, MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
@@ -33,6 +35,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 
 from pipeline.emit import Emit, SourceRef
+from pipeline.kafka.producer import BatchSender
 from pipeline.metrics import Metrics
 from pipeline.models import (
     AggregateRow,
@@ -55,7 +58,6 @@ from pipeline.stages import (
 )
 from pipeline.topology import Topology
 
-Send = Callable[[Emit], Coroutine[Any, Any, None]]
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -102,20 +104,20 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
     setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
     metrics.worker_info.info({"version": cityops_version(), "topology": topology.id})
     _preset_children(metrics, topology)
-    send = _sender(app)
+    outputs = Outputs(app, settings, metrics)
+    send = outputs.send
     names = topology.topics.name
 
-    async def decode(model: type[M], raw: bytes, source: SourceRef, stage: str) -> M | None:
-        """A record of an internal topic as its model, or None after dead-lettering it
-        (someone else wrote to the topic, or an incompatible version did)."""
+    def decode(model: type[M], raw: bytes, source: SourceRef, stage: str) -> M | Emit:
+        """A record of an internal topic as its model, or its dead letter (someone else
+        wrote to the topic, or an incompatible version did)."""
         try:
             return model.model_validate_json(raw)
         except ValidationError as exc:
             rejection = Rejection(reason=RejectReason.schema_violation, detail=str(exc)[:500])
             letter = dead_letter(topology, rejection, raw, source, stage=stage)
             _count(metrics, letter, stage)
-            await send(letter)
-            return None
+            return letter
 
     take = {"max_": settings.batch_size, "within": settings.batch_within_seconds}
 
@@ -141,10 +143,13 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
 
     raw_kind = {names("raw_sensors"): "raw_sensors", names("raw_reports"): "raw_reports"}
     raw_topics = app.topic(*raw_kind, key_serializer="raw", value_serializer="raw")
+    normalize_latency = metrics.child(metrics.processing_latency, "normalize")
 
     @app.agent(raw_topics, name="normalize", concurrency=1)
     async def normalize_agent(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(**take):  # type: ignore[attr-defined]  # StreamT omits it
+            out: list[Emit] = []
+            now = time.time()
             for event in events:
                 message = event.message
                 source = SourceRef(message.topic, message.partition, message.offset)
@@ -153,66 +158,63 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
                 metrics.child(metrics.events_in, kind, normalize.last_format).inc()
                 for emit in emits:
                     _count(metrics, emit, "normalize")
-                    await send(emit)
-                metrics.child(metrics.processing_latency, "normalize").observe(
-                    _age(message.timestamp)
-                )
+                out.extend(emits)
+                normalize_latency.observe(_age(message.timestamp, now))
+            await send(out)
 
-    outputs = app.topic(
+    store = _open_store(settings, topology)
+    writer = StoreWriter(store, metrics, backend=topology.sinks.store)
+    internal_topics = app.topic(
         names("readings"), names("reports"), key_serializer="raw", value_serializer="raw"
     )
 
-    @app.agent(outputs, name="detect", concurrency=1)
-    async def detect_agent(stream: faust.StreamT[bytes]) -> None:
+    @app.agent(internal_topics, name="analyze", concurrency=1)
+    async def analyze_agent(stream: faust.StreamT[bytes]) -> None:
+        """Detection and aggregation in one pass: each reading is decoded once, and both
+        states are keyed like it (by district), so they live in its partition."""
         async for events in stream.take_events(**take):  # type: ignore[attr-defined]  # StreamT omits it
+            out: list[Emit] = []
+            rows: list[AggregateRow] = []
+            now = datetime.now(UTC)
+            late_before = aggregate.late
             for event in events:
                 message = event.message
                 key = (message.key or b"").decode()
                 source = SourceRef(message.topic, message.partition, message.offset)
                 if message.topic == names("readings"):
-                    reading = await decode(Reading, message.value, source, "detect")
-                    emits = detect.on_reading(key, reading, source) if reading else []
+                    reading = decode(Reading, message.value, source, "analyze")
+                    if isinstance(reading, Emit):
+                        out.append(reading)
+                        continue
+                    metrics.event_time_lag.observe((now - reading.observed_at).total_seconds())
+                    out.extend(detect.on_reading(key, reading, source))
+                    rows.extend(aggregate.on_reading(key, reading, source))
                 else:
-                    report = await decode(CitizenReport, message.value, source, "detect")
-                    emits = detect.on_report(key, report, source) if report else []
-                for emit in emits:
-                    await send(emit)
-            detect.states.persist()
-
-    store = _open_store(settings, topology)
-    writer = StoreWriter(store, metrics, backend=topology.sinks.store)
-    readings_topic = app.topic(names("readings"), key_serializer="raw", value_serializer="raw")
-
-    @app.agent(readings_topic, name="aggregate", concurrency=1)
-    async def aggregate_agent(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(**take):  # type: ignore[attr-defined]  # StreamT omits it
-            rows: list[AggregateRow] = []
-            now = datetime.now(UTC)
-            for event in events:
-                message = event.message
-                source = SourceRef(message.topic, message.partition, message.offset)
-                reading = await decode(Reading, message.value, source, "aggregate")
-                if reading is None:
-                    continue
-                metrics.event_time_lag.observe((now - reading.observed_at).total_seconds())
-                late_before = aggregate.late
-                key = (message.key or b"").decode()
-                rows.extend(aggregate.on_reading(key, reading, source))
-                if aggregate.late != late_before:
-                    metrics.late_events.inc()
+                    report = decode(CitizenReport, message.value, source, "analyze")
+                    if isinstance(report, Emit):
+                        out.append(report)
+                        continue
+                    out.extend(detect.on_report(key, report, source))
+            if aggregate.late != late_before:
+                metrics.late_events.inc(aggregate.late - late_before)
+            await send(out)
             if rows:
                 metrics.windows_closed.inc(len(rows))
                 await writer.write(rows)
+            detect.states.persist()
             aggregate.states.persist()
 
     lifecycle_topics = app.topic(
         names("incident_events"), names("incident_updates"),
         key_serializer="raw", value_serializer="raw",
     )  # fmt: skip
+    lifecycle_latency = metrics.child(metrics.processing_latency, "lifecycle")
 
     @app.agent(lifecycle_topics, name="lifecycle", concurrency=1)
     async def lifecycle_agent(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(**take):  # type: ignore[attr-defined]  # StreamT omits it
+            out: list[Emit] = []
+            now = time.time()
             for event in events:
                 message = event.message
                 source = SourceRef(message.topic, message.partition, message.offset)
@@ -222,16 +224,16 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
                     emits = lifecycle.on_update(message.value, source)
                 for emit in emits:
                     _count(metrics, emit, "lifecycle")
-                    await send(emit)
-                metrics.child(metrics.processing_latency, "lifecycle").observe(
-                    _age(message.timestamp)
-                )
+                out.extend(emits)
+                lifecycle_latency.observe(_age(message.timestamp, now))
+            await send(out)
             lifecycle.states.persist()
             open_gauge.refresh()
 
     @app.timer(settings.sla_check_seconds)  # type: ignore[untyped-decorator]  # faust is untyped
     async def sla_clock() -> None:
-        for emit in lifecycle.check_deadlines(datetime.now(UTC)):
+        emits = lifecycle.check_deadlines(datetime.now(UTC))
+        for emit in emits:
             if (
                 emit.kind == "incident"
                 and emit.reason == "escalate"
@@ -239,7 +241,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
             ):
                 metrics.sla_breaches.labels(*_severity_level(emit.value)).inc()
             _count(metrics, emit, "lifecycle")
-            await send(emit)
+        await send(emits)
         lifecycle.states.persist()
         open_gauge.refresh()
 
@@ -298,7 +300,7 @@ def _open_store(settings: Settings, topology: Topology) -> AggregateStore:
 class StoreWriter:
     """Writes closed-window rows and waits until the store has acknowledged every one.
 
-    Runs inside the aggregate agent's batch, so the batch's offsets are acknowledged (and
+    Runs inside the analyze agent's batch, so the batch's offsets are acknowledged (and
     later committed) only after the store has its rows. The store is initialised on first
     use; while it is down or refuses, the writer backs off and retries without end (an
     escaping error would let Faust acknowledge the batch anyway), and Faust pauses
@@ -358,19 +360,42 @@ class StoreWriter:
                 await asyncio.sleep(self.batcher.retry_in() or 0.5)
 
 
-def _sender(app: faust.App) -> Send:
-    """Produce an Emit to its topic, reusing one Faust topic object per name."""
-    topics: dict[str, faust.TopicT] = {}
+class Outputs:
+    """Where the agents' emits go, one call per batch.
 
-    async def send(emit: Emit) -> None:
-        topic = topics.get(emit.topic)
-        if topic is None:
-            topic = topics[emit.topic] = app.topic(
-                emit.topic, key_serializer="raw", value_serializer="raw"
-            )
-        await topic.send(key=emit.key, value=emit.value)
+    At-least-once: one `send_batch` per partition through the app's own producer (Faust
+    flushes it before every commit), waiting for the broker's acknowledgement. Exactly-once:
+    record by record through Faust, whose transaction manager must see every send.
+    """
 
-    return send
+    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.transactional = settings.processing_guarantee == "exactly_once"
+        self.log = logging.getLogger("pipeline.app")
+        self._topics: dict[str, faust.TopicT] = {}
+        self._batches = BatchSender(self._producer, on_retry=self._retrying)
+
+    def _producer(self) -> Any:
+        return self.app.producer._ensure_producer()  # type: ignore[attr-defined]  # the aiokafka producer under Faust's
+
+    def _retrying(self, error: BaseException, delay: float) -> None:
+        self.log.error("the broker refused outputs (%s); retrying in %.1fs", error, delay)
+
+    async def send(self, emits: Sequence[Emit]) -> None:
+        """Produce every emit; return once the broker has them (at-least-once)."""
+        if not emits:
+            return
+        if not self.transactional:
+            await self._batches.send_all(emits)
+            return
+        for emit in emits:
+            topic = self._topics.get(emit.topic)
+            if topic is None:
+                topic = self._topics[emit.topic] = self.app.topic(
+                    emit.topic, key_serializer="raw", value_serializer="raw"
+                )
+            await topic.send(key=emit.key, value=emit.value)
 
 
 def _preset_children(metrics: Metrics, topology: Topology) -> None:
@@ -436,11 +461,11 @@ class OpenIncidentsGauge:
             gauge.labels(district, severity).set(count)
 
 
-def _age(timestamp: float | None) -> float:
-    """Seconds since a Kafka record's timestamp (Faust gives seconds)."""
+def _age(timestamp: float | None, now: float) -> float:
+    """Seconds from a Kafka record's timestamp (Faust gives seconds) to `now`."""
     if not timestamp:
         return 0.0
-    return max(0.0, datetime.now(UTC).timestamp() - timestamp)
+    return max(0.0, now - timestamp)
 
 
 async def _aggregates_endpoint(web: Any, request: Any, store: AggregateStore) -> Any:

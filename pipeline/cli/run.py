@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import subprocess
@@ -87,6 +88,10 @@ def worker_command(
                 f"cannot prepare topics on {settings.kafka_bootstrap_servers}: {exc}", EXIT_RUNTIME
             )
     app = create_app(settings, topo)
+    # Start-up objects (topology, registry, modules) live as long as the worker: freezing
+    # them keeps the collector's full passes from walking them again and again.
+    gc.collect()
+    gc.freeze()
     # Our handler (JSON, masking) stays: Faust must not replace the logging setup.
     worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False, override_logging=False)
     worker.execute_from_commandline()
