@@ -30,13 +30,12 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 
 from pipeline.emit import Emit, SourceRef
 from pipeline.kafka.producer import BatchSender
-from pipeline.metrics import Metrics
+from pipeline.metrics import Metrics, install_faust_metrics
 from pipeline.models import (
     AggregateRow,
     AreaLevel,
@@ -101,7 +100,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
     )
     registry = CollectorRegistry()
     metrics = Metrics.create(registry)
-    setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
+    install_faust_metrics(app, registry)
     metrics.worker_info.info({"version": cityops_version(), "topology": topology.id})
     _preset_children(metrics, topology)
     outputs = Outputs(app, settings, metrics)
