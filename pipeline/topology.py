@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -1233,7 +1234,9 @@ def parse_topology(data: Any, base_dir: Path) -> Topology:
     if errors:
         raise TopologyError(_dedupe(errors))
     try:
-        topology = Topology.model_validate(raw, context={"base_dir": base_dir})
+        # From the validated sections, not `raw`: validating every sensor a second time
+        # doubled the load time and the peak memory of a large registry.
+        topology = Topology.model_validate(sections, context={"base_dir": base_dir})
     except ValidationError as exc:  # every check above passed: only a bug gets here
         raise TopologyError(_convert(exc, ())) from exc
     topology._features = features
@@ -1336,11 +1339,17 @@ def _read_sensor_file(spec: Mapping[Any, Any], base_dir: Path) -> tuple[list[Any
     if missing:
         return [], [("sensors.file", f"{rel} lacks column(s) {', '.join(missing)}")]
     out: list[Any] = []
+    split = re.compile(r"[\s;|]+").split
     for row in reader:
         item: dict[str, Any] = {k: v for k, v in row.items() if k is not None and v != ""}
+        # A registry repeats a few areas, kinds and metrics for every sensor: share one
+        # string each (100,000 sensors: tens of MB saved).
+        for column in ("area", "kind"):
+            if isinstance(item.get(column), str):
+                item[column] = sys.intern(item[column])
         metrics = item.get("metrics")
         if isinstance(metrics, str):
-            item["metrics"] = [m for m in re.split(r"[\s;|]+", metrics) if m]
+            item["metrics"] = [sys.intern(m) for m in split(metrics) if m]
         out.append(item)
     return out, []
 
