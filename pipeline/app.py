@@ -30,6 +30,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 
 import faust
+from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 
@@ -54,6 +55,7 @@ from pipeline.stages import (
     LifecycleStage,
     NormalizeStage,
     dead_letter,
+    record_key_of,
 )
 from pipeline.topology import Topology
 
@@ -121,20 +123,10 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
     take = {"max_": settings.batch_size, "within": settings.batch_within_seconds}
 
     def table(name: str) -> MutableMapping[str, Any]:
-        # Keys are the source records' keys as raw bytes, so the producer's partitioner
-        # puts each changelog entry in its source record's partition.
-        return _StrKeys(
-            app.Table(
-                name,
-                default=None,
-                key_type=bytes,
-                partitions=topology.topics.partitions,
-                use_partitioner=True,
-            )
-        )
+        return _StrKeys(_state_table(app, name, topology.topics.partitions))
 
     normalize = NormalizeStage(topology, max_message_bytes=settings.max_message_bytes)
-    detect = DetectStage(topology, table("detector"))
+    detect = DetectStage(topology, table("detector"), table("clusters"))
     aggregate = AggregateStage(topology, table("windows"))
     lifecycle = LifecycleStage(topology, table("incidents"))
     open_gauge = OpenIncidentsGauge(metrics, lifecycle)
@@ -200,8 +192,8 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
             if rows:
                 metrics.windows_closed.inc(len(rows))
                 await writer.write(rows)
-            detect.states.persist()
-            aggregate.states.persist()
+            detect.persist()
+            aggregate.persist()
 
     lifecycle_topics = app.topic(
         names("incident_events"), names("incident_updates"),
@@ -226,7 +218,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
                 out.extend(emits)
                 lifecycle_latency.observe(_age(message.timestamp, now))
             await send(out)
-            lifecycle.states.persist()
+            lifecycle.persist()
             open_gauge.refresh()
 
     @app.timer(settings.sla_check_seconds)  # type: ignore[untyped-decorator]  # faust is untyped
@@ -241,13 +233,13 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
                 metrics.sla_breaches.labels(*_severity_level(emit.value)).inc()
             _count(metrics, emit, "lifecycle")
         await send(emits)
-        lifecycle.states.persist()
+        lifecycle.persist()
         open_gauge.refresh()
 
     async def forget_cached_state(*_: Any, **__: Any) -> None:
         # Another worker may own (and change) these keys now; re-read them from the table.
         for stage in stages_with_state:
-            stage.states.forget()
+            stage.forget()
         normalize.forget()
 
     app.on_partitions_revoked.connect(forget_cached_state)
@@ -261,6 +253,26 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
         await writer.write([])
 
     return app
+
+
+def _state_table(app: faust.App, name: str, partitions: int) -> Any:
+    """A Faust table whose changelog entry for key `K` or `K<sep>state` goes to the
+    partition Kafka's default partitioner gives the record key `K`: the partition of the
+    records that change it, whoever produced them with the default partitioner (our
+    normalizer's `KeyPartitioner` does)."""
+    table_class = app.conf.Table
+
+    class _RecordKeyTable(table_class):  # type: ignore[misc,valid-type]  # faust is untyped
+        def partition_for_key(self, key: Any) -> int | None:
+            text = key.decode() if isinstance(key, bytes) else str(key)
+            return int(murmur2(record_key_of(text).encode()) & 0x7FFFFFFF) % partitions
+
+    return app.tables.add(
+        _RecordKeyTable(
+            app, name=name, default=None, key_type=bytes, partitions=partitions,
+            beacon=app.tables.beacon,
+        )
+    )  # fmt: skip
 
 
 class _StrKeys(MutableMapping[str, Any]):

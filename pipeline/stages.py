@@ -9,9 +9,10 @@ State lives in a `KeyedStates` cache over any `MutableMapping[str, dict]`: a pla
 the dry run, a changelog-backed Faust table in the worker. Keys are the input topic's
 message keys, so a state lives in the partition of the records that change it:
 
-- readings are keyed by district code: per-sensor detection state, per-area windows and
-  district/street aggregates of one district stay together in one partition, so several
-  workers in one group produce exactly what one worker produces;
+- readings are keyed by district code: per-rule detection states (one table entry each,
+  see `state_table_key`), per-area windows and district/street aggregates of one district
+  stay together in one partition, so several workers in one group produce exactly what
+  one worker produces;
 - reports are keyed by category (cluster state is per category);
 - incident events and incident updates are keyed by incident id (lifecycle state).
 """
@@ -19,7 +20,7 @@ message keys, so a state lives in the partition of the records that change it:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -93,6 +94,13 @@ class KeyedStates(Generic[S]):
                 self._offsets[key] = {}
         self._dirty.add(key)
         return state
+
+    def replace(self, key: str, state: S) -> None:
+        """Set the state of `key` (a step returned a new object); marks it changed."""
+        if key not in self._offsets:
+            self._offsets[key] = {}
+        self._cache[key] = state
+        self._dirty.add(key)
 
     def peek(self, key: str) -> S | None:
         """The state of `key` without creating or marking it."""
@@ -228,46 +236,23 @@ class NormalizeStage:
 # --------------------------------------------------------------------------- detect
 
 
-@dataclass
-class DetectorBundle:
-    """Every detection state of one partition key (a district, or a report category).
+STATE_KEY_SEPARATOR = "\x1f"
+"""Joins a record key and a state's own key into one state-table key.
 
-    Why a dump cache: the bundle is persisted after every batch, but a batch touches only
-    some of a district's sensors; re-encoding every sensor's state each time dominated the
-    worker's profile. `touch()` marks what changed, and `to_dict()` re-encodes only that.
-    """
+Why: a district holds thousands of rule states; one table entry per state keeps what a
+batch writes to the changelog proportional to what it touched (one entry per district
+re-wrote every state of the district each time). The part before the separator is the
+source record's key, which decides the changelog partition (`pipeline.app`)."""
 
-    sensors: dict[str, detect.DetectorState] = field(default_factory=dict)
-    cluster: clusters.ClusterState | None = None
-    _dumped: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
-    _touched: set[str] = field(default_factory=set, repr=False)
 
-    def touch(self, state_key: str) -> None:
-        """Mark one sensor state as changed since the last `to_dict()`."""
-        self._touched.add(state_key)
+def state_table_key(record_key: str, state_key: str) -> str:
+    """The table key of one state that records with `record_key` change."""
+    return f"{record_key}{STATE_KEY_SEPARATOR}{state_key}"
 
-    def to_dict(self) -> dict[str, Any]:
-        dumped = self._dumped
-        for key, state in self.sensors.items():
-            if key in self._touched or key not in dumped:
-                dumped[key] = state.to_dict()
-        self._touched.clear()
-        return {
-            "sensors": dict(dumped),
-            "cluster": None if self.cluster is None else self.cluster.to_dict(),
-        }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DetectorBundle:
-        cluster = data.get("cluster")
-        sensors_data = data.get("sensors", {})
-        return cls(
-            sensors={
-                key: detect.DetectorState.from_dict(value) for key, value in sensors_data.items()
-            },
-            cluster=None if cluster is None else clusters.ClusterState.from_dict(cluster),
-            _dumped=dict(sensors_data),
-        )
+def record_key_of(table_key: str) -> str:
+    """The source record key a state-table key belongs to (partitioning)."""
+    return table_key.split(STATE_KEY_SEPARATOR, 1)[0]
 
 
 def incident_event_emit(topology: Topology, event: IncidentEvent) -> Emit:
@@ -283,12 +268,24 @@ def incident_event_emit(topology: Topology, event: IncidentEvent) -> Emit:
 
 
 class DetectStage:
-    """Readings and reports -> incident events (the lifecycle stage decides what they mean)."""
+    """Readings and reports -> incident events (the lifecycle stage decides what they mean).
 
-    def __init__(self, topology: Topology, backing: MutableMapping[str, Any]) -> None:
+    Rule states (per rule and subject) live in `backing` under `state_table_key(district,
+    state key)`; report cluster states (per category) in `cluster_backing`.
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        backing: MutableMapping[str, Any],
+        cluster_backing: MutableMapping[str, Any],
+    ) -> None:
         self.topology = topology
-        self.states: KeyedStates[DetectorBundle] = KeyedStates(
-            backing, DetectorBundle.from_dict, DetectorBundle.to_dict
+        self.states: KeyedStates[detect.DetectorState] = KeyedStates(
+            backing, detect.DetectorState.from_dict, detect.DetectorState.to_dict
+        )
+        self.cluster_states: KeyedStates[clusters.ClusterState] = KeyedStates(
+            cluster_backing, clusters.ClusterState.from_dict, clusters.ClusterState.to_dict
         )
         self._rules_by_metric: dict[str, list[Any]] = {}
         for rule in topology.rules:
@@ -297,18 +294,19 @@ class DetectStage:
     def on_reading(self, key: str, reading: Reading, source: SourceRef = _NOWHERE) -> list[Emit]:
         """Evaluate every rule of the reading's metric."""
         rules = self._rules_by_metric.get(reading.metric)
-        if not rules or self.states.already_applied(key, source):
+        if not rules:
             return []
-        bundle = self.states.get(key, DetectorBundle)
         emits: list[Emit] = []
         for rule in rules:
             subject = detect.subject_for(reading, rule, self.topology)
             if subject is None:
                 continue
-            state_key = detect.state_key(str(rule.id), subject)
-            state = bundle.sensors.get(state_key) or detect.new_state(rule, subject)
-            bundle.sensors[state_key], events = detect.step(state, reading, rule, self.topology)
-            bundle.touch(state_key)
+            entry = state_table_key(key, detect.state_key(str(rule.id), subject))
+            if self.states.already_applied(entry, source):
+                continue
+            state = self.states.peek(entry) or detect.new_state(rule, subject)
+            new, events = detect.step(state, reading, rule, self.topology)
+            self.states.replace(entry, new)
             emits.extend(incident_event_emit(self.topology, event) for event in events)
         return emits
 
@@ -316,27 +314,34 @@ class DetectStage:
         self, key: str, report: CitizenReport, source: SourceRef = _NOWHERE
     ) -> list[Emit]:
         """Urgent reports open incidents at once; others may form a cluster."""
-        if self.states.already_applied(key, source):
+        if self.cluster_states.already_applied(key, source):
             return []
-        bundle = self.states.get(key, DetectorBundle)
-        state = bundle.cluster or clusters.ClusterState(category=key)
-        bundle.cluster, events = clusters.step(state, report, self.topology)
+        state = self.cluster_states.get(key, lambda: clusters.ClusterState(category=key))
+        new, events = clusters.step(state, report, self.topology)
+        self.cluster_states.replace(key, new)
         return [incident_event_emit(self.topology, event) for event in events]
 
     def finish(self, watermark: datetime) -> list[Emit]:
         """Push every state's watermark (end of a dry run's input)."""
         rules = {str(rule.id): rule for rule in self.topology.rules}
         emits: list[Emit] = []
-        for key in self.states.keys():
-            bundle = self.states.get(key, DetectorBundle)
-            for state_key in sorted(bundle.sensors):
-                state = bundle.sensors[state_key]
-                bundle.sensors[state_key], events = detect.advance(
-                    state, watermark, rules[state.rule_id], self.topology
-                )
-                bundle.touch(state_key)
-                emits.extend(incident_event_emit(self.topology, event) for event in events)
+        for entry in self.states.keys():
+            state = self.states.peek(entry)
+            if state is None:
+                continue
+            new, events = detect.advance(state, watermark, rules[state.rule_id], self.topology)
+            self.states.replace(entry, new)
+            emits.extend(incident_event_emit(self.topology, event) for event in events)
         return emits
+
+    def persist(self) -> int:
+        """Write changed rule and cluster states back; how many."""
+        return self.states.persist() + self.cluster_states.persist()
+
+    def forget(self) -> None:
+        """Drop the caches (after a rebalance)."""
+        self.states.forget()
+        self.cluster_states.forget()
 
 
 # --------------------------------------------------------------------------- lifecycle
@@ -377,6 +382,14 @@ class LifecycleStage:
             backing, IncidentRecord.from_dict, IncidentRecord.to_dict
         )
         self._audit_topic = topology.topics.name("audit")
+
+    def persist(self) -> int:
+        """Write changed states back; how many."""
+        return self.states.persist()
+
+    def forget(self) -> None:
+        """Drop the cache (after a rebalance)."""
+        self.states.forget()
 
     def on_incident_event(self, raw: bytes, source: SourceRef) -> list[Emit]:
         """Merge a detection event into the incident it belongs to."""
@@ -506,6 +519,14 @@ class AggregateStage:
             codes = topology.admin_codes(sensor.area)
             key = codes.get(AreaLevel.district) or topology.city.code
             self._sensors_by_key.setdefault(key, []).append(sensor.id)
+
+    def persist(self) -> int:
+        """Write changed states back; how many."""
+        return self.states.persist()
+
+    def forget(self) -> None:
+        """Drop the cache (after a rebalance)."""
+        self.states.forget()
 
     def on_reading(
         self, key: str, reading: Reading, source: SourceRef = _NOWHERE

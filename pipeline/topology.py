@@ -40,6 +40,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from pipeline.durations import Duration, NonNegativeDuration, RetentionPeriod
 from pipeline.models import AreaLevel, Severity
@@ -253,8 +254,13 @@ class Area(_Frozen):
     parent: Code | None = None
 
 
-class Sensor(_Frozen):
-    """A registered sensor: what it measures, where it is, and its lowest known area."""
+@pydantic_dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid"))
+class Sensor:
+    """A registered sensor: what it measures, where it is, and its lowest known area.
+
+    A slotted dataclass, not a model: a registry holds 100,000s of these, and a pydantic
+    model instance costs ~1 KB more (its `__dict__` and field-set bookkeeping).
+    """
 
     id: SensorId
     metrics: Annotated[tuple[MetricName, ...], Field(min_length=1, max_length=64)]
@@ -1243,7 +1249,7 @@ def parse_topology(data: Any, base_dir: Path) -> Topology:
     return topology
 
 
-_ITEM_TYPES: dict[str, type[BaseModel]] = {
+_ITEM_TYPES: dict[str, Any] = {
     "areas": Area,
     "sensors": Sensor,
     "rules": Rule,
@@ -1258,9 +1264,11 @@ def _partial_section(name: str, value: Any) -> Any:
     if item is None:
         return None
 
+    adapter = TypeAdapter(item)
+
     def check(entry: Any) -> Any:
         try:
-            return item.model_validate(entry)
+            return adapter.validate_python(entry)
         except ValidationError:
             return None
 

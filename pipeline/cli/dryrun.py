@@ -194,7 +194,7 @@ class DryRun:
         self.clock = EPOCH
         self.latest_event: datetime | None = None
         self.normalize = NormalizeStage(topology, max_message_bytes=max_message_bytes)
-        self.detect = DetectStage(topology, {})
+        self.detect = DetectStage(topology, {}, {})
         self.aggregate = AggregateStage(topology, {})
         self.lifecycle = LifecycleStage(topology, {})
         name = topology.topics.name
@@ -220,7 +220,7 @@ class DryRun:
             self._drain(self.detect.finish(watermark))
         self.rows.extend(self.aggregate.finish())
         for stage in (self.detect, self.aggregate, self.lifecycle):
-            stage.states.persist()  # the worker's serialization path, exercised once
+            stage.persist()  # the worker's serialization path, exercised once
         incidents = [
             record.incident
             for key in self.lifecycle.states.keys()

@@ -46,7 +46,7 @@ def _offline_incidents(data: dict[str, Any], messages: list[bytes]) -> set[str]:
     """What one process computes with the worker's own stages."""
     topology = parse_topology(data, DEMO.parent)
     normalize = NormalizeStage(topology)
-    detect = DetectStage(topology, {})
+    detect = DetectStage(topology, {}, {})
     lifecycle = LifecycleStage(topology, {})
     ids: set[str] = set()
     for offset, raw in enumerate(messages):

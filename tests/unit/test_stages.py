@@ -11,7 +11,12 @@ import yaml
 
 from pipeline.emit import SourceRef
 from pipeline.models import AdminCodes, Reading
-from pipeline.stages import AggregateStage, DetectStage, NormalizeStage
+from pipeline.stages import (
+    AggregateStage,
+    DetectStage,
+    NormalizeStage,
+    record_key_of,
+)
 from pipeline.topology import load_topology, parse_topology
 
 DEMO = Path(__file__).resolve().parents[2] / "topologies" / "demo.yaml"
@@ -54,14 +59,14 @@ def test_a_replay_after_restart_does_not_count_readings_twice() -> None:
 def test_detection_replay_emits_nothing_new() -> None:
     topology = load_topology(DEMO)
     backing: dict[str, Any] = {}
-    stage = DetectStage(topology, backing)
+    stage = DetectStage(topology, backing, {})
     values = [80, 90, 95, 100, 100, 100]
     emitted = []
     for i, value in enumerate(values):
         emitted += stage.on_reading("310101", _reading(i, value), SourceRef("r", 0, i))
     stage.states.persist()
     assert [e.reason for e in emitted] == ["open"] + ["evidence"] * (len(emitted) - 1)
-    restarted = DetectStage(topology, backing)
+    restarted = DetectStage(topology, backing, {})
     replayed = []
     for i, value in enumerate(values):
         replayed += restarted.on_reading("310101", _reading(i, value), SourceRef("r", 0, i))
@@ -104,7 +109,25 @@ def test_detection_lateness_zero_opens_the_incident_on_the_completing_reading() 
     topology = parse_topology(data, DEMO.parent)
     assert topology.detection_lateness == timedelta(0)
     assert topology.aggregation.allowed_lateness == timedelta(seconds=10)  # unchanged
-    stage = DetectStage(topology, {})
+    stage = DetectStage(topology, {}, {})
     first = stage.on_reading("310101", _reading(0, 80.0), SourceRef("r", 0, 0))
     second = stage.on_reading("310101", _reading(1, 90.0), SourceRef("r", 0, 1))
     assert first == [] and [e.reason for e in second] == ["open"]  # no wait for a 3rd reading
+
+
+def test_detection_persists_one_entry_per_touched_rule_state_under_its_record_key() -> None:
+    topology = load_topology(DEMO)
+    backing: dict[str, Any] = {}
+    stage = DetectStage(topology, backing, {})
+    pm25_rules = [r for r in topology.rules if str(r.metric) == "pm25"]
+    stage.on_reading("310101", _reading(0, 10.0), SourceRef("r", 0, 0))
+    first = stage.persist()
+    assert first == len(backing) >= 1
+    assert all(record_key_of(key) == "310101" for key in backing)
+    assert len(backing) <= len(pm25_rules)  # one entry per rule and subject, not a bundle
+    other = _reading(1, 11.0).model_copy(update={"sensor_id": "aq-002", "event_id": "o1"})
+    stage.on_reading("310101", other, SourceRef("r", 0, 1))
+    touched = stage.persist()
+    # A second sensor writes its own sensor-scoped states (area-scoped ones are shared).
+    assert 1 <= touched <= first
+    assert stage.persist() == 0, "nothing changed since the last persist"
