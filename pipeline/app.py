@@ -25,11 +25,13 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator, MutableMapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 
 import faust
+import orjson
 from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
@@ -122,8 +124,16 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
 
     take = {"max_": settings.batch_size, "within": settings.batch_within_seconds}
 
-    def table(name: str) -> MutableMapping[str, Any]:
-        return _StrKeys(_state_table(app, name, topology.topics.partitions))
+    transactional = settings.processing_guarantee == "exactly_once"
+    tables: dict[str, _StateTable] = {}
+
+    def table(name: str) -> _StateTable:
+        faust_table = _state_table(app, name, topology.topics.partitions)
+        tables[name] = _StateTable(faust_table, transactional=transactional)
+        return tables[name]
+
+    def changelog_records() -> list[ChangelogRecord]:
+        return [record for state in tables.values() for record in state.drain()]
 
     normalize = NormalizeStage(topology, max_message_bytes=settings.max_message_bytes)
     detect = DetectStage(topology, table("detector"), table("clusters"))
@@ -194,6 +204,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
                 await writer.write(rows)
             detect.persist()
             aggregate.persist()
+            await send(changelog_records())
 
     lifecycle_topics = app.topic(
         names("incident_events"), names("incident_updates"),
@@ -219,6 +230,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
                 lifecycle_latency.observe(_age(message.timestamp, now))
             await send(out)
             lifecycle.persist()
+            await send(changelog_records())
             open_gauge.refresh()
 
     @app.timer(settings.sla_check_seconds)  # type: ignore[untyped-decorator]  # faust is untyped
@@ -234,6 +246,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
             _count(metrics, emit, "lifecycle")
         await send(emits)
         lifecycle.persist()
+        await send(changelog_records())
         open_gauge.refresh()
 
     async def forget_cached_state(*_: Any, **__: Any) -> None:
@@ -275,29 +288,69 @@ def _state_table(app: faust.App, name: str, partitions: int) -> Any:
     )  # fmt: skip
 
 
-class _StrKeys(MutableMapping[str, Any]):
-    """A Faust table with bytes keys seen through str keys (what the stages use)."""
+@dataclass(frozen=True, slots=True)
+class ChangelogRecord:
+    """One table change bound for its changelog partition (None value: a deletion)."""
 
-    def __init__(self, table: Any) -> None:
+    topic: str
+    key: bytes
+    value: bytes | None
+    partition: int
+
+
+class _StateTable(MutableMapping[str, Any]):
+    """A Faust table seen through str keys (what the stages use), whose changes are sent
+    in the agent's batch.
+
+    Why not `table[key] = value`: Faust sends one changelog record per assignment, with a
+    future and its JSON codec each, which dominated the analyze agent once states were
+    written per rule. Here a change updates the table's own store and queues the record
+    (orjson, the same JSON Faust's codec reads back on recovery); the agent sends the
+    queue with its outputs, before its batch is acknowledged. With `transactional` the
+    table is written through Faust, whose transaction must carry every changelog record.
+    """
+
+    def __init__(self, table: Any, *, transactional: bool) -> None:
         self.table = table
+        self.transactional = transactional
+        self.pending: list[ChangelogRecord] = []
+        self._topic = table.changelog_topic.get_topic_name()
 
     def __getitem__(self, key: str) -> Any:
-        value = self.table.get(key.encode())
+        value = self.table.data.get(key.encode())
         if value is None:
             raise KeyError(key)
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self.table[key.encode()] = value
+        raw = key.encode()
+        if self.transactional:
+            self.table[raw] = value
+            return
+        self.table.data[raw] = value
+        partition = self.table.partition_for_key(raw)
+        self.pending.append(ChangelogRecord(self._topic, raw, orjson.dumps(value), partition))
 
     def __delitem__(self, key: str) -> None:
-        del self.table[key.encode()]
+        raw = key.encode()
+        if self.transactional:
+            del self.table[raw]
+            return
+        del self.table.data[raw]
+        self.pending.append(
+            ChangelogRecord(self._topic, raw, None, self.table.partition_for_key(raw))
+        )
 
     def __iter__(self) -> Iterator[str]:
-        return (key.decode() if isinstance(key, bytes) else str(key) for key in self.table)
+        return (key.decode() if isinstance(key, bytes) else str(key) for key in self.table.data)
 
     def __len__(self) -> int:
-        return len(self.table)
+        return len(self.table.data)
+
+    def drain(self) -> list[ChangelogRecord]:
+        """The queued changelog records (the queue is emptied)."""
+        pending, self.pending = self.pending, []
+        return pending
 
 
 def _open_store(settings: Settings, topology: Topology) -> AggregateStore:
@@ -393,7 +446,7 @@ class Outputs:
     def _retrying(self, error: BaseException, delay: float) -> None:
         self.log.error("the broker refused outputs (%s); retrying in %.1fs", error, delay)
 
-    async def send(self, emits: Sequence[Emit]) -> None:
+    async def send(self, emits: Sequence[Emit | ChangelogRecord]) -> None:
         """Produce every emit; return once the broker has them (at-least-once)."""
         if not emits:
             return
@@ -432,8 +485,6 @@ def _count(metrics: Metrics, emit: Emit, stage: str) -> None:
 
 
 def _incident_labels(value: bytes) -> tuple[str, str, str]:
-    import orjson
-
     data = orjson.loads(value)
     return (
         str(data.get("severity")),

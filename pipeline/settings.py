@@ -59,7 +59,7 @@ class Settings(BaseSettings):
         "'oversized' (CITYOPS_MAX_MESSAGE_BYTES).",
     )
     batch_size: int = Field(
-        default=500, gt=0, description="Events taken per agent batch (CITYOPS_BATCH_SIZE)."
+        default=5000, gt=0, description="Most events per agent batch (CITYOPS_BATCH_SIZE)."
     )
     batch_within_seconds: float = Field(
         default=0.05,

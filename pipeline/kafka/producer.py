@@ -299,14 +299,18 @@ class BatchSender:
         self.partitioner = KeyPartitioner()
 
     async def send_all(self, records: Iterable[Record | Any]) -> int:
-        """Send every record (``topic``, ``key`` bytes or None, ``value``); how many."""
+        """Send every record (``topic``, ``key`` bytes or None, ``value`` bytes or None for a
+        tombstone, and optionally ``partition``, else the key's); how many."""
         producer = self._producer()
-        by_tp: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
+        by_tp: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
         for record in records:
             topic = record.topic
             if not self.partitioner.knows(topic):
                 await self.partitioner.load(producer, topic)
-            tp = (topic, self.partitioner.partition(topic, record.key))
+            partition = getattr(record, "partition", None)
+            if partition is None:
+                partition = self.partitioner.partition(topic, record.key)
+            tp = (topic, partition)
             by_tp.setdefault(tp, []).append((record.key, record.value))
         total = sum(len(pending) for pending in by_tp.values())
         attempt = 0
@@ -326,8 +330,8 @@ class BatchSender:
     async def _send_once(
         self,
         producer: AIOKafkaProducer,
-        by_tp: dict[tuple[str, int], list[tuple[bytes | None, bytes]]],
-    ) -> dict[tuple[str, int], tuple[BaseException, list[tuple[bytes | None, bytes]]]]:
+        by_tp: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]],
+    ) -> dict[tuple[str, int], tuple[BaseException, list[tuple[bytes | None, bytes | None]]]]:
         """One attempt; per refused partition, the error and the records from the first
         refused one on."""
         sent: list[tuple[tuple[str, int], int, asyncio.Future[Any]]] = []
@@ -337,7 +341,7 @@ class BatchSender:
             for index, (key, value) in enumerate(records):
                 if builder.append(timestamp=None, key=key, value=value) is None:
                     if index == start:
-                        msg = f"a record of {len(value)} bytes does not fit in a batch"
+                        msg = f"a record of {len(value or b'')} bytes does not fit in a batch"
                         raise ProduceError(msg)
                     sent.append(
                         (tp, start, await producer.send_batch(builder, tp[0], partition=tp[1]))
@@ -347,7 +351,9 @@ class BatchSender:
                     builder.append(timestamp=None, key=key, value=value)
             sent.append((tp, start, await producer.send_batch(builder, tp[0], partition=tp[1])))
         await asyncio.wait([future for _, _, future in sent])
-        refused: dict[tuple[str, int], tuple[BaseException, list[tuple[bytes | None, bytes]]]] = {}
+        refused: dict[
+            tuple[str, int], tuple[BaseException, list[tuple[bytes | None, bytes | None]]]
+        ] = {}
         for tp, start, future in sent:
             error = future.exception()
             if error is not None and tp not in refused:
