@@ -58,8 +58,11 @@ def main() -> None:  # noqa: C901, PLR0915  # the run order, in one place
         "--bootstrap", default=os.environ.get("CITYOPS_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     )
     parser.add_argument("--topology", type=Path, default=ROOT / "topologies" / "shanghai.yaml")
-    parser.add_argument("--readings", type=int, default=200_000, help="pre-loaded readings")
-    parser.add_argument("--window", type=float, default=30.0, help="seconds per worker run")
+    # The worker must get through the whole preload inside the window: a run cut short
+    # counts only readings that went all the way through, while normalize has raced
+    # ahead on the rest, so it under-reports the pipeline.
+    parser.add_argument("--readings", type=int, default=100_000, help="pre-loaded readings")
+    parser.add_argument("--window", type=float, default=75.0, help="most seconds per worker run")
     parser.add_argument("--ceiling-records", type=int, default=1_000_000)
     parser.add_argument("--sensors", type=int, default=100_000, help="generated registry size")
     parser.add_argument("--latency-seconds", type=float, default=25.0)
