@@ -20,6 +20,7 @@ open windows live in its table.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -275,10 +276,14 @@ def _state_table(app: faust.App, name: str, partitions: int) -> Any:
     normalizer's `KeyPartitioner` does)."""
     table_class = app.conf.Table
 
+    @functools.lru_cache(maxsize=65_536)  # record keys (districts, categories) repeat
+    def partition_of(record_key: str) -> int:
+        return int(murmur2(record_key.encode()) & 0x7FFFFFFF) % partitions
+
     class _RecordKeyTable(table_class):  # type: ignore[misc,valid-type]  # faust is untyped
         def partition_for_key(self, key: Any) -> int | None:
             text = key.decode() if isinstance(key, bytes) else str(key)
-            return int(murmur2(record_key_of(text).encode()) & 0x7FFFFFFF) % partitions
+            return partition_of(record_key_of(text))
 
     return app.tables.add(
         _RecordKeyTable(
