@@ -274,6 +274,11 @@ async def produce(
     return stats
 
 
+#: A record waiting for its batch: key, value (None: a tombstone), headers.
+_Pending = tuple[bytes | None, bytes | None, Any]
+_NO_HEADERS: list[tuple[str, bytes]] = []  # shared: aiokafka only reads it
+
+
 class BatchSender:
     """Produces a batch of records with one ``send_batch`` per (topic, partition) and
     returns once the broker has acknowledged every one.
@@ -300,9 +305,9 @@ class BatchSender:
 
     async def send_all(self, records: Iterable[Record | Any]) -> int:
         """Send every record (``topic``, ``key`` bytes or None, ``value`` bytes or None for a
-        tombstone, and optionally ``partition``, else the key's); how many."""
+        tombstone, and optionally ``partition``, else the key's, and ``headers``); how many."""
         producer = self._producer()
-        by_tp: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
+        by_tp: dict[tuple[str, int], list[_Pending]] = {}
         for record in records:
             topic = record.topic
             if not self.partitioner.knows(topic):
@@ -311,7 +316,9 @@ class BatchSender:
             if partition is None:
                 partition = self.partitioner.partition(topic, record.key)
             tp = (topic, partition)
-            by_tp.setdefault(tp, []).append((record.key, record.value))
+            headers = getattr(record, "headers", None)
+            headers = list(headers) if headers else _NO_HEADERS  # aiokafka takes lists only
+            by_tp.setdefault(tp, []).append((record.key, record.value, headers))
         total = sum(len(pending) for pending in by_tp.values())
         attempt = 0
         while by_tp:
@@ -330,32 +337,41 @@ class BatchSender:
     async def _send_once(
         self,
         producer: AIOKafkaProducer,
-        by_tp: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]],
-    ) -> dict[tuple[str, int], tuple[BaseException, list[tuple[bytes | None, bytes | None]]]]:
+        by_tp: dict[tuple[str, int], list[_Pending]],
+    ) -> dict[tuple[str, int], tuple[BaseException, list[_Pending]]]:
         """One attempt; per refused partition, the error and the records from the first
         refused one on."""
         sent: list[tuple[tuple[str, int], int, asyncio.Future[Any]]] = []
+        not_queued: dict[tuple[str, int], tuple[BaseException, int]] = {}
         for tp, records in by_tp.items():
             start = 0
-            builder = producer.create_batch()
-            for index, (key, value) in enumerate(records):
-                if builder.append(timestamp=None, key=key, value=value) is None:
-                    if index == start:
-                        msg = f"a record of {len(value or b'')} bytes does not fit in a batch"
-                        raise ProduceError(msg)
-                    sent.append(
-                        (tp, start, await producer.send_batch(builder, tp[0], partition=tp[1]))
-                    )
-                    start = index
-                    builder = producer.create_batch()
-                    builder.append(timestamp=None, key=key, value=value)
-            sent.append((tp, start, await producer.send_batch(builder, tp[0], partition=tp[1])))
-        await asyncio.wait([future for _, _, future in sent])
-        refused: dict[
-            tuple[str, int], tuple[BaseException, list[tuple[bytes | None, bytes | None]]]
-        ] = {}
+            try:
+                builder = producer.create_batch()
+                for index, (key, value, headers) in enumerate(records):
+                    if (
+                        builder.append(timestamp=None, key=key, value=value, headers=headers)
+                        is None
+                    ):
+                        if index == start:
+                            msg = f"a record of {len(value or b'')} bytes does not fit in a batch"
+                            raise ProduceError(msg)
+                        future = await producer.send_batch(builder, tp[0], partition=tp[1])
+                        sent.append((tp, start, future))
+                        start = index
+                        builder = producer.create_batch()
+                        builder.append(timestamp=None, key=key, value=value, headers=headers)
+                future = await producer.send_batch(builder, tp[0], partition=tp[1])
+                sent.append((tp, start, future))
+            except KafkaError as exc:  # metadata or queue timeout: nothing from `start` on left
+                not_queued[tp] = (exc, start)
+        if sent:
+            await asyncio.wait([future for _, _, future in sent])
+        refused: dict[tuple[str, int], tuple[BaseException, list[_Pending]]] = {}
         for tp, start, future in sent:
             error = future.exception()
             if error is not None and tp not in refused:
+                refused[tp] = (error, by_tp[tp][start:])
+        for tp, (error, start) in not_queued.items():
+            if tp not in refused:  # else an earlier batch of it failed: resent from there
                 refused[tp] = (error, by_tp[tp][start:])
         return refused

@@ -96,6 +96,28 @@ def _stored(
     return found
 
 
+def _diagnosis(worker: WorkerProcess) -> str:
+    """What the worker says about lost or held rows: its counters and its complaints."""
+    try:
+        with urllib.request.urlopen(  # noqa: S310  # loopback
+            f"http://127.0.0.1:{worker.web_port}/metrics", timeout=10
+        ) as response:
+            metrics = response.read().decode()
+    except OSError as exc:
+        metrics = f"(no metrics: {exc})"
+    counters = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith(("cityops_late", "cityops_windows", "cityops_dead_letters"))
+    ]
+    complaints = [
+        line
+        for line in worker.log().splitlines()
+        if '"level":"info"' not in line and "store init failed" not in line
+    ]
+    return "\n".join([*counters, *complaints[-40:], worker.log()[-1500:]])
+
+
 @pytest.mark.integration
 async def test_store_equals_offline_recomputation_after_kill_and_outage(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, ch_server: ClickHouseHTTPServer
@@ -156,7 +178,7 @@ async def test_store_equals_offline_recomputation_after_kill_and_outage(
         deadline = time.monotonic() + 120
         while len(_stored(store, keys, t0, until)) < len(expected):
             missing = sorted(set(expected) - set(_stored(store, keys, t0, until)))
-            assert time.monotonic() < deadline, f"rows missing: {missing}\n{second.log()[-2000:]}"
+            assert time.monotonic() < deadline, f"rows missing: {missing}\n{_diagnosis(second)}"
             await asyncio.sleep(1)
         await asyncio.sleep(2)  # a double count would arrive now
         # While the worker runs, readers go through its /aggregates endpoint.
