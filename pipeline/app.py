@@ -20,12 +20,13 @@ open windows live in its table.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
@@ -37,7 +38,7 @@ from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 
-from pipeline.emit import Emit, SourceRef
+from pipeline.emit import Emit, SourceRef, origin_of
 from pipeline.kafka.producer import BatchSender
 from pipeline.metrics import Metrics, install_faust_metrics
 from pipeline.models import (
@@ -150,19 +151,20 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
     @app.agent(raw_topics, name="normalize", concurrency=1)
     async def normalize_agent(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(**take):  # type: ignore[attr-defined]  # StreamT omits it
-            out: list[Emit] = []
-            now = time.time()
-            for event in events:
-                message = event.message
-                source = SourceRef(message.topic, message.partition, message.offset)
-                emits = normalize.process(message.value, message.headers or (), source)
-                kind = raw_kind.get(message.topic, "raw")
-                metrics.child(metrics.events_in, kind, normalize.last_format).inc()
-                for emit in emits:
-                    _count(metrics, emit, "normalize")
-                out.extend(emits)
-                normalize_latency.observe(_age(message.timestamp, now))
-            await send(out)
+            async with unacknowledged_on_failure("normalize"):
+                out: list[Emit] = []
+                now = time.time()
+                for event in events:
+                    message = event.message
+                    source = SourceRef(message.topic, message.partition, message.offset)
+                    emits = normalize.process(message.value, message.headers or (), source)
+                    kind = raw_kind.get(message.topic, "raw")
+                    metrics.child(metrics.events_in, kind, normalize.last_format).inc()
+                    for emit in emits:
+                        _count(metrics, emit, "normalize")
+                    out.extend(emits)
+                    normalize_latency.observe(_age(message.timestamp, now))
+                await send(out)
 
     store = _open_store(settings, topology)
     writer = StoreWriter(store, metrics, backend=topology.sinks.store)
@@ -170,42 +172,48 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
         names("readings"), names("reports"), key_serializer="raw", value_serializer="raw"
     )
 
+    late_log = LateReadingsLog()
+
     @app.agent(internal_topics, name="analyze", concurrency=1)
     async def analyze_agent(stream: faust.StreamT[bytes]) -> None:
         """Detection and aggregation in one pass: each reading is decoded once, and both
         states are keyed like it (by district), so they live in its partition."""
         async for events in stream.take_events(**take):  # type: ignore[attr-defined]  # StreamT omits it
-            out: list[Emit] = []
-            rows: list[AggregateRow] = []
-            now = datetime.now(UTC)
-            late_before = aggregate.late
-            for event in events:
-                message = event.message
-                key = (message.key or b"").decode()
-                source = SourceRef(message.topic, message.partition, message.offset)
-                if message.topic == names("readings"):
-                    reading = decode(Reading, message.value, source, "analyze")
-                    if isinstance(reading, Emit):
-                        out.append(reading)
-                        continue
-                    metrics.event_time_lag.observe((now - reading.observed_at).total_seconds())
-                    out.extend(detect.on_reading(key, reading, source))
-                    rows.extend(aggregate.on_reading(key, reading, source))
-                else:
-                    report = decode(CitizenReport, message.value, source, "analyze")
-                    if isinstance(report, Emit):
-                        out.append(report)
-                        continue
-                    out.extend(detect.on_report(key, report, source))
-            if aggregate.late != late_before:
-                metrics.late_events.inc(aggregate.late - late_before)
-            await send(out)
-            if rows:
-                metrics.windows_closed.inc(len(rows))
-                await writer.write(rows)
-            detect.persist()
-            aggregate.persist()
-            await send(changelog_records())
+            async with unacknowledged_on_failure("analyze"):
+                out: list[Emit] = []
+                rows: list[AggregateRow] = []
+                now = datetime.now(UTC)
+                late_before = aggregate.late
+                for event in events:
+                    message = event.message
+                    key = (message.key or b"").decode()
+                    source = SourceRef(message.topic, message.partition, message.offset)
+                    # A re-emitted event repeats its raw origin: the states apply it once.
+                    applied = origin_of(message.headers) or source
+                    if message.topic == names("readings"):
+                        reading = decode(Reading, message.value, source, "analyze")
+                        if isinstance(reading, Emit):
+                            out.append(reading)
+                            continue
+                        metrics.event_time_lag.observe((now - reading.observed_at).total_seconds())
+                        out.extend(detect.on_reading(key, reading, applied))
+                        rows.extend(aggregate.on_reading(key, reading, applied))
+                    else:
+                        report = decode(CitizenReport, message.value, source, "analyze")
+                        if isinstance(report, Emit):
+                            out.append(report)
+                            continue
+                        out.extend(detect.on_report(key, report, applied))
+                if aggregate.late != late_before:
+                    metrics.late_events.inc(aggregate.late - late_before)
+                    late_log.add(aggregate.late - late_before)
+                await send(out)
+                if rows:
+                    metrics.windows_closed.inc(len(rows))
+                    await writer.write(rows)
+                detect.persist()
+                aggregate.persist()
+                await send(changelog_records())
 
     lifecycle_topics = app.topic(
         names("incident_events"), names("incident_updates"),
@@ -216,23 +224,24 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
     @app.agent(lifecycle_topics, name="lifecycle", concurrency=1)
     async def lifecycle_agent(stream: faust.StreamT[bytes]) -> None:
         async for events in stream.take_events(**take):  # type: ignore[attr-defined]  # StreamT omits it
-            out: list[Emit] = []
-            now = time.time()
-            for event in events:
-                message = event.message
-                source = SourceRef(message.topic, message.partition, message.offset)
-                if message.topic == names("incident_events"):
-                    emits = lifecycle.on_incident_event(message.value, source)
-                else:
-                    emits = lifecycle.on_update(message.value, source)
-                for emit in emits:
-                    _count(metrics, emit, "lifecycle")
-                out.extend(emits)
-                lifecycle_latency.observe(_age(message.timestamp, now))
-            await send(out)
-            lifecycle.persist()
-            await send(changelog_records())
-            open_gauge.refresh()
+            async with unacknowledged_on_failure("lifecycle"):
+                out: list[Emit] = []
+                now = time.time()
+                for event in events:
+                    message = event.message
+                    source = SourceRef(message.topic, message.partition, message.offset)
+                    if message.topic == names("incident_events"):
+                        emits = lifecycle.on_incident_event(message.value, source)
+                    else:
+                        emits = lifecycle.on_update(message.value, source)
+                    for emit in emits:
+                        _count(metrics, emit, "lifecycle")
+                    out.extend(emits)
+                    lifecycle_latency.observe(_age(message.timestamp, now))
+                await send(out)
+                lifecycle.persist()
+                await send(changelog_records())
+                open_gauge.refresh()
 
     @app.timer(settings.sla_check_seconds)  # type: ignore[untyped-decorator]  # faust is untyped
     async def sla_clock() -> None:
@@ -267,6 +276,34 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
         await writer.write([])
 
     return app
+
+
+@contextlib.asynccontextmanager
+async def unacknowledged_on_failure(agent: str) -> AsyncIterator[None]:
+    """Exit the process when an agent's batch fails unexpectedly, before Faust acknowledges it.
+
+    Why: when a `take_events()` body raises, Faust still acknowledges the batch and commits
+    its offsets, so whatever the batch had not yet sent or stored would be lost. Stages never
+    raise for bad input (it is dead-lettered) and outage paths retry, so an exception here
+    is a defect or an unknown failure: exiting without the acknowledgement lets a restart
+    (the supervisor's job) replay the batch instead. Cancellation (shutdown) passes through.
+    """
+    try:
+        yield
+    except Exception:
+        log = logging.getLogger("pipeline.app")
+        log.critical(
+            "the %s agent's batch failed; exiting before it is acknowledged, so a restart"
+            " replays it",
+            agent,
+            exc_info=True,
+        )
+        logging.shutdown()
+        os._exit(EXIT_BATCH_FAILED)
+
+
+#: Exit status of a worker that stopped because a batch failed (EX_SOFTWARE).
+EXIT_BATCH_FAILED = 70
 
 
 def _state_table(app: faust.App, name: str, partitions: int) -> Any:
@@ -464,7 +501,8 @@ class Outputs:
                 topic = self._topics[emit.topic] = self.app.topic(
                     emit.topic, key_serializer="raw", value_serializer="raw"
                 )
-            await topic.send(key=emit.key, value=emit.value)
+            headers = list(getattr(emit, "headers", ()))
+            await topic.send(key=emit.key, value=emit.value, headers=headers)
 
 
 def _preset_children(metrics: Metrics, topology: Topology) -> None:
@@ -501,6 +539,31 @@ def _incident_labels(value: bytes) -> tuple[str, str, str]:
 def _severity_level(value: bytes) -> tuple[str, str]:
     severity, level, _ = _incident_labels(value)
     return severity, level
+
+
+class LateReadingsLog:
+    """Warns about readings dropped as late, at most once per `every` seconds.
+
+    Why a log line as well as the counter: a late drop changes what the store holds, and
+    whoever reads a worker's log after a surprise should find it there."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self.log = logging.getLogger("pipeline.aggregate")
+        self._pending = 0
+        self._at = -every
+
+    def add(self, count: int) -> None:
+        self._pending += count
+        now = time.monotonic()
+        if now - self._at >= self.every:
+            self.log.warning(
+                "dropped %d readings later than the allowed lateness (their windows were"
+                " closed already)",
+                self._pending,
+            )
+            self._pending = 0
+            self._at = now
 
 
 class OpenIncidentsGauge:

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from pipeline.emit import ORIGIN_HEADER
 from pipeline.models import (
     SCHEMA_VERSION,
     AuditEvent,
@@ -32,24 +33,32 @@ class TopicContract:
     key: str
     description: str
     direction: str  # "send" (cityops produces) or "receive" (cityops consumes)
+    headers: dict[str, str] | None = None  # header name -> what it carries
 
+
+_ORIGIN = (
+    "The raw record this event was made from, `topic:partition:offset:n` (its n-th event): "
+    "a re-emission after a crash repeats it, and consumers may deduplicate on it."
+)
 
 TOPICS: tuple[TopicContract, ...] = (
     TopicContract(
         "readings",
         "{prefix}readings",
         Reading,
-        "sensor_id",
+        "areas.district (the city's code when the reading has no district)",
         "Normalized sensor readings in the catalogue's canonical units.",
         "send",
+        {ORIGIN_HEADER: _ORIGIN},
     ),
     TopicContract(
         "reports",
         "{prefix}reports",
         CitizenReport,
-        "report_id",
+        "category",
         "Normalized citizen reports; personal data in descriptions is masked.",
         "send",
+        {ORIGIN_HEADER: _ORIGIN},
     ),
     TopicContract(
         "deadletter",
@@ -127,14 +136,25 @@ def asyncapi_document() -> dict[str, Any]:
             for name in ("prefix", "district", "street")
             if "{" + name + "}" in topic.address
         }
+        message: dict[str, Any] = {
+            "name": topic.model.__name__,
+            "contentType": "application/json",
+        }
+        if topic.headers:
+            message["headers"] = {
+                "type": "object",
+                "properties": {
+                    name: {"type": "string", "description": text}
+                    for name, text in topic.headers.items()
+                },
+            }
         channels[topic.kind] = {
             "address": topic.address,
             "description": topic.description,
             "parameters": params,
             "messages": {
                 topic.model.__name__: {
-                    "name": topic.model.__name__,
-                    "contentType": "application/json",
+                    **message,
                     "payload": {"$ref": f"./{topic.kind}.v{SCHEMA_VERSION}.schema.json"},
                     "bindings": {
                         "kafka": {

@@ -221,13 +221,17 @@ class NormalizeStage:
         result = self.normalizer.normalize(raw, headers, source=source.topic)
         self.last_format = result.format or "unknown"
         emits: list[Emit] = []
-        for event in result.events:
+        traced = source.partition is not None and source.offset is not None
+        for index, event in enumerate(result.events):
+            origin = (source.origin_header(index),) if traced else ()
             if isinstance(event, Reading):
                 key = reading_key(event, self.topology).encode()
-                emits.append(Emit(self._readings, key, event.model_dump_json().encode(), "reading"))
+                value = event.model_dump_json().encode()
+                emits.append(Emit(self._readings, key, value, "reading", headers=origin))
             else:
                 key = event.category.encode()
-                emits.append(Emit(self._reports, key, event.model_dump_json().encode(), "report"))
+                value = event.model_dump_json().encode()
+                emits.append(Emit(self._reports, key, value, "report", headers=origin))
         for rejection in result.rejections:
             emits.append(dead_letter(self.topology, rejection, raw, source, stage="normalize"))
         return emits

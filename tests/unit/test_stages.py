@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import yaml
 
-from pipeline.emit import SourceRef
+from pipeline.emit import ORIGIN_HEADER, ORIGIN_SPAN, SourceRef, origin_of
 from pipeline.models import AdminCodes, Reading
 from pipeline.stages import (
     AggregateStage,
@@ -131,3 +131,60 @@ def test_detection_persists_one_entry_per_touched_rule_state_under_its_record_ke
     # A second sensor writes its own sensor-scoped states (area-scoped ones are shared).
     assert 1 <= touched <= first
     assert stage.persist() == 0, "nothing changed since the last persist"
+
+
+def test_a_normalizer_replay_is_applied_once_by_its_raw_origin() -> None:
+    """Killed between its send and its offset commit, the normalizer re-emits the same
+    readings at new readings-topic offsets; their origin header gives them away."""
+    topology = load_topology(DEMO)
+    raw = [
+        orjson.dumps(
+            {
+                "event_id": f"r{i}",
+                "sensor_id": "aq-001",
+                "metric": "pm25",
+                "value": 70.0 + i,
+                "unit": "ug/m3",
+                "observed_at": (T0 + timedelta(seconds=20 * i)).isoformat(),
+            }
+        )  # fmt: skip
+        for i in range(60)
+    ]
+
+    def normalize(offsets: range) -> list[Any]:
+        stage = NormalizeStage(topology)  # a restarted process: its duplicate filter is empty
+        return [e for i in offsets for e in stage.process(raw[i], (), SourceRef("raw", 2, i))]
+
+    def analyze(emitted: list[Any]) -> tuple[list[Any], list[tuple[str | None, bytes]]]:
+        aggregate = AggregateStage(topology, {})
+        detect = DetectStage(topology, {}, {})
+        rows, incidents = [], []
+        for offset, emit in enumerate(emitted):  # each at its own readings-topic offset
+            reading = Reading.model_validate_json(emit.value)
+            applied = origin_of(emit.headers) or SourceRef("readings", 0, offset)
+            rows += aggregate.on_reading(emit.key.decode(), reading, applied)
+            incidents += [
+                (e.reason, e.key) for e in detect.on_reading(emit.key.decode(), reading, applied)
+            ]
+        return rows + aggregate.finish(), incidents
+
+    replayed = normalize(range(0, 40)) + normalize(range(30, 60))  # 30..39 twice
+    assert len(replayed) == 70
+    assert origin_of(replayed[0].headers) == SourceRef("raw", 2, 0)
+    assert origin_of(replayed[41].headers) == SourceRef("raw", 2, 31 * ORIGIN_SPAN)
+    rows, incidents = analyze(replayed)
+    clean_rows, clean_incidents = analyze(normalize(range(60)))
+    assert sum(r.count for r in rows if r.level == "street") == 60
+    assert rows == clean_rows
+    assert incidents == clean_incidents
+    assert ("open", incidents[0][1]) in incidents  # readings from 76 on breach pm25 (75)
+
+
+def test_origin_headers_that_are_not_ours_are_ignored() -> None:
+    assert origin_of(None) is None
+    assert origin_of([("other", b"x")]) is None
+    assert origin_of([(ORIGIN_HEADER, b"raw:not-a-number:1:0")]) is None
+    assert origin_of([(ORIGIN_HEADER, f"raw:0:1:{ORIGIN_SPAN}".encode())]) is None
+    assert origin_of([(ORIGIN_HEADER, b"city.raw:3:7:2")]) == SourceRef(
+        "city.raw", 3, 7 * ORIGIN_SPAN + 2
+    )
