@@ -9,7 +9,7 @@ decode per reading) and `lifecycle` (incident events and updates).
 
 At-least-once: every topic is read as bytes (`value_serializer="raw"`), so decoding never
 fails inside Faust (a decode error there is acknowledged and lost); a stage never raises
-for bad input, it returns a dead letter. `stream.take_events()` acknowledges a batch only
+for bad input, it returns a dead letter. `take_ready()` acknowledges a batch only
 after its body ran, and Faust flushes the producer (outputs and table changelogs) before
 every commit, so an output is on the broker before the offset of its input is committed.
 The analyze agent writes closed windows to the store inside the batch, retrying with
@@ -40,6 +40,7 @@ from pydantic import BaseModel, ValidationError
 
 from pipeline.emit import Emit, SourceRef, origin_of
 from pipeline.kafka.producer import BatchSender
+from pipeline.kafka.take import take_ready
 from pipeline.metrics import Metrics, install_faust_metrics
 from pipeline.models import (
     AggregateRow,
@@ -124,7 +125,8 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
             _count(metrics, letter, stage)
             return letter
 
-    take = {"max_": settings.batch_size, "within": settings.batch_within_seconds}
+    def batches(stream: faust.StreamT[bytes]) -> Any:
+        return take_ready(stream, settings.batch_size, settings.batch_within_seconds)
 
     transactional = settings.processing_guarantee == "exactly_once"
     tables: dict[str, _StateTable] = {}
@@ -150,7 +152,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
 
     @app.agent(raw_topics, name="normalize", concurrency=1)
     async def normalize_agent(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(**take):  # type: ignore[attr-defined]  # StreamT omits it
+        async for events in batches(stream):
             async with unacknowledged_on_failure("normalize"):
                 out: list[Emit] = []
                 now = time.time()
@@ -178,7 +180,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
     async def analyze_agent(stream: faust.StreamT[bytes]) -> None:
         """Detection and aggregation in one pass: each reading is decoded once, and both
         states are keyed like it (by district), so they live in its partition."""
-        async for events in stream.take_events(**take):  # type: ignore[attr-defined]  # StreamT omits it
+        async for events in batches(stream):
             async with unacknowledged_on_failure("analyze"):
                 out: list[Emit] = []
                 rows: list[AggregateRow] = []
@@ -223,7 +225,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
 
     @app.agent(lifecycle_topics, name="lifecycle", concurrency=1)
     async def lifecycle_agent(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(**take):  # type: ignore[attr-defined]  # StreamT omits it
+        async for events in batches(stream):
             async with unacknowledged_on_failure("lifecycle"):
                 out: list[Emit] = []
                 now = time.time()
@@ -282,11 +284,12 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
 async def unacknowledged_on_failure(agent: str) -> AsyncIterator[None]:
     """Exit the process when an agent's batch fails unexpectedly, before Faust acknowledges it.
 
-    Why: when a `take_events()` body raises, Faust still acknowledges the batch and commits
-    its offsets, so whatever the batch had not yet sent or stored would be lost. Stages never
-    raise for bad input (it is dead-lettered) and outage paths retry, so an exception here
-    is a defect or an unknown failure: exiting without the acknowledgement lets a restart
-    (the supervisor's job) replay the batch instead. Cancellation (shutdown) passes through.
+    Why: when the body of a `take_ready()` (or Faust's `take_events()`) batch raises, Faust
+    still acknowledges the batch and commits its offsets, so whatever the batch had not yet
+    sent or stored would be lost. Stages never raise for bad input (it is dead-lettered)
+    and outage paths retry, so an exception here is a defect or an unknown failure: exiting
+    without the acknowledgement lets a restart (the supervisor's job) replay the batch
+    instead. Cancellation (shutdown) passes through.
     """
     try:
         yield
@@ -324,7 +327,8 @@ def _state_table(app: faust.App, name: str, partitions: int) -> Any:
 
     return app.tables.add(
         _RecordKeyTable(
-            app, name=name, default=None, key_type=bytes, partitions=partitions,
+            app, name=name, default=None, key_type=bytes, value_type=bytes,  # raw codecs
+            partitions=partitions,
             beacon=app.tables.beacon,
         )
     )  # fmt: skip
@@ -346,10 +350,14 @@ class _StateTable(MutableMapping[str, Any]):
 
     Why not `table[key] = value`: Faust sends one changelog record per assignment, with a
     future and its JSON codec each, which dominated the analyze agent once states were
-    written per rule. Here a change updates the table's own store and queues the record
-    (orjson, the same JSON Faust's codec reads back on recovery); the agent sends the
-    queue with its outputs, before its batch is acknowledged. With `transactional` the
-    table is written through Faust, whose transaction must carry every changelog record.
+    written per rule. Here a change updates the table's own store and queues the record;
+    the agent sends the queue with its outputs, before its batch is acknowledged. With
+    `transactional` the table is written through Faust, whose transaction must carry
+    every changelog record.
+
+    Why bytes: the table holds each state as its JSON (the changelog record's own bytes,
+    and what recovery reads back with the raw serializer), not as a tree of dicts and
+    floats several times that size; the stages keep the decoded objects they use.
     """
 
     def __init__(self, table: Any, *, transactional: bool) -> None:
@@ -362,16 +370,17 @@ class _StateTable(MutableMapping[str, Any]):
         value = self.table.data.get(key.encode())
         if value is None:
             raise KeyError(key)
-        return value
+        return orjson.loads(value)
 
     def __setitem__(self, key: str, value: Any) -> None:
         raw = key.encode()
+        data = orjson.dumps(value)
         if self.transactional:
-            self.table[raw] = value
+            self.table[raw] = data
             return
-        self.table.data[raw] = value
+        self.table.data[raw] = data
         partition = self.table.partition_for_key(raw)
-        self.pending.append(ChangelogRecord(self._topic, raw, orjson.dumps(value), partition))
+        self.pending.append(ChangelogRecord(self._topic, raw, data, partition))
 
     def __delitem__(self, key: str) -> None:
         raw = key.encode()
