@@ -91,7 +91,7 @@ class KeyedStates(Generic[S]):
             state = self._decode(key)
             if state is None:
                 state = self._cache[key] = default()
-                self._offsets[key] = {}
+                self._offsets.setdefault(key, {})  # keep what already_applied just recorded
         self._dirty.add(key)
         return state
 

@@ -85,9 +85,7 @@ def test_worker_sends_valid_readings_on_and_dead_letters_the_rest(
 
     with WorkerProcess(
         DEMO, kafka_bootstrap, tmp_path, prefix=topic_prefix, worker_id=f"w-{topic_prefix}",
-        # A batch goes on as soon as nothing more is queued: a ten-minute batch window
-        # must not hold a trickle of records (the test would time out if it did).
-        env={"CITYOPS_MAX_MESSAGE_BYTES": "4096", "CITYOPS_BATCH_WITHIN_SECONDS": "600"},
+        env={"CITYOPS_MAX_MESSAGE_BYTES": "4096"},
     ) as worker:  # fmt: skip
         found = asyncio.run(
             consume_until(

@@ -188,3 +188,15 @@ def test_origin_headers_that_are_not_ours_are_ignored() -> None:
     assert origin_of([(ORIGIN_HEADER, b"city.raw:3:7:2")]) == SourceRef(
         "city.raw", 3, 7 * ORIGIN_SPAN + 2
     )
+
+
+def test_the_first_record_of_a_new_state_is_remembered_as_applied() -> None:
+    """A state created by a record must not forget that record: replayed, it is skipped."""
+    backing: dict[str, Any] = {}
+    stage = AggregateStage(load_topology(DEMO), backing)
+    stage.on_reading("310101", _reading(0, 10.0), SourceRef("r", 0, 0))
+    stage.persist()
+    restarted = AggregateStage(load_topology(DEMO), backing)
+    restarted.on_reading("310101", _reading(0, 10.0), SourceRef("r", 0, 0))  # the replay
+    rows = restarted.finish()
+    assert [r.count for r in rows if r.level == "street"] == [1]
