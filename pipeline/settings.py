@@ -62,7 +62,9 @@ class Settings(BaseSettings):
         default=5000, gt=0, description="Most events per agent batch (CITYOPS_BATCH_SIZE)."
     )
     batch_within_seconds: float = Field(
-        default=0.05,
+        # Below saturation every agent waits this long per batch, three agents in a row:
+        # 20 ms keeps p99 raw -> incident under 250 ms; under load batches still fill.
+        default=0.02,
         gt=0,
         description="Longest wait to fill a batch, seconds (CITYOPS_BATCH_WITHIN_SECONDS).",
     )
