@@ -19,6 +19,7 @@ message keys, so a state lives in the partition of the records that change it:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +49,13 @@ from pipeline.normalize import Normalizer
 from pipeline.topology import Topology
 
 S = TypeVar("S")
+
+
+@functools.lru_cache(maxsize=4096)
+def _partition_name(topic: str, partition: int) -> str:
+    """`topic:partition`, one shared string per partition (every state's offsets use it;
+    built per record it was an allocation per state per reading)."""
+    return f"{topic}:{partition}"
 
 
 class KeyedStates(Generic[S]):
@@ -97,8 +105,7 @@ class KeyedStates(Generic[S]):
 
     def replace(self, key: str, state: S) -> None:
         """Set the state of `key` (a step returned a new object); marks it changed."""
-        if key not in self._offsets:
-            self._offsets[key] = {}
+        self._offsets.setdefault(key, {})
         self._cache[key] = state
         self._dirty.add(key)
 
@@ -115,7 +122,7 @@ class KeyedStates(Generic[S]):
         if key not in self._cache:
             self._decode(key)
         offsets = self._offsets.setdefault(key, {})
-        where = f"{source.topic}:{source.partition}"
+        where = _partition_name(source.topic, source.partition)
         last = offsets.get(where)
         if last is not None and source.offset <= last:
             return True
@@ -224,13 +231,12 @@ class NormalizeStage:
         traced = source.partition is not None and source.offset is not None
         for index, event in enumerate(result.events):
             origin = (source.origin_header(index),) if traced else ()
+            value = event.model_dump_json().encode()
             if isinstance(event, Reading):
                 key = reading_key(event, self.topology).encode()
-                value = event.model_dump_json().encode()
                 emits.append(Emit(self._readings, key, value, "reading", headers=origin))
             else:
                 key = event.category.encode()
-                value = event.model_dump_json().encode()
                 emits.append(Emit(self._reports, key, value, "report", headers=origin))
         for rejection in result.rejections:
             emits.append(dead_letter(self.topology, rejection, raw, source, stage="normalize"))
