@@ -34,6 +34,8 @@ from tests.support.worker import WorkerProcess, produce, sensor_key
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "topologies" / "demo.yaml"
 SLA = {"ack": "2s", "resolve": "1h"}
+#: What detection and the SLA timer may add to an incident between a unit's steps.
+DETECTION_ACTIONS = {"evidence", "upgrade", "escalate"}
 
 
 def _fast_sla_topology(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
@@ -177,8 +179,17 @@ async def test_incidents_are_routed_escalated_handled_and_audited(
     actions = [(x["last_action"], x["severity"]) for x in a_history]
     assert actions[0] == ("open", "blue"), actions
     assert ("upgrade", "orange") in actions, actions
-    b_states = [x["state"] for x in records[city] if x["incident_id"] == b]
-    assert b_states[-3:] == ["acknowledged", "resolved", "closed"]
+    # Detection may still add evidence to B after a unit took it over (its readings and our
+    # updates race through different topics): such records repeat the state they are in.
+    b_history = [(x["state"], x["last_action"]) for x in records[city] if x["incident_id"] == b]
+    b_states = [
+        state for i, (state, _) in enumerate(b_history) if i == 0 or state != b_history[i - 1][0]
+    ]
+    assert b_states[-3:] == ["acknowledged", "resolved", "closed"], b_history
+    repeats = {
+        action for i, (state, action) in enumerate(b_history) if i and state == b_history[i - 1][0]
+    }
+    assert repeats <= DETECTION_ACTIONS, b_history
 
     reasons = sorted(d["reason"] for d in records[name("deadletter")])
     assert reasons == sorted([
@@ -189,7 +200,8 @@ async def test_incidents_are_routed_escalated_handled_and_audited(
     report = verify(audit)
     assert report.ok, report.problems
     b_actions = [e.action for e in audit if e.incident_id == b]
-    assert b_actions[0] == "open" and b_actions[-3:] == ["acknowledge", "resolve", "close"]
+    unit_actions = [action for action in b_actions if action not in DETECTION_ACTIONS]
+    assert b_actions[0] == "open" and unit_actions[-3:] == ["acknowledge", "resolve", "close"]
 
     # What an auditor runs: the CLI reads the whole audit topic and proves the chains.
     env = {**os.environ, "CITYOPS_TOPIC_PREFIX": topic_prefix, "COLUMNS": "200"}
