@@ -15,6 +15,7 @@ Order of checks (the first failing one names the rejection): size (``oversized``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from hashlib import blake2b
@@ -51,6 +52,10 @@ __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "NormalizeResult", "Normalizer", "event_
 
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 _CACHE_LIMIT = 4096
+#: Registered sensors whose lookups stay cached (least recently used beyond). Why bounded:
+#: a cached sensor costs ~1 KB (its location model, metric set), so 100,000 sensors would
+#: hold ~100 MB, while rebuilding a missed one costs a few microseconds.
+_SENSOR_CACHE = 16384
 _MAX_DESCRIPTION = 4000
 
 
@@ -140,29 +145,23 @@ class Normalizer:
             for name in (category.name, category.name_en):
                 if name:
                     self._category_names.setdefault(name.casefold(), category)
-        self._sensors: dict[str, _SensorInfo | None] = {}
+        self._sensor = functools.lru_cache(maxsize=_SENSOR_CACHE)(self._sensor_info)
         self._areas: dict[str, AdminCodes] = {}
         self._conversions: dict[tuple[str, str], _Conversion | str] = {}
 
     # -- cached lookups ----------------------------------------------------------------
 
-    def _sensor(self, sensor_id: str) -> _SensorInfo | None:
-        try:
-            return self._sensors[sensor_id]
-        except KeyError:
-            pass
+    def _sensor_info(self, sensor_id: str) -> _SensorInfo | None:
+        """What a reading needs of a registered sensor (None: not registered)."""
         sensor = self.topology.sensor(sensor_id)
-        info = None
-        if sensor is not None:
-            info = _SensorInfo(
-                sensor_id=sensor.id,
-                metrics=frozenset(sensor.metrics),
-                location=GeoPoint(lat=sensor.lat, lon=sensor.lon),
-                areas=self._area_codes(sensor.area),
-            )
-        if len(self._sensors) < _CACHE_LIMIT or info is not None:
-            self._sensors[sensor_id] = info
-        return info
+        if sensor is None:
+            return None
+        return _SensorInfo(
+            sensor_id=sensor.id,
+            metrics=frozenset(sensor.metrics),
+            location=GeoPoint(lat=sensor.lat, lon=sensor.lon),
+            areas=self._area_codes(sensor.area),
+        )
 
     def _area_codes(self, code: str) -> AdminCodes:
         found = self._areas.get(code)
