@@ -2,7 +2,7 @@
 
 The server path runs the test-support ClickHouse HTTP server (on chDB) in its own
 process, so client and server do not share a GIL. Each insert goes through the real
-store's ``write`` (Arrow IPC for chDB, Native via a reused insert context for the client).
+store's ``write`` (RowBinary for chDB, Native via a reused insert context for the client).
 
     .venv/bin/python bench/store_rows.py --rows 200000 --batch 10000
 """

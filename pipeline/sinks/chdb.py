@@ -14,11 +14,11 @@ Facts that shape this module (shared/notes/performance-and-sinks.md, checked on 
 
 from __future__ import annotations
 
-import io
 import re
+import struct
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -89,37 +89,48 @@ def translate_error(exc: Exception, action: str) -> StoreError:
     return StoreError(msg)
 
 
-def rows_to_arrow(rows: Sequence[AggregateRow]) -> Any:
-    """The rows as a pyarrow Table in ``COLUMNS`` order, typed like the table."""
-    import pyarrow as pa
-
-    ts = pa.timestamp("ms", tz="UTC")
-    return pa.table(
-        {
-            "window_start": pa.array([r.window_start for r in rows], ts),
-            "window_end": pa.array([r.window_end for r in rows], ts),
-            "level": pa.array([str(r.level) for r in rows], pa.string()),
-            "area_code": pa.array([r.area_code for r in rows], pa.string()),
-            "metric": pa.array([r.metric for r in rows], pa.string()),
-            "count": pa.array([r.count for r in rows], pa.uint64()),
-            "sum": pa.array([r.sum for r in rows], pa.float64()),
-            "min": pa.array([r.min for r in rows], pa.float64()),
-            "max": pa.array([r.max for r in rows], pa.float64()),
-            "mean": pa.array([r.mean for r in rows], pa.float64()),
-            "breaches": pa.array([r.breaches for r in rows], pa.uint64()),
-            "schema_version": pa.array([r.schema_version for r in rows], pa.uint16()),
-        }
-    )
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+_FIXED = struct.Struct("<QddddQH")  # count, sum, min, max, mean, breaches, schema_version
+_MOMENTS = struct.Struct("<qq")  # window_start, window_end: DateTime64(3) ticks
 
 
-def arrow_stream_bytes(table: Any) -> bytes:
-    """Serialize a pyarrow Table as an Arrow IPC stream."""
-    import pyarrow as pa
+def _string(value: str) -> bytes:
+    """A RowBinary String: LEB128 length, then the UTF-8 bytes."""
+    data = value.encode()
+    size = len(data)
+    prefix = bytearray()
+    while True:
+        byte = size & 0x7F
+        size >>= 7
+        if size:
+            prefix.append(byte | 0x80)
+        else:
+            prefix.append(byte)
+            return bytes(prefix) + data
 
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
+
+def _millis(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MILLISECOND
+
+
+def rows_to_rowbinary(rows: Sequence[AggregateRow]) -> bytes:
+    """The rows in ClickHouse's RowBinary format, in ``COLUMNS`` order.
+
+    Why not Arrow: building any pyarrow array imports pandas (~50 MB of worker RSS) to
+    check whether the input is a pandas object; RowBinary is a few struct packs per row
+    and inserts as fast at the worker's batch sizes (bench/store_rows.py).
+    """
+    out = bytearray()
+    for row in rows:
+        out += _MOMENTS.pack(_millis(row.window_start), _millis(row.window_end))
+        out += _string(str(row.level))
+        out += _string(row.area_code)
+        out += _string(row.metric)
+        out += _FIXED.pack(
+            row.count, row.sum, row.min, row.max, row.mean, row.breaches, row.schema_version
+        )
+    return bytes(out)
 
 
 class ChdbStore:
@@ -157,7 +168,7 @@ class ChdbStore:
         if not rows:
             return
         token = check_token(dedup_token)
-        payload = arrow_stream_bytes(rows_to_arrow(rows))
+        payload = rows_to_rowbinary(rows)
         sql = (
             f"INSERT INTO {self.database}.aggregates ({', '.join(COLUMNS)}) "
             f"SETTINGS insert_deduplication_token = '{token}'"
@@ -165,7 +176,7 @@ class ChdbStore:
         session = self._conn()
         with ENGINE_LOCK:
             try:
-                inserter = session._conn.send_insert(sql, "ArrowStream")
+                inserter = session._conn.send_insert(sql, "RowBinary")
                 try:
                     inserter.append(payload)
                     inserter.finish()

@@ -120,6 +120,22 @@ def test_write_then_query_returns_exact_rows(backend: Backend) -> None:
     assert backend.store.query("310101002", "no2", T0, T0 + HOUR, AreaLevel.street) == []
 
 
+def test_long_and_non_ascii_names_and_odd_values_survive_the_round_trip(
+    backend: Backend,
+) -> None:
+    # An area code past 127 bytes takes a two-byte length in RowBinary; a metric name in
+    # Chinese is multi-byte UTF-8; windows need not fall on whole seconds.
+    area = "310101002-" + "街道" * 70
+    start = T0 + timedelta(milliseconds=1_234)
+    row = AggregateRow(
+        window_start=start, window_end=start + timedelta(seconds=30, milliseconds=5),
+        level=AreaLevel.street, area_code=area, metric="噪声", count=2**40,
+        sum=-1e-300, min=-273.15, max=1e300, mean=0.1 + 0.2, breaches=7,
+    )  # fmt: skip
+    backend.store.write([row], dedup_token="odd-1")  # noqa: S106
+    assert backend.store.query(area, "噪声", T0, T0 + HOUR, AreaLevel.street) == [row]
+
+
 def test_rewrite_with_the_same_token_is_dropped(backend: Backend) -> None:
     rows = make_rows(6)
     backend.store.write(rows, dedup_token=dedup_token_for(rows))
