@@ -82,14 +82,18 @@ start() {
   sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$controller_port|g" \
       -e "s|@LOG_DIR@|$state_dir/data|g" "$here/server.properties" > "$state_dir/server.properties"
   if [[ ! -f "$state_dir/cluster.id" ]]; then
-    python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode())' \
-      > "$state_dir/cluster.id"
+    # Like Kafka's Uuid.randomUuid: never an id that starts with "-" (1 in 64 would, and
+    # the format tool's option parser takes it for an option).
+    python3 -c 'import base64, uuid
+while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()).startswith("-"):
+    pass
+print(cid)' > "$state_dir/cluster.id"
   fi
   local jvm=(java "-Xms$heap" "-Xmx$heap" -XX:+UseG1GC -XX:TieredStopAtLevel=1
              -Djava.awt.headless=true "-Dkafka.logs.dir=$state_dir"
              "-Dlog4j2.configurationFile=$here/log4j2.properties" -cp "$libs/*")
   # -g: formatting an already formatted directory is a no-op, so this runs every start.
-  "${jvm[@]}" kafka.tools.StorageTool format -g --standalone -t "$(cat "$state_dir/cluster.id")" \
+  "${jvm[@]}" kafka.tools.StorageTool format -g --standalone --cluster-id="$(cat "$state_dir/cluster.id")" \
       -c "$state_dir/server.properties" >"$state_dir/format.log" 2>&1 \
     || die "formatting storage failed: $(tail -5 "$state_dir/format.log")"
   local started=$SECONDS
