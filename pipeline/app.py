@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
@@ -168,7 +168,9 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
                 await send(out)
 
     store = _open_store(settings, topology)
-    writer = StoreWriter(store, metrics, backend=topology.sinks.store)
+    writer = StoreWriter(
+        store, metrics, backend=topology.sinks.store, stopping=lambda: bool(app.should_stop)
+    )
     internal_topics = app.topic(
         names("readings"), names("reports"), key_serializer="raw", value_serializer="raw"
     )
@@ -274,7 +276,8 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C9
 
     @app.task  # type: ignore[untyped-decorator]  # faust is untyped
     async def init_store() -> None:
-        await writer.write([])
+        with contextlib.suppress(StoppedMidBatch):  # stopped before the store came up
+            await writer.write([])
 
     return app
 
@@ -288,10 +291,22 @@ async def unacknowledged_on_failure(agent: str) -> AsyncIterator[None]:
     sent or stored would be lost. Stages never raise for bad input (it is dead-lettered)
     and outage paths retry, so an exception here is a defect or an unknown failure: exiting
     without the acknowledgement lets a restart (the supervisor's job) replay the batch
-    instead. Cancellation (shutdown) passes through.
+    instead. A stop requested while a batch waits for a dependency that is down exits with
+    `EXIT_STOPPED_MID_BATCH`, also unacknowledged (Faust's warm shutdown would wait for
+    that batch forever). Cancellation passes through.
     """
     try:
         yield
+    except StoppedMidBatch as exc:
+        log = logging.getLogger("pipeline.app")
+        log.warning(
+            "stopping with the %s agent's batch unfinished (%s); it is not acknowledged, so"
+            " the next worker replays it",
+            agent,
+            exc,
+        )
+        logging.shutdown()
+        os._exit(EXIT_STOPPED_MID_BATCH)
     except Exception:
         log = logging.getLogger("pipeline.app")
         log.critical(
@@ -306,6 +321,13 @@ async def unacknowledged_on_failure(agent: str) -> AsyncIterator[None]:
 
 #: Exit status of a worker that stopped because a batch failed (EX_SOFTWARE).
 EXIT_BATCH_FAILED = 70
+#: Exit status of a worker asked to stop while a batch waited for an unavailable
+#: dependency (EX_TEMPFAIL): the batch is replayed by the next worker.
+EXIT_STOPPED_MID_BATCH = 75
+
+
+class StoppedMidBatch(Exception):  # noqa: N818 - a stop, not an error
+    """The worker is stopping while a batch still waits for something that is down."""
 
 
 def _state_table(app: faust.App, name: str, partitions: int) -> Any:
@@ -420,10 +442,18 @@ class StoreWriter:
     consumption when its buffers fill.
     """
 
-    def __init__(self, store: AggregateStore, metrics: Metrics, *, backend: str) -> None:
+    def __init__(
+        self,
+        store: AggregateStore,
+        metrics: Metrics,
+        *,
+        backend: str,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.store = store
         self.metrics = metrics
         self.backend = backend
+        self.stopping = stopping
         self.batcher = Batcher(store, max_rows=10_000, max_age=1.0, backoff=Backoff(maximum=10.0))
         self.ready = False
         self.log = logging.getLogger("pipeline.sinks")
@@ -439,7 +469,7 @@ class StoreWriter:
                 delay = self.batcher.backoff.delay(attempt)
                 self.metrics.store_failures.labels(self.backend).inc()
                 self.log.warning("store init failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
+                await self._pause(delay)
             else:
                 self.ready = True
 
@@ -462,7 +492,7 @@ class StoreWriter:
                 attempt += 1
                 self.metrics.store_failures.labels(self.backend).inc()
                 self.log.error("store write refused (%s); retrying", exc)
-                await asyncio.sleep(self.batcher.backoff.delay(attempt))
+                await self._pause(self.batcher.backoff.delay(attempt))
                 continue
             self.metrics.store_insert_seconds.labels(self.backend).observe(
                 time.monotonic() - started
@@ -470,7 +500,24 @@ class StoreWriter:
             if outcome.error is not None:
                 self.metrics.store_failures.labels(self.backend).inc()
                 self.metrics.store_retries.labels(self.backend).inc()
-                await asyncio.sleep(self.batcher.retry_in() or 0.5)
+                await self._pause(self.batcher.retry_in() or 0.5)
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before a retry, or raise `StoppedMidBatch` once the worker is stopping.
+
+        Why: Faust's warm shutdown waits for every batch in flight to finish, and a batch
+        waiting for a store that stays down never does; the stop would hang until the
+        supervisor kills the worker.
+        """
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.stopping():
+                msg = "the worker is stopping while the store is unavailable"
+                raise StoppedMidBatch(msg)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.2))
 
 
 class Outputs:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,3 +161,23 @@ async def consume_until(
     finally:
         await consumer.stop()
     return found
+
+
+async def committed_and_end(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
+    """A consumer group's committed offsets summed over a topic's partitions, and the
+    topic's end offsets summed (equal: the group has committed everything)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - a fresh client
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        committed = [await consumer.committed(tp) for tp in tps]
+        ends = await consumer.end_offsets(tps)
+        return sum(c or 0 for c in committed), sum(ends.values())
+    finally:
+        await consumer.stop()
