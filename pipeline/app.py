@@ -39,6 +39,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 
 from pipeline.emit import Emit, SourceRef, origin_of
+from pipeline.kafka import recovery_fix
 from pipeline.kafka.producer import BatchSender
 from pipeline.metrics import Metrics, install_faust_metrics
 from pipeline.models import (
@@ -80,6 +81,7 @@ def cityops_version() -> str:
 
 def create_app(settings: Settings, topology: Topology) -> faust.App:  # noqa: C901  # the wiring diagram
     """Build the worker for one topology; nothing connects until the worker starts."""
+    recovery_fix.install()
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.worker_id,

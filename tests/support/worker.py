@@ -46,13 +46,15 @@ class WorkerProcess:
         worker_id: str,
         instance: str = "",
         env: dict[str, str] | None = None,
+        module: str = "pipeline",
     ) -> None:
-        """`instance` tells apart several workers of one group (log, state, store dirs)."""
+        """`instance` tells apart several workers of one group (log, state, store dirs);
+        `module` is what `python -m` runs (the CLI, or a test wrapper around it)."""
         self.web_port = free_port()
         name = f"{worker_id}{instance}"
         self.log_path = workdir / f"{name}.log"
         self.args = [
-            sys.executable, "-m", "pipeline", "worker",
+            sys.executable, "-m", module, "worker",
             "--topology", str(topology), "--bootstrap", bootstrap,
             "--web-port", str(self.web_port), "--data-dir", str(workdir / name),
             "--worker-id", worker_id,
