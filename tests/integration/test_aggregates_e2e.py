@@ -23,15 +23,14 @@ from typing import Any
 
 import orjson
 import pytest
-import yaml
 from pydantic import SecretStr
 
 from pipeline.app import EXIT_STOPPED_MID_BATCH
-from pipeline.kafka.admin import create_topics
 from pipeline.models import AreaLevel
 from pipeline.sinks.clickhouse import ClickHouseStore
-from pipeline.topology import Topology, parse_topology
+from pipeline.topology import Topology
 from tests.support.clickhouse_http import ClickHouseHTTPServer
+from tests.support.demo import demo_data, deploy
 from tests.support.worker import (
     WorkerProcess,
     committed_and_end,
@@ -40,8 +39,6 @@ from tests.support.worker import (
     sensor_key,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "topologies" / "demo.yaml"
 WINDOW = timedelta(minutes=1)
 # sensor -> (metric, street, district); aq-003 has no street: it counts at district and city.
 SENSORS = {
@@ -150,13 +147,11 @@ async def _scenario(
     *, minutes: int, worker_id: str,
 ) -> Scenario:  # fmt: skip
     database = f"e2e_{uuid.uuid4().hex[:10]}"
-    data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
-    data["topics"]["prefix"] = topic_prefix
+    data = demo_data()
     data["sinks"] = {"store": "clickhouse", "clickhouse": {"database": database}}
-    path = tmp_path / "topology.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    topology = parse_topology(data, DEMO.parent)
-    await create_topics(kafka_bootstrap, topology.topic_plan())
+    path, topology = await deploy(
+        data, bootstrap=kafka_bootstrap, tmp_path=tmp_path, prefix=topic_prefix
+    )
 
     t0 = datetime.fromtimestamp(time.time() // 60 * 60, UTC) - timedelta(minutes=30)
     inputs = _inputs(t0, minutes=minutes)
@@ -283,7 +278,9 @@ async def test_a_warm_shutdown_during_a_store_outage_loses_no_reading(
     assert code == EXIT_STOPPED_MID_BATCH, first.log()[-3000:]
     assert "the next worker replays it" in first.log()
     group = f"warm-{topic_prefix}"
-    done, end = await committed_and_end(kafka_bootstrap, group, topology.topics.name("readings"))
+    done, end = await committed_and_end(
+        kafka_bootstrap, group, topology.topics.name("readings"), topology.topics.partitions
+    )
     assert done < end, f"the unfinished batch was committed: {done} of {end}"
     ch_server.up()
     sc.store.init()  # what the worker would create, so the polling below can read

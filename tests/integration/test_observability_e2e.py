@@ -17,15 +17,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-import yaml
 
 from deploy.grafana.queries import all_queries
-from pipeline.kafka.admin import create_topics
-from pipeline.topology import parse_topology
+from tests.support.demo import demo_data, deploy
 from tests.support.prometheus import PrometheusServer
 from tests.support.worker import ROOT, WorkerProcess, produce, sensor_key
 
-DEMO = ROOT / "topologies" / "demo.yaml"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 
 
@@ -44,17 +41,15 @@ def _episode(start: datetime) -> list[bytes]:
 async def test_every_dashboard_query_returns_data_from_a_working_pipeline(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
-    data["topics"]["prefix"] = topic_prefix
+    data = demo_data()
     data["sla"] = {
         sev: {"ack": "2s", "resolve": "1h"} for sev in ("red", "orange", "yellow", "blue")
     }
     data["aggregation"]["window"] = "10s"
     data["aggregation"]["allowed_lateness"] = "2s"
-    path = tmp_path / "topology.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    topology = parse_topology(data, DEMO.parent)
-    await create_topics(kafka_bootstrap, topology.topic_plan())
+    path, topology = await deploy(
+        data, bootstrap=kafka_bootstrap, tmp_path=tmp_path, prefix=topic_prefix
+    )
 
     worker = WorkerProcess(
         path, kafka_bootstrap, tmp_path, prefix=topic_prefix, worker_id=f"obs-{topic_prefix}",

@@ -17,13 +17,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-import yaml
 
-from pipeline.kafka.admin import create_topics
-from pipeline.topology import parse_topology
+from tests.support.demo import demo_data, deploy
 from tests.support.worker import WorkerProcess, consume_until, produce, sensor_key
 
-DEMO = Path(__file__).resolve().parents[2] / "topologies" / "demo.yaml"
 SENSORS = {"aq-001": "pm25", "aq-002": "pm25", "aq-003": "pm25", "noise-001": "noise_laeq"}
 UNITS = {"pm25": "ug/m3", "noise_laeq": "dB(A)"}
 
@@ -32,12 +29,9 @@ UNITS = {"pm25": "ug/m3", "noise_laeq": "dB(A)"}
 async def test_records_fetched_while_the_worker_seeks_are_not_lost(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
-    data["topics"]["prefix"] = topic_prefix
-    path = tmp_path / "topology.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    topology = parse_topology(data, DEMO.parent)
-    await create_topics(kafka_bootstrap, topology.topic_plan())
+    path, topology = await deploy(
+        demo_data(), bootstrap=kafka_bootstrap, tmp_path=tmp_path, prefix=topic_prefix
+    )
 
     t0 = datetime.now(UTC) - timedelta(hours=1)
     values = [
