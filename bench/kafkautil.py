@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.kafka.admin import create_topics, delete_topics, list_topics
 from pipeline.kafka.producer import ProduceStats, Record, produce
-from pipeline.simulate import Simulator
+from pipeline.sim.simulator import Simulator
 from pipeline.topology import Topology
 
 SIM_START = datetime(2026, 11, 25, tzinfo=UTC)

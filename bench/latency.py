@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer
 from bench import kafkautil
 from bench.runner import Worker
 from pipeline.kafka.producer import produce
-from pipeline.simulate import Simulator
+from pipeline.sim.simulator import Simulator
 from pipeline.topology import Topology
 
 BREACH, CLEAR = 200.0, 30.0  # pm25 rule: above 75 three times opens, 60 clears

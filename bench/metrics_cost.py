@@ -17,10 +17,10 @@ from pathlib import Path
 import orjson
 from prometheus_client import CollectorRegistry
 
-from pipeline.app import _count
-from pipeline.emit import SourceRef
+from pipeline.engine.emit import SourceRef
+from pipeline.engine.stages import NormalizeStage
+from pipeline.engine.worker.app import _count
 from pipeline.metrics import Metrics
-from pipeline.stages import NormalizeStage
 from pipeline.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[1]

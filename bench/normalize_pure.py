@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from pipeline.normalize import Normalizer
+from pipeline.ingest.normalize import Normalizer
 from pipeline.topology import load_topology
 
 ROOT = Path(__file__).parents[1]

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.kafka.admin import create_topics, delete_topics  # noqa: E402
 from pipeline.kafka.producer import produce  # noqa: E402
-from pipeline.simulate import Simulator  # noqa: E402
+from pipeline.sim.simulator import Simulator  # noqa: E402
 from pipeline.topology import Topology, load_topology  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

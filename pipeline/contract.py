@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pipeline.emit import ORIGIN_HEADER
+from pipeline.engine.emit import ORIGIN_HEADER
 from pipeline.models import (
     SCHEMA_VERSION,
     AuditEvent,

@@ -7,7 +7,7 @@ in a filter on the handler, so every record is cleaned whatever logger emitted i
 whatever the format (JSON or text): the message after %-formatting, every extra field, and
 the formatted exception.
 
-Personal data is masked by :func:`pipeline.pii.mask_personal_data` when that module
+Personal data is masked by :func:`pipeline.ingest.pii.mask_personal_data` when that module
 exists, and always also by the small fallback patterns here (mainland mobile numbers,
 18-digit resident ID numbers, e-mail addresses). Credentials: ``password=...``-style
 pairs (also in JSON and YAML-ish text), ``scheme://user:pass@host`` URLs, bearer/basic
@@ -47,7 +47,7 @@ _STANDARD_ATTRS = frozenset(
     | {"message", "asctime", "taskName", "worker", "topology"}
 )
 
-# -- personal data (fallback; pipeline.pii is the primary masker) ------------------------------
+# -- personal data (fallback; pipeline.ingest.pii is the primary masker) ----------------------
 
 _MOBILE = re.compile(r"(?<![\d])(?:\+?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?![\d])")
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3}[\dXx])(?![0-9A-Za-z])")
@@ -63,7 +63,7 @@ def _mask_pii_fallback(text: str) -> str:
 
 def _load_pii_masker() -> Callable[[str], str] | None:
     try:
-        module = importlib.import_module("pipeline.pii")
+        module = importlib.import_module("pipeline.ingest.pii")
     except ImportError:
         return None
     masker = getattr(module, "mask_personal_data", None)

@@ -25,11 +25,11 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from pipeline.cli.common import EXIT_RUNTIME, console, fail, open_topology
-from pipeline.durations import parse_duration
 from pipeline.models import AggregateRow, AreaLevel
 from pipeline.settings import Settings
 from pipeline.sinks import StoreError, open_store
 from pipeline.topology import Topology
+from pipeline.topology.durations import parse_duration
 
 aggregates_app = typer.Typer(help="Windowed aggregates in the store.", no_args_is_help=True)
 QUERY_LEVELS = (AreaLevel.street, AreaLevel.district, AreaLevel.city)

@@ -21,9 +21,9 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.audit import VerifyReport, verify
 from pipeline.cli.common import EXIT_RUNTIME, console, fail, open_topology
 from pipeline.models import AuditEvent
+from pipeline.rules.audit import VerifyReport, verify
 from pipeline.settings import Settings
 
 audit_app = typer.Typer(

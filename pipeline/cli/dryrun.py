@@ -3,7 +3,7 @@
 Why: a data engineer changing a topology wants to see what a day of traffic would produce
 (readings, dead letters and why, incidents and where they are routed, the audit trail,
 aggregate rows) before deploying it. The dry run calls the very stage objects the worker's
-agents call (`pipeline/stages.py`), in the worker's order, with plain dicts as state, and
+agents call (`pipeline/engine/stages.py`), in the worker's order, with plain dicts as state, and
 writes each output topic to ``<topic>.jsonl``.
 
 How records flow (a queue, first in first out, like topics between agents):
@@ -38,9 +38,16 @@ import orjson
 import typer
 from rich.table import Table
 
-from pipeline.adapters.detect import FORMAT_HEADER, FORMATS
 from pipeline.cli.common import console, fail, open_topology
-from pipeline.emit import Emit, SourceRef
+from pipeline.engine.emit import Emit, SourceRef
+from pipeline.engine.stages import (
+    AggregateStage,
+    DetectStage,
+    LifecycleStage,
+    NormalizeStage,
+    rows_to_jsonl,
+)
+from pipeline.ingest.adapters.registry import FORMAT_HEADER, FORMATS
 from pipeline.models import (
     AggregateRow,
     CitizenReport,
@@ -48,13 +55,6 @@ from pipeline.models import (
     Incident,
     Reading,
     Severity,
-)
-from pipeline.stages import (
-    AggregateStage,
-    DetectStage,
-    LifecycleStage,
-    NormalizeStage,
-    rows_to_jsonl,
 )
 from pipeline.topology import AreaScope, Topology
 

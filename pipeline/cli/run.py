@@ -25,7 +25,7 @@ from rich.table import Table
 from pipeline.cli.common import EXIT_RUNTIME, console, fail, open_topology
 from pipeline.kafka.admin import TopicAdminError, create_topics
 from pipeline.settings import Settings
-from pipeline.sim_formats import FORMATS
+from pipeline.sim.encoders import FORMATS
 
 TopologyOption = Annotated[
     Path, typer.Option("--topology", "-t", help="Topology YAML file.", exists=False)
@@ -60,7 +60,7 @@ def worker_command(
     """Run a worker: consume the topology's raw topics and produce every output."""
     import faust  # heavy: only this command needs Faust
 
-    from pipeline.app import create_app
+    from pipeline.engine.worker.app import create_app
     from pipeline.logging import configure_logging
 
     settings = _settings(

@@ -2,7 +2,7 @@
 
 Why: developing, demonstrating and benchmarking the pipeline needs a city; this one is
 deterministic for a seed (with ``--start`` fixed, the same bytes every run), so a run can
-be replayed exactly. See :mod:`pipeline.simulate` for what is simulated.
+be replayed exactly. See :mod:`pipeline.sim.simulator` for what is simulated.
 
 Time: ``--rate`` events per wall second for ``--duration`` of wall time; simulated time
 runs ``--speedup`` times faster, so the stream covers ``[start, start + duration *
@@ -42,12 +42,12 @@ from rich.progress import (
 )
 
 from pipeline.cli.common import EXIT_RUNTIME, console, fail, open_topology
-from pipeline.durations import parse_duration
 from pipeline.kafka.admin import list_topics
 from pipeline.kafka.producer import ProduceError, ProduceStats, produce
 from pipeline.settings import Settings
-from pipeline.sim_formats import FORMATS, mix_formats
-from pipeline.simulate import SimEvent, Simulator
+from pipeline.sim.encoders import FORMATS, mix_formats
+from pipeline.sim.simulator import SimEvent, Simulator
+from pipeline.topology.durations import parse_duration
 
 __all__ = ["jsonl_line", "simulate_command"]
 

@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.durations import format_duration
 from pipeline.models import AreaLevel, Severity
 from pipeline.topology import AreaScope, Topology, TopologyError, load_topology
+from pipeline.topology.durations import format_duration
 
 EXIT_BAD_INPUT = 2
 

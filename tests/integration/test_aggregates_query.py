@@ -19,8 +19,8 @@ from pipeline.sinks.base import AggregateStore
 from pipeline.sinks.chdb import ChdbStore
 from pipeline.sinks.clickhouse import ClickHouseStore
 from tests.support.clickhouse_http import ClickHouseHTTPServer
+from tests.support.paths import DEMO
 
-DEMO = Path(__file__).resolve().parents[2] / "topologies" / "demo.yaml"
 runner = CliRunner()
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
 

@@ -25,13 +25,13 @@ import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer
 
-from pipeline.audit import verify
 from pipeline.kafka.admin import create_topics
 from pipeline.models import AuditEvent
+from pipeline.rules.audit import verify
 from pipeline.topology import Topology, parse_topology
+from tests.support.paths import ROOT
 from tests.support.worker import WorkerProcess, produce, sensor_key
 
-ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "topologies" / "demo.yaml"
 SLA = {"ack": "2s", "resolve": "1h"}
 #: What detection and the SLA timer may add to an incident between a unit's steps.

@@ -16,9 +16,9 @@ import pytest
 
 from pipeline.kafka.admin import create_topics
 from pipeline.topology import load_topology
+from tests.support.paths import ROOT
 from tests.support.worker import WorkerProcess, consume_until, produce, sensor_key
 
-ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "topologies" / "demo.yaml"
 
 

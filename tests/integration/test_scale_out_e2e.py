@@ -16,14 +16,14 @@ import orjson
 import pytest
 import yaml
 
-from pipeline.emit import SourceRef
+from pipeline.engine.emit import SourceRef
+from pipeline.engine.stages import DetectStage, LifecycleStage, NormalizeStage
 from pipeline.kafka.admin import create_topics
 from pipeline.models import Reading
-from pipeline.stages import DetectStage, LifecycleStage, NormalizeStage
 from pipeline.topology import parse_topology
+from tests.support.paths import ROOT
 from tests.support.worker import WorkerProcess, consume_until, produce, sensor_key
 
-ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "topologies" / "demo.yaml"
 SENSORS = ("aq-001", "aq-002", "aq-003")
 

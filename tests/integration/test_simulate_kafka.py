@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 from pipeline.cli.simulate import simulate_command
 from pipeline.kafka.admin import create_topics, delete_topics, list_topics
 from pipeline.kafka.producer import produce
-from pipeline.simulate import Simulator
+from pipeline.sim.simulator import Simulator
 from pipeline.topology import Topology, load_topology
+from tests.support.paths import ROOT
 from tests.support.worker import consume_until
 
-ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "topologies" / "demo.yaml"
 SHANGHAI = ROOT / "topologies" / "shanghai.yaml"
 

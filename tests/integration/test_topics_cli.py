@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from pipeline.cli.topics import topics_app
 from pipeline.kafka.admin import delete_topics, list_topics
 from pipeline.topology import TopicSpec, load_topology
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "topologies" / "demo.yaml"
 
 

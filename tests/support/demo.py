@@ -10,8 +10,7 @@ import yaml
 
 from pipeline.kafka.admin import create_topics
 from pipeline.topology import Topology, parse_topology
-
-DEMO = Path(__file__).resolve().parents[2] / "topologies" / "demo.yaml"
+from tests.support.paths import DEMO
 
 
 def demo_data() -> dict[str, Any]:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
+
 KAFKA_SH = ROOT / "deploy" / "local" / "kafka" / "kafka.sh"
 PROBE_PATH = ROOT / "deploy" / "local" / "kafka" / "kafka_probe.py"
 

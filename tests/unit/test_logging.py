@@ -43,12 +43,12 @@ def lines(buffer: io.StringIO) -> list[dict[str, object]]:
 
 
 def test_json_line_has_the_consistent_fields(capture: io.StringIO) -> None:
-    logging.getLogger("pipeline.app").info(
+    logging.getLogger("pipeline.engine.worker.app").info(
         "flushed %d rows", 120, extra={"topic": "cityops.shanghai.readings", "partition": 3}
     )
     (line,) = lines(capture)
     assert line["level"] == "info"
-    assert line["logger"] == "pipeline.app"
+    assert line["logger"] == "pipeline.engine.worker.app"
     assert line["msg"] == "flushed 120 rows"
     assert line["worker"] == "w-1"
     assert line["topology"] == "shanghai"
@@ -61,7 +61,7 @@ def test_json_line_has_the_consistent_fields(capture: io.StringIO) -> None:
 
 
 def test_personal_data_is_masked_in_message_args_and_extras(capture: io.StringIO) -> None:
-    log = logging.getLogger("pipeline.normalize")
+    log = logging.getLogger("pipeline.ingest.normalize")
     log.warning("report from %s (ID %s, mail %s)", PHONE, ID_NUMBER, EMAIL)
     log.info("citizen", extra={"caller": f"+86 {PHONE}", "profile": {"id": ID_NUMBER}})
     log.info(f"free text 138-1234-5678 and {EMAIL.upper()}")

@@ -1,0 +1,424 @@
+"""Raw bytes -> canonical events (Reading / CitizenReport) and rejections; never raises.
+
+The shared resolution step behind every format parser (:mod:`pipeline.ingest.adapters`): source
+metric names to catalogue names, unit conversion to the canonical unit (only units the
+catalogue accepts), the physical range, the sensor registry or else coordinates to areas,
+PII masking of report texts, deterministic event ids, duplicates. Everything per topology
+is looked up once and cached, so the per-event cost stays a few microseconds.
+
+Order of checks (the first failing one names the rejection): size (``oversized``), JSON
+(``invalid_json``), format (``unknown_format``), shape (``schema_violation``), metric
+(``unknown_metric``), sensor (``unknown_sensor``), place (``outside_jurisdiction``), unit
+(``unit_not_convertible``), range (``out_of_range``), category (``unknown_category``),
+``duplicate``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from pipeline.ingest.adapters.base import Observation, ReportDraft
+from pipeline.ingest.adapters.registry import (
+    HeaderError,
+    HeadersLike,
+    detect_format,
+    format_from_headers,
+    parse_document,
+)
+from pipeline.ingest.adapters.sensorthings import DATASTREAM_PREFIX
+from pipeline.ingest.dedup import DuplicateFilter
+from pipeline.ingest.geo import AreaResolver
+from pipeline.ingest.pii import mask_personal_data
+from pipeline.ingest.units import UnitError, canonical_unit_name, unit
+from pipeline.models import (
+    AdminCodes,
+    AreaLevel,
+    CitizenReport,
+    GeoPoint,
+    Reading,
+    Rejection,
+    RejectReason,
+)
+from pipeline.topology import Metric, ReportCategory, Topology
+
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "NormalizeResult", "Normalizer", "event_id", "normalize"]
+
+DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
+_CACHE_LIMIT = 4096
+#: Registered sensors whose lookups stay cached (least recently used beyond). Why bounded:
+#: a cached sensor costs ~1 KB (its location model, metric set), so 100,000 sensors would
+#: hold ~100 MB, while rebuilding a missed one costs a few microseconds.
+_SENSOR_CACHE = 16384
+_MAX_DESCRIPTION = 4000
+
+
+@dataclass(slots=True)
+class NormalizeResult:
+    """What one raw message became: canonical events, rejections, and the format seen."""
+
+    events: list[Reading | CitizenReport] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    format: str | None = None
+    skipped: int = 0
+    """Measurements volunteered by the source (NGSI attributes) that are not in the catalogue
+    or not registered for the sensor: dropped without a rejection."""
+
+    @property
+    def readings(self) -> list[Reading]:
+        """The readings among the events."""
+        return [e for e in self.events if isinstance(e, Reading)]
+
+    @property
+    def reports(self) -> list[CitizenReport]:
+        """The citizen reports among the events."""
+        return [e for e in self.events if isinstance(e, CitizenReport)]
+
+
+def event_id(sensor_id: str, metric: str, observed_at_iso: str, value: float) -> str:
+    """Deterministic id of a reading whose source gave none: a replay gets the same id."""
+    key = f"{sensor_id}|{metric}|{observed_at_iso}|{value!r}".encode()
+    return blake2b(key, digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _SensorInfo:
+    sensor_id: str
+    metrics: frozenset[str]
+    location: GeoPoint
+    areas: AdminCodes
+
+
+# (source factor, source offset, target factor, target offset): the same arithmetic as
+# pipeline.ingest.units.convert, so results are bit-identical to it.
+_Conversion = tuple[float, float, float, float]
+
+
+def _admin_codes(levels: Mapping[AreaLevel, str]) -> AdminCodes:
+    return AdminCodes(
+        district=levels.get(AreaLevel.district),
+        street=levels.get(AreaLevel.street),
+        grid=levels.get(AreaLevel.grid),
+        community=levels.get(AreaLevel.community),
+    )
+
+
+class _Reject(Exception):  # noqa: N818 - internal control flow, never escapes
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class _Skip(Exception):  # noqa: N818 - internal control flow, never escapes
+    pass
+
+
+class Normalizer:
+    """Normalize raw messages for one topology (build once, call per message)."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        dedup: DuplicateFilter | None = None,
+        areas: AreaResolver | None = None,
+    ) -> None:
+        self.topology = topology
+        self.max_message_bytes = max_message_bytes
+        self.dedup = dedup
+        self._geo = areas if areas is not None else AreaResolver(topology)
+        self._metrics: dict[str, Metric] = dict(topology.metrics)
+        self._datastreams: dict[str, tuple[str, str]] = {
+            str(key): (ds.sensor, ds.metric) for key, ds in topology.datastreams.items()
+        }
+        self._categories: dict[str, ReportCategory] = {c.id: c for c in topology.report_categories}
+        self._category_names: dict[str, ReportCategory] = {}
+        for category in topology.report_categories:
+            for name in (category.name, category.name_en):
+                if name:
+                    self._category_names.setdefault(name.casefold(), category)
+        self._sensor = functools.lru_cache(maxsize=_SENSOR_CACHE)(self._sensor_info)
+        self._areas: dict[str, AdminCodes] = {}
+        self._conversions: dict[tuple[str, str], _Conversion | str] = {}
+
+    # -- cached lookups ----------------------------------------------------------------
+
+    def _sensor_info(self, sensor_id: str) -> _SensorInfo | None:
+        """What a reading needs of a registered sensor (None: not registered)."""
+        sensor = self.topology.sensor(sensor_id)
+        if sensor is None:
+            return None
+        return _SensorInfo(
+            sensor_id=sensor.id,
+            metrics=frozenset(sensor.metrics),
+            location=GeoPoint(lat=sensor.lat, lon=sensor.lon),
+            areas=self._area_codes(sensor.area),
+        )
+
+    def _area_codes(self, code: str) -> AdminCodes:
+        found = self._areas.get(code)
+        if found is None:
+            found = self._areas[code] = _admin_codes(self.topology.admin_codes(code))
+        return found
+
+    def _conversion(self, metric_name: str, metric: Metric, source: str) -> _Conversion:
+        key = (metric_name, source)
+        found = self._conversions.get(key)
+        if found is None:
+            try:
+                if not metric.accepts(source):
+                    accepted = ", ".join(metric.accepted_units)
+                    msg = f"{metric_name}: unit {source!r} not accepted (accepted: {accepted})"
+                    raise UnitError(msg)
+                src = unit(canonical_unit_name(source))
+                dst = unit(metric.unit)
+                found = (src.factor, src.offset, dst.factor, dst.offset)
+            except UnitError as exc:
+                found = str(exc)
+            if len(self._conversions) < _CACHE_LIMIT:
+                self._conversions[key] = found
+        if isinstance(found, str):
+            raise _Reject(RejectReason.unit_not_convertible, found)
+        return found
+
+    def _place(self, lat: float, lon: float) -> AdminCodes:
+        levels = self._geo.resolve(lat, lon)
+        if levels is None:
+            detail = f"({lat:.5f}, {lon:.5f}) is outside every area of {self.topology.id}"
+            raise _Reject(RejectReason.outside_jurisdiction, detail)
+        smallest = max(levels, key=lambda level: level.depth)
+        return self._area_codes(levels[smallest])
+
+    # -- resolution ----------------------------------------------------------------------
+
+    def _reading(self, obs: Observation) -> Reading:
+        first = obs.sensor_ids[0]
+        if first.startswith(DATASTREAM_PREFIX):
+            stream = first[len(DATASTREAM_PREFIX) :]
+            mapped = self._datastreams.get(stream)
+            if mapped is None:
+                detail = f"Datastream {stream!r} is not in the topology's datastreams"
+                raise _Reject(RejectReason.unknown_sensor, detail)
+            candidates: tuple[str, ...] = (mapped[0],)
+            metric_name = mapped[1]
+        else:
+            candidates = obs.sensor_ids
+            table = obs.metric_table
+            if table:
+                entry = table.get(obs.metric)
+                metric_name = entry[0] if entry is not None else obs.metric
+            else:
+                metric_name = obs.metric
+        metric = self._metrics.get(metric_name)
+        if metric is None:
+            if obs.optional:
+                raise _Skip
+            raise _Reject(RejectReason.unknown_metric, f"{metric_name!r} is not in the catalogue")
+
+        info = None
+        for candidate in candidates:
+            info = self._sensor(candidate)
+            if info is not None:
+                break
+        if info is not None:
+            if metric_name not in info.metrics:
+                if obs.optional:
+                    raise _Skip
+                detail = f"sensor {info.sensor_id!r} is not registered for {metric_name!r}"
+                raise _Reject(RejectReason.unknown_metric, detail)
+            sensor_id = info.sensor_id
+            location = info.location
+            areas = info.areas
+        elif obs.lat is not None and obs.lon is not None:
+            sensor_id = candidates[0]
+            areas = self._place(obs.lat, obs.lon)
+            location = GeoPoint(lat=obs.lat, lon=obs.lon)
+        else:
+            detail = f"sensor {candidates[0][:80]!r} is not registered and gives no location"
+            raise _Reject(RejectReason.unknown_sensor, detail)
+
+        value = obs.value
+        source_unit = obs.unit if obs.unit is not None else obs.default_unit
+        if source_unit is not None and source_unit != metric.unit:
+            sf, so, tf, to = self._conversion(metric_name, metric, source_unit)
+            value = ((value * sf + so) - to) / tf
+        low, high = metric.range
+        if not low <= value <= high:
+            detail = f"{metric_name}={value:g} {metric.unit} outside [{low:g}, {high:g}]"
+            raise _Reject(RejectReason.out_of_range, detail)
+        ident = obs.event_id
+        if ident is None:
+            ident = event_id(sensor_id, metric_name, obs.observed_at.isoformat(), value)
+        return Reading(
+            event_id=ident,
+            sensor_id=sensor_id,
+            metric=metric_name,
+            value=value,
+            unit=metric.unit,
+            observed_at=obs.observed_at,
+            location=location,
+            areas=areas,
+            source_format=obs.source_format,
+        )
+
+    def _report(self, draft: ReportDraft) -> CitizenReport:
+        category = self._categories.get(draft.category)
+        if category is None:
+            for name in (draft.category_name, draft.category):
+                if name:
+                    category = self._category_names.get(name.casefold())
+                    if category is not None:
+                        break
+        if category is None:
+            detail = f"report category {draft.category[:80]!r} is not in the topology"
+            raise _Reject(RejectReason.unknown_category, detail)
+        location = None
+        located = draft.lat is not None and draft.lon is not None
+        if located and (draft.area is None or len(self._geo)):
+            # Boundaries decide where a located report is; without boundaries (a topology
+            # that has none) a named area is the only placement there is.
+            areas = self._place(draft.lat, draft.lon)  # type: ignore[arg-type]  # located
+        elif draft.area is not None:
+            if not self.topology.has_area(draft.area):
+                detail = f"area {draft.area[:40]!r} is not in the topology"
+                raise _Reject(RejectReason.outside_jurisdiction, detail)
+            areas = self._area_codes(draft.area)
+        else:
+            areas = AdminCodes()
+        if located:
+            location = GeoPoint(lat=draft.lat, lon=draft.lon)
+        description = mask_personal_data(draft.description[:_MAX_DESCRIPTION])
+        return CitizenReport(
+            report_id=draft.report_id,
+            channel=draft.channel,
+            category=category.id,
+            description=description,
+            location=location,
+            areas=areas,
+            reported_at=draft.reported_at,
+            urgent=category.urgent or bool(draft.urgent),
+            source_format=draft.source_format,
+        )
+
+    # -- entry point ---------------------------------------------------------------------
+
+    def normalize(
+        self, raw: bytes, headers: HeadersLike = None, *, source: str | None = None
+    ) -> NormalizeResult:
+        """Turn one raw message into events and rejections; never raises for bad input.
+
+        ``source`` (the raw topic, for details) is informational only. A bug tripped by
+        some input becomes a ``schema_violation`` whose detail starts with "internal error"
+        (the fuzz tests assert none occurs) rather than stopping the agent.
+        """
+        try:
+            return self._normalize(raw, headers, source)
+        except Exception as exc:  # noqa: BLE001 - last resort: a record must never stop the agent
+            detail = f"internal error: {type(exc).__name__}: {exc}"[:300]
+            rejection = Rejection(reason=RejectReason.schema_violation, detail=detail)
+            return NormalizeResult(rejections=[rejection])
+
+    def _normalize(self, raw: bytes, headers: HeadersLike, source: str | None) -> NormalizeResult:
+        result = NormalizeResult()
+        rejections = result.rejections
+        if len(raw) > self.max_message_bytes:
+            detail = f"{len(raw)} bytes > max_message_bytes {self.max_message_bytes}"
+            rejections.append(Rejection(reason=RejectReason.oversized, detail=detail))
+            return result
+        try:
+            fmt = format_from_headers(headers)
+        except HeaderError as exc:
+            rejections.append(Rejection(reason=RejectReason.unknown_format, detail=str(exc)))
+            return result
+        try:
+            doc: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            detail = f"not JSON: {exc}"[:300]
+            rejections.append(Rejection(reason=RejectReason.invalid_json, detail=detail))
+            return result
+        if fmt is None:
+            fmt = detect_format(doc)
+        if fmt is None:
+            where = f" on {source}" if source else ""
+            detail = f"no known format{where}: canonical, NGSI v2/LD, SensorThings or Open311"
+            rejections.append(Rejection(reason=RejectReason.unknown_format, detail=detail))
+            return result
+        result.format = fmt
+        parsed = parse_document(doc, fmt)
+        for problem in parsed.problems:
+            rejections.append(Rejection(reason=problem.reason, detail=problem.detail))
+        produced_groups: set[int] = set()
+        skipped_groups: set[int] = set()
+        events = result.events
+        dedup = self.dedup
+        for item in parsed.items:
+            try:
+                event: Reading | CitizenReport
+                if isinstance(item, Observation):
+                    event = self._reading(item)
+                    produced_groups.add(item.group)
+                    ident = event.event_id
+                else:
+                    event = self._report(item)
+                    ident = event.report_id
+            except _Skip:
+                result.skipped += 1
+                if isinstance(item, Observation):
+                    skipped_groups.add(item.group)
+                continue
+            except _Reject as exc:
+                prefix = f"[{item.group}] " if isinstance(item, Observation) and item.group else ""
+                if isinstance(item, Observation):
+                    produced_groups.add(item.group)
+                rejections.append(Rejection(reason=exc.reason, detail=prefix + exc.detail))
+                continue
+            except ValidationError as exc:
+                detail = f"invalid event: {exc.errors()[0]['msg']}"[:300]
+                rejections.append(Rejection(reason=RejectReason.schema_violation, detail=detail))
+                continue
+            if dedup is not None and dedup.seen(ident):
+                rejections.append(Rejection(reason=RejectReason.duplicate, detail=ident))
+                continue
+            events.append(event)
+        for group in sorted(skipped_groups - produced_groups):
+            detail = f"[{group}] no attribute maps to a catalogue metric of this sensor"
+            rejections.append(Rejection(reason=RejectReason.unknown_metric, detail=detail))
+        return result
+
+
+_NORMALIZERS: dict[int, tuple[Topology, int, Normalizer]] = {}
+
+
+def normalize(
+    raw: bytes,
+    headers: HeadersLike = None,
+    *,
+    topology: Topology,
+    source: str | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    dedup: DuplicateFilter | None = None,
+) -> NormalizeResult:
+    """Normalize one raw message against ``topology`` (a cached Normalizer per topology).
+
+    Prefer building one :class:`Normalizer` in long-lived code; this function keeps one
+    per topology object (and max size) so the lookups are still built only once.
+    """
+    key = id(topology)
+    cached = _NORMALIZERS.get(key)
+    if cached is None or cached[0] is not topology or cached[1] != max_message_bytes:
+        if len(_NORMALIZERS) >= 8:
+            _NORMALIZERS.clear()
+        normalizer = Normalizer(topology, max_message_bytes=max_message_bytes)
+        _NORMALIZERS[key] = (topology, max_message_bytes, normalizer)
+    else:
+        normalizer = cached[2]
+    normalizer.dedup = dedup
+    return normalizer.normalize(raw, headers, source=source)

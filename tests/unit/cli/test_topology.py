@@ -1,0 +1,59 @@
+"""`cityops topology validate|show` through typer's runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from pipeline.cli.topology import topology_app
+from tests.support.paths import TOPOLOGIES
+
+runner = CliRunner()
+
+
+def test_validate_ok() -> None:
+    result = runner.invoke(topology_app, ["validate", str(TOPOLOGIES / "demo.yaml")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("OK demo: 1 city, 2 districts, 5 streets; 6 sensors;")
+
+
+def test_validate_lists_every_error_and_exits_2(tmp_path: Path) -> None:
+    text = (TOPOLOGIES / "demo.yaml").read_text(encoding="utf-8")
+    text = text.replace("threshold: 150}", "threshold: 100}").replace("clear: 60", "clear: 90")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text, encoding="utf-8")
+    result = runner.invoke(topology_app, ["validate", str(bad)])
+    assert result.exit_code == 2
+    assert "invalid topology (2 errors)" in result.output
+    assert "rules[0].levels[2].threshold: must be greater than 115 (the yellow level)" in (
+        result.output
+    )
+    assert "rules[0].clear: must be below 75 (the blue threshold)" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_validate_bad_yaml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: demo\nareas: [\n", encoding="utf-8")
+    result = runner.invoke(topology_app, ["validate", str(bad)])
+    assert result.exit_code == 2
+    assert "line 3, column 1: invalid YAML" in result.output
+    result = runner.invoke(topology_app, ["validate", str(tmp_path / "none.yaml")])
+    assert result.exit_code == 2
+    assert "No such file or directory" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_show_summarises_shanghai() -> None:
+    result = runner.invoke(
+        topology_app, ["show", str(TOPOLOGIES / "shanghai.yaml")], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "16 districts, 22 streets; 400 sensors" in out
+    assert "310115 Pudong" in out
+    assert "blue:75 yellow:115 orange:150 red:250" in out
+    assert "gas_smell" in out and "at once (urgent)" in out
+    assert "cityops.shanghai.sensors.raw" in out
+    assert "16 boundary polygons" in out

@@ -1,0 +1,201 @@
+"""Stages apply each record exactly once to their keyed state, even when Kafka replays it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import yaml
+
+from pipeline.engine.emit import ORIGIN_HEADER, ORIGIN_SPAN, SourceRef, origin_of
+from pipeline.engine.stages import (
+    AggregateStage,
+    DetectStage,
+    NormalizeStage,
+    record_key_of,
+)
+from pipeline.models import AdminCodes, Reading
+from pipeline.topology import load_topology, parse_topology
+from tests.support.paths import DEMO
+
+T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+
+
+def _reading(i: int, value: float) -> Reading:
+    return Reading(
+        event_id=f"e{i}", sensor_id="aq-001", metric="pm25", value=value, unit="ug/m3",
+        observed_at=T0 + timedelta(seconds=20 * i),
+        areas=AdminCodes(district="310101", street="310101002"),
+    )  # fmt: skip
+
+
+def _run_aggregate(backing: dict[str, Any], offsets: range) -> list[Any]:
+    stage = AggregateStage(load_topology(DEMO), backing)
+    rows = []
+    for i in offsets:
+        rows += stage.on_reading("310101", _reading(i, 10.0 + i), SourceRef("r", 0, i))
+    stage.states.persist()
+    return rows
+
+
+def test_a_replay_after_restart_does_not_count_readings_twice() -> None:
+    backing: dict[str, Any] = {}
+    # The district's other registered sensors stay silent: after the idle timeout (10 min)
+    # they stop holding windows back, so 60 readings 20 s apart close windows.
+    first = _run_aggregate(backing, range(0, 40))
+    # Killed after the table was written but before offsets 30..39 were committed:
+    again = _run_aggregate(backing, range(30, 60))
+    rows = {(r.level, r.area_code, r.window_start): r for r in first + again}
+    whole = _run_aggregate({}, range(0, 60))
+    assert len(whole) > 10
+    assert rows == {(r.level, r.area_code, r.window_start): r for r in whole}
+    first_window = rows[("street", "310101002", T0)]
+    assert first_window.count == 3  # readings 0, 1, 2 (20 s apart) fall in 08:00-08:01
+    assert first_window.sum == 10.0 + 11.0 + 12.0
+
+
+def test_detection_replay_emits_nothing_new() -> None:
+    topology = load_topology(DEMO)
+    backing: dict[str, Any] = {}
+    stage = DetectStage(topology, backing, {})
+    values = [80, 90, 95, 100, 100, 100]
+    emitted = []
+    for i, value in enumerate(values):
+        emitted += stage.on_reading("310101", _reading(i, value), SourceRef("r", 0, i))
+    stage.states.persist()
+    assert [e.reason for e in emitted] == ["open"] + ["evidence"] * (len(emitted) - 1)
+    restarted = DetectStage(topology, backing, {})
+    replayed = []
+    for i, value in enumerate(values):
+        replayed += restarted.on_reading("310101", _reading(i, value), SourceRef("r", 0, i))
+    assert replayed == []
+
+
+def test_normalize_stage_keys_readings_by_district_and_dead_letters_with_origin() -> None:
+    stage = NormalizeStage(load_topology(DEMO))
+    good = orjson.dumps({
+        "event_id": "x", "sensor_id": "aq-002", "metric": "pm25", "value": 1.5,
+        "unit": "ug/m3", "observed_at": "2026-11-28T08:00:00Z",
+    })  # fmt: skip
+    (reading,) = stage.process(good, (), SourceRef("raw", 2, 41))
+    assert (reading.kind, reading.key) == ("reading", b"310104")
+    (letter,) = stage.process(b"\xff", (), SourceRef("raw", 2, 42))
+    body = orjson.loads(letter.value)
+    assert (letter.kind, letter.reason, body["offset"], body["partition"]) == (
+        "deadletter", "invalid_json", 42, 2,
+    )  # fmt: skip
+
+
+def test_a_located_report_in_a_topology_without_boundaries_is_placed_by_its_area() -> None:
+    stage = NormalizeStage(load_topology(DEMO))  # demo.yaml has no boundary polygons
+    report = orjson.dumps({
+        "report_id": "r-1", "channel": "app", "category": "water_leak",
+        "description": "水管漏水 13812345678", "lat": 31.2385, "lon": 121.482,
+        "area": "310101002", "reported_at": "2026-11-28T08:00:00Z",
+    })  # fmt: skip
+    (emit,) = stage.process(report, (), SourceRef("reports.raw", 0, 1))
+    body = orjson.loads(emit.value)
+    assert emit.kind == "report", body
+    assert body["areas"]["street"] == "310101002" and body["areas"]["district"] == "310101"
+    assert body["location"] == {"lat": 31.2385, "lon": 121.482}
+    assert "13812345678" not in body["description"]
+
+
+def test_detection_lateness_zero_opens_the_incident_on_the_completing_reading() -> None:
+    data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    data["detection"] = {"allowed_lateness": "0s"}
+    topology = parse_topology(data, DEMO.parent)
+    assert topology.detection_lateness == timedelta(0)
+    assert topology.aggregation.allowed_lateness == timedelta(seconds=10)  # unchanged
+    stage = DetectStage(topology, {}, {})
+    first = stage.on_reading("310101", _reading(0, 80.0), SourceRef("r", 0, 0))
+    second = stage.on_reading("310101", _reading(1, 90.0), SourceRef("r", 0, 1))
+    assert first == [] and [e.reason for e in second] == ["open"]  # no wait for a 3rd reading
+
+
+def test_detection_persists_one_entry_per_touched_rule_state_under_its_record_key() -> None:
+    topology = load_topology(DEMO)
+    backing: dict[str, Any] = {}
+    stage = DetectStage(topology, backing, {})
+    pm25_rules = [r for r in topology.rules if str(r.metric) == "pm25"]
+    stage.on_reading("310101", _reading(0, 10.0), SourceRef("r", 0, 0))
+    first = stage.persist()
+    assert first == len(backing) >= 1
+    assert all(record_key_of(key) == "310101" for key in backing)
+    assert len(backing) <= len(pm25_rules)  # one entry per rule and subject, not a bundle
+    other = _reading(1, 11.0).model_copy(update={"sensor_id": "aq-002", "event_id": "o1"})
+    stage.on_reading("310101", other, SourceRef("r", 0, 1))
+    touched = stage.persist()
+    # A second sensor writes its own sensor-scoped states (area-scoped ones are shared).
+    assert 1 <= touched <= first
+    assert stage.persist() == 0, "nothing changed since the last persist"
+
+
+def test_a_normalizer_replay_is_applied_once_by_its_raw_origin() -> None:
+    """Killed between its send and its offset commit, the normalizer re-emits the same
+    readings at new readings-topic offsets; their origin header gives them away."""
+    topology = load_topology(DEMO)
+    raw = [
+        orjson.dumps(
+            {
+                "event_id": f"r{i}",
+                "sensor_id": "aq-001",
+                "metric": "pm25",
+                "value": 70.0 + i,
+                "unit": "ug/m3",
+                "observed_at": (T0 + timedelta(seconds=20 * i)).isoformat(),
+            }
+        )  # fmt: skip
+        for i in range(60)
+    ]
+
+    def normalize(offsets: range) -> list[Any]:
+        stage = NormalizeStage(topology)  # a restarted process: its duplicate filter is empty
+        return [e for i in offsets for e in stage.process(raw[i], (), SourceRef("raw", 2, i))]
+
+    def analyze(emitted: list[Any]) -> tuple[list[Any], list[tuple[str | None, bytes]]]:
+        aggregate = AggregateStage(topology, {})
+        detect = DetectStage(topology, {}, {})
+        rows, incidents = [], []
+        for offset, emit in enumerate(emitted):  # each at its own readings-topic offset
+            reading = Reading.model_validate_json(emit.value)
+            applied = origin_of(emit.headers) or SourceRef("readings", 0, offset)
+            rows += aggregate.on_reading(emit.key.decode(), reading, applied)
+            incidents += [
+                (e.reason, e.key) for e in detect.on_reading(emit.key.decode(), reading, applied)
+            ]
+        return rows + aggregate.finish(), incidents
+
+    replayed = normalize(range(0, 40)) + normalize(range(30, 60))  # 30..39 twice
+    assert len(replayed) == 70
+    assert origin_of(replayed[0].headers) == SourceRef("raw", 2, 0)
+    assert origin_of(replayed[41].headers) == SourceRef("raw", 2, 31 * ORIGIN_SPAN)
+    rows, incidents = analyze(replayed)
+    clean_rows, clean_incidents = analyze(normalize(range(60)))
+    assert sum(r.count for r in rows if r.level == "street") == 60
+    assert rows == clean_rows
+    assert incidents == clean_incidents
+    assert ("open", incidents[0][1]) in incidents  # readings from 76 on breach pm25 (75)
+
+
+def test_origin_headers_that_are_not_ours_are_ignored() -> None:
+    assert origin_of(None) is None
+    assert origin_of([("other", b"x")]) is None
+    assert origin_of([(ORIGIN_HEADER, b"raw:not-a-number:1:0")]) is None
+    assert origin_of([(ORIGIN_HEADER, f"raw:0:1:{ORIGIN_SPAN}".encode())]) is None
+    assert origin_of([(ORIGIN_HEADER, b"city.raw:3:7:2")]) == SourceRef(
+        "city.raw", 3, 7 * ORIGIN_SPAN + 2
+    )
+
+
+def test_the_first_record_of_a_new_state_is_remembered_as_applied() -> None:
+    """A state created by a record must not forget that record: replayed, it is skipped."""
+    backing: dict[str, Any] = {}
+    stage = AggregateStage(load_topology(DEMO), backing)
+    stage.on_reading("310101", _reading(0, 10.0), SourceRef("r", 0, 0))
+    stage.persist()
+    restarted = AggregateStage(load_topology(DEMO), backing)
+    restarted.on_reading("310101", _reading(0, 10.0), SourceRef("r", 0, 0))  # the replay
+    rows = restarted.finish()
+    assert [r.count for r in rows if r.level == "street"] == [1]

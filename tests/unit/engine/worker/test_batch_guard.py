@@ -1,0 +1,110 @@
+"""A failed agent batch ends the process before Faust could acknowledge it; so does a stop
+that comes while a batch waits for a store that is down."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from pipeline.engine.worker.app import (
+    EXIT_BATCH_FAILED,
+    EXIT_STOPPED_MID_BATCH,
+    StoppedMidBatch,
+    StoreWriter,
+)
+from pipeline.metrics import Metrics
+from pipeline.models import AggregateRow, AreaLevel
+from pipeline.sinks.batching import Backoff
+from pipeline.sinks.memory import MemoryStore
+
+_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, logging, sys
+    from pipeline.engine.worker.app import unacknowledged_on_failure
+
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+
+    async def batch(fail: bool) -> None:
+        async with unacknowledged_on_failure("analyze"):
+            if fail:
+                raise RuntimeError("store client bug")
+        print("acknowledged", flush=True)
+
+    async def main() -> None:
+        await batch(False)
+        await batch(True)
+        print("acknowledged after failure", flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_failed_batch_exits_without_acknowledging() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == EXIT_BATCH_FAILED, done.stderr
+    assert done.stdout.splitlines() == ["acknowledged"]
+    assert "the analyze agent's batch failed" in done.stderr
+    assert "RuntimeError: store client bug" in done.stderr
+
+
+_STOPPING_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, logging, sys
+    from pipeline.engine.worker.app import StoppedMidBatch, unacknowledged_on_failure
+
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+
+    async def main() -> None:
+        async with unacknowledged_on_failure("analyze"):
+            raise StoppedMidBatch("the worker is stopping while the store is unavailable")
+        print("acknowledged", flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_stop_while_the_store_is_down_exits_without_acknowledging() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _STOPPING_SCRIPT],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == EXIT_STOPPED_MID_BATCH, done.stderr
+    assert done.stdout == ""
+    assert "the next worker replays it" in done.stderr
+
+
+def _row() -> AggregateRow:
+    start = datetime(2026, 11, 29, tzinfo=UTC)
+    return AggregateRow(
+        window_start=start, window_end=start + timedelta(minutes=1), level=AreaLevel.district,
+        area_code="310101", metric="pm25", count=1, sum=1.0, min=1.0, max=1.0, mean=1.0,
+    )  # fmt: skip
+
+
+def test_the_store_writer_retries_while_running_and_gives_up_once_stopping() -> None:
+    store = MemoryStore()
+    store.down = True
+    writer = StoreWriter(
+        store, Metrics.create(CollectorRegistry()), backend="memory",
+        stopping=lambda: store.attempts >= 2,  # the stop comes after the second attempt
+    )  # fmt: skip
+    # A short first backoff, then a long one: the stop must not wait it out.
+    writer.batcher.backoff = Backoff(initial=0.05, multiplier=2000.0, maximum=100.0)
+
+    async def write() -> None:
+        with pytest.raises(StoppedMidBatch):
+            await asyncio.wait_for(writer.write([_row()]), timeout=30)
+
+    asyncio.run(write())
+    assert store.attempts == 2, "it retried while the worker ran, and stopped retrying"
+    assert writer.batcher.pending_rows == 1, "the rows stay queued, nothing was dropped"
