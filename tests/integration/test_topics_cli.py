@@ -52,10 +52,21 @@ async def _describe(bootstrap: str, prefix: str) -> dict[str, tuple[int, dict[st
 
 
 async def _create_stray(bootstrap: str, name: str) -> None:
+    """Create a topic outside the plan and wait until the broker lists it.
+
+    Why wait: a KRaft broker answers CreateTopics once the controller has committed it,
+    and its own metadata cache catches up a moment later; listing at once could miss it.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, 1, 1)])
+        for _ in range(150):
+            if name in await admin.list_topics():
+                return
+            await asyncio.sleep(0.1)
+        msg = f"{name} was created but is not listed after 15 s"
+        raise AssertionError(msg)
     finally:
         await admin.close()
 
