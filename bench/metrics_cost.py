@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from pipeline.engine.emit import SourceRef
 from pipeline.engine.stages import NormalizeStage
-from pipeline.engine.worker.app import _count
+from pipeline.engine.worker.telemetry import count_emit as _count
 from pipeline.metrics import Metrics
 from pipeline.topology import load_topology
 

@@ -25,7 +25,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from pipeline.engine.worker.app import EXIT_STOPPED_MID_BATCH
+from pipeline.engine.worker.failure import EXIT_STOPPED_MID_BATCH
 from pipeline.models import AreaLevel
 from pipeline.sinks.clickhouse import ClickHouseStore
 from pipeline.topology import Topology

@@ -12,21 +12,21 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import CollectorRegistry
 
-from pipeline.engine.worker.app import (
+from pipeline.engine.worker.failure import (
     EXIT_BATCH_FAILED,
     EXIT_STOPPED_MID_BATCH,
     StoppedMidBatch,
-    StoreWriter,
 )
 from pipeline.metrics import Metrics
 from pipeline.models import AggregateRow, AreaLevel
 from pipeline.sinks.batching import Backoff
 from pipeline.sinks.memory import MemoryStore
+from pipeline.sinks.writer import StoreWriter
 
 _SCRIPT = textwrap.dedent(
     """
     import asyncio, logging, sys
-    from pipeline.engine.worker.app import unacknowledged_on_failure
+    from pipeline.engine.worker.failure import unacknowledged_on_failure
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 
@@ -59,7 +59,7 @@ def test_a_failed_batch_exits_without_acknowledging() -> None:
 _STOPPING_SCRIPT = textwrap.dedent(
     """
     import asyncio, logging, sys
-    from pipeline.engine.worker.app import StoppedMidBatch, unacknowledged_on_failure
+    from pipeline.engine.worker.failure import StoppedMidBatch, unacknowledged_on_failure
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO)
 

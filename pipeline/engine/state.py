@@ -1,0 +1,112 @@
+"""Decoded stage states over any mapping: a plain dict in the dry run, a changelog-backed
+Faust table in the worker. `persist()` writes back what changed, once per batch."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, MutableMapping
+from typing import Any, Generic, TypeVar
+
+from pipeline.engine.emit import SourceRef
+
+S = TypeVar("S")
+
+
+@functools.lru_cache(maxsize=4096)
+def _partition_name(topic: str, partition: int) -> str:
+    """`topic:partition`, one shared string per partition (every state's offsets use it;
+    built per record it was an allocation per state per reading)."""
+    return f"{topic}:{partition}"
+
+
+class KeyedStates(Generic[S]):
+    """Decoded states over a backing mapping; `persist()` writes back what changed.
+
+    Why a cache: decoding a state per record costs more than the record's evaluation; the
+    worker decodes a key once, mutates the object, and writes it back once per batch.
+
+    Why offsets: a worker killed after its table changelog was flushed but before its
+    consumer offsets were committed re-reads records whose effect the table already holds.
+    Each key remembers the last offset applied per source topic-partition (a key's records
+    always come from one partition), so `already_applied` lets a stage skip such a replay
+    and the state changes exactly once per record.
+    """
+
+    def __init__(
+        self,
+        backing: MutableMapping[str, Any],
+        load: Callable[[dict[str, Any]], S],
+        dump: Callable[[S], dict[str, Any]],
+    ) -> None:
+        self.backing = backing
+        self._load = load
+        self._dump = dump
+        self._cache: dict[str, S] = {}
+        self._offsets: dict[str, dict[str, int]] = {}
+        self._dirty: set[str] = set()
+
+    def _decode(self, key: str) -> S | None:
+        stored = self.backing.get(key)
+        if stored is None:
+            return None
+        state = self._cache[key] = self._load(stored["state"])
+        self._offsets[key] = dict(stored.get("offsets", {}))
+        return state
+
+    def get(self, key: str, default: Callable[[], S]) -> S:
+        """The state of `key` (decoded once), or a new one; marks it changed."""
+        state = self._cache.get(key)
+        if state is None:
+            state = self._decode(key)
+            if state is None:
+                state = self._cache[key] = default()
+                self._offsets.setdefault(key, {})  # keep what already_applied just recorded
+        self._dirty.add(key)
+        return state
+
+    def replace(self, key: str, state: S) -> None:
+        """Set the state of `key` (a step returned a new object); marks it changed."""
+        self._offsets.setdefault(key, {})
+        self._cache[key] = state
+        self._dirty.add(key)
+
+    def peek(self, key: str) -> S | None:
+        """The state of `key` without creating or marking it."""
+        state = self._cache.get(key)
+        return state if state is not None else self._decode(key)
+
+    def already_applied(self, key: str, source: SourceRef) -> bool:
+        """True when `source` is at or before the last offset applied to `key`; else
+        records it as applied (call before changing the state)."""
+        if source.offset is None or source.partition is None:
+            return False
+        if key not in self._cache:
+            self._decode(key)
+        offsets = self._offsets.setdefault(key, {})
+        where = _partition_name(source.topic, source.partition)
+        last = offsets.get(where)
+        if last is not None and source.offset <= last:
+            return True
+        offsets[where] = source.offset
+        return False
+
+    def keys(self) -> list[str]:
+        """Every key known locally (backing mapping and cache)."""
+        return sorted(set(self.backing.keys()) | set(self._cache))
+
+    def persist(self) -> int:
+        """Write changed states back to the mapping; return how many."""
+        for key in self._dirty:
+            self.backing[key] = {
+                "state": self._dump(self._cache[key]),
+                "offsets": self._offsets.get(key, {}),
+            }
+        written = len(self._dirty)
+        self._dirty.clear()
+        return written
+
+    def forget(self) -> None:
+        """Drop the cache (after a rebalance another worker may have changed the backing)."""
+        self._cache.clear()
+        self._offsets.clear()
+        self._dirty.clear()

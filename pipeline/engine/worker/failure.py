@@ -1,0 +1,62 @@
+"""What an agent does when its batch fails: exit before Faust acknowledges the batch.
+
+Why: when the body of a Faust `take_events()` batch raises, Faust still acknowledges the
+batch and commits its offsets, so whatever the batch had not yet sent or stored would be
+lost. Stages never raise for bad input (it is dead-lettered) and outage paths retry, so an
+exception here is a defect or an unknown failure: exiting without the acknowledgement lets
+a restart (the supervisor's job) replay the batch instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+
+from pipeline.errors import StoppedMidBatch
+
+#: Exit status of a worker that stopped because a batch failed (EX_SOFTWARE).
+EXIT_BATCH_FAILED = 70
+#: Exit status of a worker asked to stop while a batch waited for an unavailable
+#: dependency (EX_TEMPFAIL): the batch is replayed by the next worker.
+EXIT_STOPPED_MID_BATCH = 75
+
+__all__ = [
+    "EXIT_BATCH_FAILED",
+    "EXIT_STOPPED_MID_BATCH",
+    "StoppedMidBatch",
+    "unacknowledged_on_failure",
+]
+
+
+@contextlib.asynccontextmanager
+async def unacknowledged_on_failure(agent: str) -> AsyncIterator[None]:
+    """Exit the process when an agent's batch fails unexpectedly, before Faust acknowledges it.
+
+    A stop requested while a batch waits for a dependency that is down exits with
+    `EXIT_STOPPED_MID_BATCH`, also unacknowledged (Faust's warm shutdown would wait for
+    that batch forever). Cancellation passes through.
+    """
+    try:
+        yield
+    except StoppedMidBatch as exc:
+        log = logging.getLogger("pipeline.engine.worker")
+        log.warning(
+            "stopping with the %s agent's batch unfinished (%s); it is not acknowledged, so"
+            " the next worker replays it",
+            agent,
+            exc,
+        )
+        logging.shutdown()
+        os._exit(EXIT_STOPPED_MID_BATCH)
+    except Exception:
+        log = logging.getLogger("pipeline.engine.worker")
+        log.critical(
+            "the %s agent's batch failed; exiting before it is acknowledged, so a restart"
+            " replays it",
+            agent,
+            exc_info=True,
+        )
+        logging.shutdown()
+        os._exit(EXIT_BATCH_FAILED)

@@ -1,0 +1,117 @@
+"""The worker's own telemetry besides Faust's: metric labels, gauges and rate-limited logs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+
+import orjson
+
+from pipeline.engine.emit import Emit
+from pipeline.engine.stages import LifecycleStage
+from pipeline.metrics import Metrics
+from pipeline.models import AreaLevel, RejectReason, Severity
+from pipeline.topology import Topology
+
+__all__ = [
+    "LateReadingsLog",
+    "OpenIncidentsGauge",
+    "age",
+    "count_emit",
+    "preset_children",
+    "severity_level",
+]
+
+
+def preset_children(metrics: Metrics, topology: Topology) -> None:
+    """Create the bounded label sets at zero, so "none yet" reads as 0, not as no data."""
+    backend = str(topology.sinks.store)
+    for counter in (metrics.store_failures, metrics.store_retries):
+        counter.labels(backend)
+    for severity in Severity:
+        for level in (AreaLevel.street, AreaLevel.district, AreaLevel.city):
+            metrics.sla_breaches.labels(str(severity), str(level))
+
+
+def count_emit(metrics: Metrics, emit: Emit, stage: str) -> None:
+    if emit.kind == "deadletter":
+        metrics.child(metrics.dead_letters, stage, emit.reason or "unknown").inc()
+        if emit.reason == RejectReason.duplicate:
+            metrics.duplicates.inc()
+    elif emit.kind in ("reading", "report"):
+        metrics.child(metrics.normalized, emit.kind).inc()
+    elif emit.kind == "incident" and emit.topic.endswith("incidents.city"):
+        severity, level, district = _incident_labels(emit.value)
+        metrics.incident_events.labels(emit.reason or "", severity, level, district).inc()
+
+
+def _incident_labels(value: bytes) -> tuple[str, str, str]:
+    data = orjson.loads(value)
+    return (
+        str(data.get("severity")),
+        str(data.get("owner_level")),
+        str((data.get("areas") or {}).get("district") or "none"),
+    )
+
+
+def severity_level(value: bytes) -> tuple[str, str]:
+    severity, level, _ = _incident_labels(value)
+    return severity, level
+
+
+class LateReadingsLog:
+    """Warns about readings dropped as late, at most once per `every` seconds.
+
+    Why a log line as well as the counter: a late drop changes what the store holds, and
+    whoever reads a worker's log after a surprise should find it there."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self.log = logging.getLogger("pipeline.aggregates.windows")
+        self._pending = 0
+        self._at = -every
+
+    def add(self, count: int) -> None:
+        self._pending += count
+        now = time.monotonic()
+        if now - self._at >= self.every:
+            self.log.warning(
+                "dropped %d readings later than the allowed lateness (their windows were"
+                " closed already)",
+                self._pending,
+            )
+            self._pending = 0
+            self._at = now
+
+
+class OpenIncidentsGauge:
+    """Recounts open incidents by district and severity, at most once per `every` seconds
+    (the count walks every local incident, so not after every batch)."""
+
+    def __init__(self, metrics: Metrics, lifecycle: LifecycleStage, every: float = 1.0) -> None:
+        self.metrics = metrics
+        self.lifecycle = lifecycle
+        self.every = every
+        self._at = -every
+
+    def refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._at < self.every:
+            return
+        self._at = now
+        counts: Counter[tuple[str, str]] = Counter(
+            (incident.areas.district or "none", str(incident.severity))
+            for incident in self.lifecycle.open_incidents()
+        )
+        gauge = self.metrics.open_incidents
+        gauge.clear()
+        for (district, severity), count in counts.items():
+            gauge.labels(district, severity).set(count)
+
+
+def age(timestamp: float | None, now: float) -> float:
+    """Seconds from a Kafka record's timestamp (Faust gives seconds) to `now`."""
+    if not timestamp:
+        return 0.0
+    return max(0.0, now - timestamp)

@@ -1,0 +1,104 @@
+"""The retrying store writer: closed-window rows reach the store before a batch is acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from pipeline.errors import StoppedMidBatch
+from pipeline.metrics import Metrics
+from pipeline.models import AggregateRow
+from pipeline.sinks import AggregateStore, StoreError
+from pipeline.sinks.batching import Backoff, Batcher
+
+__all__ = ["StoreWriter"]
+
+
+class StoreWriter:
+    """Writes closed-window rows and waits until the store has acknowledged every one.
+
+    Runs inside the analyze agent's batch, so the batch's offsets are acknowledged (and
+    later committed) only after the store has its rows. The store is initialised on first
+    use; while it is down or refuses, the writer backs off and retries without end (an
+    escaping error would let Faust acknowledge the batch anyway), and Faust pauses
+    consumption when its buffers fill.
+    """
+
+    def __init__(
+        self,
+        store: AggregateStore,
+        metrics: Metrics,
+        *,
+        backend: str,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.backend = backend
+        self.stopping = stopping
+        self.batcher = Batcher(store, max_rows=10_000, max_age=1.0, backoff=Backoff(maximum=10.0))
+        self.ready = False
+        self.log = logging.getLogger("pipeline.sinks")
+        self._lock = asyncio.Lock()  # the batcher is not thread-safe: one flush at a time
+
+    async def _init(self) -> None:
+        attempt = 0
+        while not self.ready:
+            try:
+                await asyncio.to_thread(self.store.init)
+            except StoreError as exc:
+                attempt += 1
+                delay = self.batcher.backoff.delay(attempt)
+                self.metrics.store_failures.labels(self.backend).inc()
+                self.log.warning("store init failed (%s); retrying in %.1fs", exc, delay)
+                await self._pause(delay)
+            else:
+                self.ready = True
+
+    async def write(self, rows: Sequence[AggregateRow]) -> None:
+        """Queue `rows` and return once the store has everything queued so far."""
+        async with self._lock:
+            await self._write(rows)
+
+    async def _write(self, rows: Sequence[AggregateRow]) -> None:
+        await self._init()
+        if rows:
+            self.batcher.add(rows)
+            self.metrics.store_batch_rows.observe(len(rows))
+        attempt = 0
+        while self.batcher.pending_rows:
+            started = time.monotonic()
+            try:
+                outcome = await asyncio.to_thread(self.batcher.flush)
+            except StoreError as exc:  # not retryable by the batcher: keep the rows, retry
+                attempt += 1
+                self.metrics.store_failures.labels(self.backend).inc()
+                self.log.error("store write refused (%s); retrying", exc)
+                await self._pause(self.batcher.backoff.delay(attempt))
+                continue
+            self.metrics.store_insert_seconds.labels(self.backend).observe(
+                time.monotonic() - started
+            )
+            if outcome.error is not None:
+                self.metrics.store_failures.labels(self.backend).inc()
+                self.metrics.store_retries.labels(self.backend).inc()
+                await self._pause(self.batcher.retry_in() or 0.5)
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before a retry, or raise `StoppedMidBatch` once the worker is stopping.
+
+        Why: Faust's warm shutdown waits for every batch in flight to finish, and a batch
+        waiting for a store that stays down never does; the stop would hang until the
+        supervisor kills the worker.
+        """
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.stopping():
+                msg = "the worker is stopping while the store is unavailable"
+                raise StoppedMidBatch(msg)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.2))
