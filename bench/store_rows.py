@@ -22,9 +22,9 @@ from pydantic import SecretStr
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.models import AggregateRow, AreaLevel  # noqa: E402
+from pipeline.sinks.backends.chdb import ChdbStore  # noqa: E402
+from pipeline.sinks.backends.clickhouse import ClickHouseStore  # noqa: E402
 from pipeline.sinks.base import AggregateStore, dedup_token_for  # noqa: E402
-from pipeline.sinks.chdb import ChdbStore  # noqa: E402
-from pipeline.sinks.clickhouse import ClickHouseStore  # noqa: E402
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -42,7 +42,7 @@ def topic_prefix() -> str:
 @pytest.fixture(scope="session")
 def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """chDB serves one directory per process: every test in this process shares it."""
-    from pipeline.sinks.chdb import current_path
+    from pipeline.sinks.backends.chdb import current_path
 
     return current_path() or tmp_path_factory.mktemp("chdb")
 

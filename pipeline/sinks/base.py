@@ -1,18 +1,16 @@
-"""The AggregateStore contract shared by every backend: protocol, DDL, errors, dedup tokens.
+"""The AggregateStore contract every backend implements: protocol, errors, dedup tokens.
 
-Why one DDL string for both backends: the embedded engine (chDB) *is* ClickHouse, so the
-table a developer gets locally is byte for byte the table production gets.
+Backend-neutral on purpose: the SQL the two ClickHouse-engine backends share lives in
+``clickhouse_sql``, each backend in ``backends/``, and how a topology names one in
+``registry``. What a store promises (DESIGN §6, "a replay after a crash changes no
+aggregate"):
 
-Idempotence (DESIGN §6, "a replay after a crash changes no aggregate") is layered:
-1. ``ReplacingMergeTree(written_at)`` ordered by the deterministic row key
-   ``(level, area_code, metric, window_start)``: a replayed row replaces the earlier copy,
-   whatever batch it arrives in. Every read uses ``FINAL``, so answers are exact before
-   the background merge has happened. This is what makes replays with *different* batch
-   boundaries harmless.
-2. ``insert_deduplication_token`` (derived from the batch's content) with
-   ``non_replicated_deduplication_window`` > 0: a retried identical batch (the client's
-   own retry after a dropped connection, or our batcher's retry) is dropped by the server
-   before it even makes a part, so replays do not pile up parts.
+- a row's key is ``(level, area_code, metric, window_start)``; a replayed row replaces the
+  earlier copy whatever batch it arrives in, and reads see one row per key;
+- ``write(rows, dedup_token=...)`` drops a repeat of a recent token, so a retried
+  identical batch does not pile up copies (``dedup_token_for`` derives the token from the
+  batch's content);
+- the city level is not stored: it is rolled up from the district rows at read time.
 """
 
 from __future__ import annotations
@@ -20,99 +18,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from pipeline.models import AggregateRow, AreaLevel
 
-TABLE = "aggregates"
-
-#: Insert column order (everything but ``written_at``, which the server fills).
-COLUMNS: tuple[str, ...] = (
-    "window_start",
-    "window_end",
-    "level",
-    "area_code",
-    "metric",
-    "count",
-    "sum",
-    "min",
-    "max",
-    "mean",
-    "breaches",
-    "schema_version",
-)
-
-#: The one table definition both backends execute; ``{database}`` is substituted.
-AGGREGATES_DDL = """
-CREATE TABLE IF NOT EXISTS {database}.aggregates
-(
-    window_start   DateTime64(3, 'UTC'),
-    window_end     DateTime64(3, 'UTC'),
-    level          LowCardinality(String),
-    area_code      LowCardinality(String),
-    metric         LowCardinality(String),
-    count          UInt64,
-    sum            Float64,
-    min            Float64,
-    max            Float64,
-    mean           Float64,
-    breaches       UInt64,
-    schema_version UInt16,
-    written_at     DateTime64(6, 'UTC') DEFAULT now64(6)
-)
-ENGINE = ReplacingMergeTree(written_at)
-PARTITION BY toYYYYMM(window_start)
-ORDER BY (level, area_code, metric, window_start)
-SETTINGS non_replicated_deduplication_window = 1000
-""".strip()
-
-#: Reads see one row per key, exactly, before and after background merges.
-SELECT_SQL = """
-SELECT window_start, window_end, level, area_code, metric,
-       count, sum, min, max, mean, breaches, schema_version
-FROM {database}.aggregates FINAL
-WHERE level = {{level:String}}
-  AND area_code = {{area_code:String}}
-  AND metric = {{metric:String}}
-  AND window_start >= {{since:DateTime64(3, 'UTC')}}
-  AND window_start < {{until:DateTime64(3, 'UTC')}}
-ORDER BY window_start
-""".strip()
-
-#: The city's rows, rolled up from district rows per window (the worker stores no city
-#: rows: a city spans every partition, a district lives wholly in one). One database holds
-#: one deployment, so every district row in it belongs to the city asked for; the rows
-#: carry that city's code. The inner select reads FINAL (one row per district and window)
-#: and renames the columns so the outer aggregates cannot resolve to their own aliases.
-CITY_ROLLUP_SQL = """
-SELECT window_start,
-       max(w_end) AS window_end,
-       'city' AS level,
-       {{area_code:String}} AS area_code,
-       metric,
-       sum(n) AS count,
-       sum(total) AS sum,
-       min(lo) AS min,
-       max(hi) AS max,
-       sum(total) / sum(n) AS mean,
-       sum(over) AS breaches,
-       max(version) AS schema_version
-FROM
-(
-    SELECT window_start, window_end AS w_end, metric, count AS n, sum AS total,
-           min AS lo, max AS hi, breaches AS over, schema_version AS version
-    FROM {database}.aggregates FINAL
-    WHERE level = 'district'
-      AND metric = {{metric:String}}
-      AND window_start >= {{since:DateTime64(3, 'UTC')}}
-      AND window_start < {{until:DateTime64(3, 'UTC')}}
-)
-GROUP BY window_start, metric
-ORDER BY window_start
-""".strip()
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 
 
@@ -159,27 +69,6 @@ class AggregateStore(Protocol):
         ...
 
 
-def query_parameters(
-    area_code: str, metric: str, since: datetime, until: datetime, level: AreaLevel
-) -> dict[str, str]:
-    """The bind parameters of ``select_sql`` (the same for every backend)."""
-    return {
-        "level": str(level),
-        "area_code": area_code,
-        "metric": metric,
-        "since": format_ts(since),
-        "until": format_ts(until),
-    }
-
-
-def check_identifier(name: str) -> str:
-    """Return ``name`` if it is a plain SQL identifier (database names go into DDL text)."""
-    if not _IDENTIFIER.match(name):
-        msg = f"not a plain identifier: {name!r} (letters, digits, underscore)"
-        raise StoreError(msg)
-    return name
-
-
 def check_token(token: str) -> str:
     """Return ``token`` if it is safe to embed in a SETTINGS clause."""
     if not _TOKEN.match(token):
@@ -206,30 +95,13 @@ def dedup_token_for(rows: Sequence[AggregateRow]) -> str:
     return f"agg-{len(rows)}-{digest.hexdigest()}"
 
 
-def create_statements(database: str) -> list[str]:
-    """The DDL both backends run in ``init()``, in order (all idempotent)."""
-    db = check_identifier(database)
-    return [f"CREATE DATABASE IF NOT EXISTS {db}", AGGREGATES_DDL.format(database=db)]
-
-
-def row_from_mapping(record: dict[str, Any]) -> AggregateRow:
-    """An AggregateRow from one result row (timestamps aware UTC)."""
-    values = dict(record)
-    for name in ("window_start", "window_end"):
-        moment = values[name]
-        if isinstance(moment, datetime) and moment.tzinfo is None:
-            values[name] = moment.replace(tzinfo=UTC)
-    return AggregateRow.model_validate(values)
-
-
-def select_sql(database: str, level: AreaLevel) -> str:
-    """The read both backends run for ``level``: stored rows, or the city roll-up."""
-    template = CITY_ROLLUP_SQL if level == AreaLevel.city else SELECT_SQL
-    return template.format(database=check_identifier(database))
-
-
 def roll_up_city(district_rows: Sequence[AggregateRow], city_code: str) -> list[AggregateRow]:
-    """The city roll-up of district rows in Python (what ``CITY_ROLLUP_SQL`` computes)."""
+    """The city's rows from district rows, per window and metric, in time order.
+
+    The definition of the city level for every backend (the SQL backends compute the same
+    with ``clickhouse_sql.CITY_ROLLUP_SQL``): counts, sums and breaches add up, the mean
+    is the pooled one, min/max/window_end/schema_version are the extremes.
+    """
     groups: dict[tuple[datetime, str], list[AggregateRow]] = {}
     for row in district_rows:
         groups.setdefault((row.window_start, row.metric), []).append(row)
@@ -254,11 +126,3 @@ def roll_up_city(district_rows: Sequence[AggregateRow], city_code: str) -> list[
             )
         )
     return rolled
-
-
-def format_ts(moment: datetime) -> str:
-    """A DateTime64(3, 'UTC') literal for query parameters."""
-    if moment.tzinfo is None:
-        msg = "query bounds must be timezone-aware"
-        raise StoreError(msg)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]

@@ -4,6 +4,9 @@ Why: pure tests of the batcher and the worker's wiring need a store with no engi
 keeps every insert like a MergeTree keeps parts, deduplicates repeated tokens like
 ``non_replicated_deduplication_window`` does, and reads like ``FINAL`` (last write per
 key wins), so a test that passes here means the same thing against chDB.
+
+Not a backend a topology can name (it keeps nothing beyond the process), so it lives
+beside ``backends/``, not in it.
 """
 
 from __future__ import annotations

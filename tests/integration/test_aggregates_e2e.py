@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from pipeline.engine.worker.failure import EXIT_STOPPED_MID_BATCH
 from pipeline.models import AreaLevel
-from pipeline.sinks.clickhouse import ClickHouseStore
+from pipeline.sinks.backends.clickhouse import ClickHouseStore
 from pipeline.topology import Topology
 from tests.support.clickhouse_http import ClickHouseHTTPServer
 from tests.support.demo import demo_data, deploy

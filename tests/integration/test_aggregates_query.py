@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from pipeline.cli.aggregates import aggregates_app
 from pipeline.cli.common import console
 from pipeline.models import AggregateRow, AreaLevel
+from pipeline.sinks.backends.chdb import ChdbStore
+from pipeline.sinks.backends.clickhouse import ClickHouseStore
 from pipeline.sinks.base import AggregateStore
-from pipeline.sinks.chdb import ChdbStore
-from pipeline.sinks.clickhouse import ClickHouseStore
 from tests.support.clickhouse_http import ClickHouseHTTPServer
 from tests.support.paths import DEMO
 

@@ -13,10 +13,10 @@ import pytest
 from pydantic import SecretStr
 
 from pipeline.models import AggregateRow, AreaLevel
+from pipeline.sinks.backends.chdb import ChdbStore, current_path, get_session
+from pipeline.sinks.backends.clickhouse import ClickHouseStore
 from pipeline.sinks.base import AggregateStore, StoreError, StoreUnavailable, dedup_token_for
 from pipeline.sinks.batching import Backoff, Batcher
-from pipeline.sinks.chdb import ChdbStore, current_path, get_session
-from pipeline.sinks.clickhouse import ClickHouseStore
 from tests.support.clickhouse_http import ClickHouseHTTPServer
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)

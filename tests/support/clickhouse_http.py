@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from pipeline.sinks.chdb import ENGINE_LOCK, get_session
+from pipeline.sinks.backends.chdb import ENGINE_LOCK, get_session
 
 #: URL parameters that are part of the protocol, not ClickHouse settings.
 _TRANSPORT = frozenset(

@@ -6,34 +6,32 @@ Facts that shape this module (shared/notes/performance-and-sinks.md, checked on 
   directory. So sessions are cached per path here and shared by every store (and the
   test-support HTTP server) in the process; several stores differ by database name.
 - Importing chdb costs ~0.3-0.6 s: it is imported lazily, on first use.
-- Inserts go as Arrow IPC streams (``send_insert(..., "ArrowStream")``): measured
-  0.6-0.7M rows/s at 10k-row batches and ~180k at 1k, against ~0.2M and ~0.1M for
-  JSONEachRow text (bench/store_rows.py). A streaming insert holds the connection, so
-  every call goes through one lock.
+- Inserts stream RowBinary (``send_insert(..., "RowBinary")``; the encoding, and why not
+  Arrow, in ``clickhouse_sql.rows_to_rowbinary``). A streaming insert holds the
+  connection, so every call goes through one lock.
 """
 
 from __future__ import annotations
 
 import re
-import struct
 import threading
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.models import AggregateRow, AreaLevel
-from pipeline.sinks.base import (
-    COLUMNS,
-    StoreError,
-    StoreUnavailable,
+from pipeline.sinks.base import StoreError, StoreUnavailable, check_token
+from pipeline.sinks.clickhouse_sql import (
     check_identifier,
-    check_token,
     create_statements,
+    insert_sql,
     query_parameters,
     row_from_mapping,
+    rows_to_rowbinary,
     select_sql,
 )
+from pipeline.sinks.registry import Backend, StoreOverrides, setting
 
 _SESSIONS: dict[Path, Any] = {}
 _SESSIONS_LOCK = threading.Lock()
@@ -89,50 +87,6 @@ def translate_error(exc: Exception, action: str) -> StoreError:
     return StoreError(msg)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND = timedelta(milliseconds=1)
-_FIXED = struct.Struct("<QddddQH")  # count, sum, min, max, mean, breaches, schema_version
-_MOMENTS = struct.Struct("<qq")  # window_start, window_end: DateTime64(3) ticks
-
-
-def _string(value: str) -> bytes:
-    """A RowBinary String: LEB128 length, then the UTF-8 bytes."""
-    data = value.encode()
-    size = len(data)
-    prefix = bytearray()
-    while True:
-        byte = size & 0x7F
-        size >>= 7
-        if size:
-            prefix.append(byte | 0x80)
-        else:
-            prefix.append(byte)
-            return bytes(prefix) + data
-
-
-def _millis(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MILLISECOND
-
-
-def rows_to_rowbinary(rows: Sequence[AggregateRow]) -> bytes:
-    """The rows in ClickHouse's RowBinary format, in ``COLUMNS`` order.
-
-    Why not Arrow: building any pyarrow array imports pandas (~50 MB of worker RSS) to
-    check whether the input is a pandas object; RowBinary is a few struct packs per row
-    and inserts as fast at the worker's batch sizes (bench/store_rows.py).
-    """
-    out = bytearray()
-    for row in rows:
-        out += _MOMENTS.pack(_millis(row.window_start), _millis(row.window_end))
-        out += _string(str(row.level))
-        out += _string(row.area_code)
-        out += _string(row.metric)
-        out += _FIXED.pack(
-            row.count, row.sum, row.min, row.max, row.mean, row.breaches, row.schema_version
-        )
-    return bytes(out)
-
-
 class ChdbStore:
     """AggregateStore on the embedded engine at ``path`` (database ``database``)."""
 
@@ -164,15 +118,12 @@ class ChdbStore:
                     raise translate_error(exc, "init") from exc
 
     def write(self, rows: Sequence[AggregateRow], *, dedup_token: str) -> None:
-        """Insert ``rows`` as one Arrow block guarded by ``dedup_token``."""
+        """Insert ``rows`` as one RowBinary stream guarded by ``dedup_token``."""
         if not rows:
             return
         token = check_token(dedup_token)
         payload = rows_to_rowbinary(rows)
-        sql = (
-            f"INSERT INTO {self.database}.aggregates ({', '.join(COLUMNS)}) "
-            f"SETTINGS insert_deduplication_token = '{token}'"
-        )
+        sql = insert_sql(self.database, token)
         session = self._conn()
         with ENGINE_LOCK:
             try:
@@ -211,3 +162,15 @@ class ChdbStore:
         """Forget the session; the process-wide engine stays up for other stores."""
         self._session = None
         self._closed = True
+
+
+def open_chdb(section: Any, environ: Mapping[str, str], overrides: StoreOverrides) -> ChdbStore:
+    """The store ``sinks.chdb`` describes (path, database); ``overrides.chdb_path`` wins.
+
+    A relative path is taken relative to the current directory. Nothing is opened yet.
+    """
+    path = overrides.chdb_path or Path(str(setting(section, "path", "data/chdb")))
+    return ChdbStore(path, database=str(setting(section, "database", "cityops")))
+
+
+BACKEND = Backend(name="chdb", open=open_chdb)

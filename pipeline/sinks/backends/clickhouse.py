@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,35 +24,21 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from pipeline.models import AggregateRow, AreaLevel
-from pipeline.sinks.base import (
+from pipeline.sinks.base import StoreError, StoreUnavailable, check_token
+from pipeline.sinks.clickhouse_sql import (
+    COLUMN_TYPES,
     COLUMNS,
     TABLE,
-    StoreError,
-    StoreUnavailable,
     check_identifier,
-    check_token,
     create_statements,
     query_parameters,
     row_from_mapping,
+    rows_to_columns,
     select_sql,
 )
+from pipeline.sinks.registry import Backend, StoreOverrides, setting
 
 logger = logging.getLogger(__name__)
-
-COLUMN_TYPES: tuple[str, ...] = (
-    "DateTime64(3, 'UTC')",
-    "DateTime64(3, 'UTC')",
-    "LowCardinality(String)",
-    "LowCardinality(String)",
-    "LowCardinality(String)",
-    "UInt64",
-    "Float64",
-    "Float64",
-    "Float64",
-    "Float64",
-    "UInt64",
-    "UInt16",
-)
 
 #: ClickHouse error codes that clear by themselves: TIMEOUT_EXCEEDED, TOO_MANY_SIMULTANEOUS_
 #: QUERIES, SOCKET_TIMEOUT, NETWORK_ERROR, MEMORY_LIMIT_EXCEEDED, TOO_MANY_PARTS, READONLY
@@ -180,20 +166,7 @@ class ClickHouseStore:
         if not rows:
             return
         token = check_token(dedup_token)
-        columns = [
-            [r.window_start for r in rows],
-            [r.window_end for r in rows],
-            [str(r.level) for r in rows],
-            [r.area_code for r in rows],
-            [r.metric for r in rows],
-            [r.count for r in rows],
-            [r.sum for r in rows],
-            [r.min for r in rows],
-            [r.max for r in rows],
-            [r.mean for r in rows],
-            [r.breaches for r in rows],
-            [r.schema_version for r in rows],
-        ]
+        columns = rows_to_columns(rows)
         with self._lock:
             client = self._connect()
             try:
@@ -237,3 +210,34 @@ class ClickHouseStore:
                 finally:
                     self._client = None
                     self._context = None
+
+
+def open_clickhouse(
+    section: Any, environ: Mapping[str, str], overrides: StoreOverrides
+) -> ClickHouseStore:
+    """The store ``sinks.clickhouse`` describes, with the credentials it names from ``environ``.
+
+    ``sinks.clickhouse`` gives the *names* of the variables holding the URL, user and
+    password (``url_env``, ``user_env``, ``password_env``) and the database. The URL scheme
+    decides TLS (https); CITYOPS_CLICKHOUSE_VERIFY=0 turns certificate checks off and
+    CITYOPS_CLICKHOUSE_CA_CERT names a CA bundle. Nothing is connected yet.
+    """
+    url_env = str(setting(section, "url_env", "CITYOPS_CLICKHOUSE_URL"))
+    url = environ.get(url_env)
+    if not url:
+        msg = f"sinks.store is clickhouse but {url_env} is not set"
+        raise StoreError(msg)
+    user_env = str(setting(section, "user_env", "CITYOPS_CLICKHOUSE_USER"))
+    password_env = str(setting(section, "password_env", "CITYOPS_CLICKHOUSE_PASSWORD"))
+    verify = environ.get("CITYOPS_CLICKHOUSE_VERIFY", "1").lower() not in ("0", "false", "no")
+    return ClickHouseStore(
+        url,
+        database=str(setting(section, "database", "cityops")),
+        user=environ.get(user_env, "default"),
+        password=SecretStr(environ.get(password_env, "")),
+        verify=verify,
+        ca_cert=environ.get("CITYOPS_CLICKHOUSE_CA_CERT") or None,
+    )
+
+
+BACKEND = Backend(name="clickhouse", open=open_clickhouse)

@@ -1,0 +1,257 @@
+"""The aggregates table in ClickHouse's terms, shared by both ClickHouse-engine backends.
+
+Why one module for the embedded engine (chDB) and the server (clickhouse-connect): chDB
+*is* ClickHouse, so the table a developer gets locally is byte for byte the table
+production gets, and a column added here is added for both. Everything that knows the
+table's columns lives here: the DDL, the reads, their bind parameters, and the row
+encodings the backends insert with.
+
+How the table keeps the store's promises (``base``) is layered:
+1. ``ReplacingMergeTree(written_at)`` ordered by the deterministic row key
+   ``(level, area_code, metric, window_start)``: a replayed row replaces the earlier copy,
+   whatever batch it arrives in. Every read uses ``FINAL``, so answers are exact before
+   the background merge has happened. This is what makes replays with *different* batch
+   boundaries harmless.
+2. ``insert_deduplication_token`` (derived from the batch's content) with
+   ``non_replicated_deduplication_window`` > 0: a retried identical batch (the client's
+   own retry after a dropped connection, or our batcher's retry) is dropped by the server
+   before it even makes a part, so replays do not pile up parts.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pipeline.models import AggregateRow, AreaLevel
+from pipeline.sinks.base import StoreError
+
+TABLE = "aggregates"
+
+#: Insert column order (everything but ``written_at``, which the server fills).
+COLUMNS: tuple[str, ...] = (
+    "window_start",
+    "window_end",
+    "level",
+    "area_code",
+    "metric",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "mean",
+    "breaches",
+    "schema_version",
+)
+
+#: The types of ``COLUMNS``, as the DDL declares them (an insert needs no ``DESCRIBE``).
+COLUMN_TYPES: tuple[str, ...] = (
+    "DateTime64(3, 'UTC')",
+    "DateTime64(3, 'UTC')",
+    "LowCardinality(String)",
+    "LowCardinality(String)",
+    "LowCardinality(String)",
+    "UInt64",
+    "Float64",
+    "Float64",
+    "Float64",
+    "Float64",
+    "UInt64",
+    "UInt16",
+)
+
+#: The one table definition both backends execute; ``{database}`` is substituted.
+AGGREGATES_DDL = """
+CREATE TABLE IF NOT EXISTS {database}.aggregates
+(
+    window_start   DateTime64(3, 'UTC'),
+    window_end     DateTime64(3, 'UTC'),
+    level          LowCardinality(String),
+    area_code      LowCardinality(String),
+    metric         LowCardinality(String),
+    count          UInt64,
+    sum            Float64,
+    min            Float64,
+    max            Float64,
+    mean           Float64,
+    breaches       UInt64,
+    schema_version UInt16,
+    written_at     DateTime64(6, 'UTC') DEFAULT now64(6)
+)
+ENGINE = ReplacingMergeTree(written_at)
+PARTITION BY toYYYYMM(window_start)
+ORDER BY (level, area_code, metric, window_start)
+SETTINGS non_replicated_deduplication_window = 1000
+""".strip()
+
+#: Reads see one row per key, exactly, before and after background merges.
+SELECT_SQL = """
+SELECT window_start, window_end, level, area_code, metric,
+       count, sum, min, max, mean, breaches, schema_version
+FROM {database}.aggregates FINAL
+WHERE level = {{level:String}}
+  AND area_code = {{area_code:String}}
+  AND metric = {{metric:String}}
+  AND window_start >= {{since:DateTime64(3, 'UTC')}}
+  AND window_start < {{until:DateTime64(3, 'UTC')}}
+ORDER BY window_start
+""".strip()
+
+#: The city's rows, rolled up from district rows per window (the worker stores no city
+#: rows: a city spans every partition, a district lives wholly in one). One database holds
+#: one deployment, so every district row in it belongs to the city asked for; the rows
+#: carry that city's code. The inner select reads FINAL (one row per district and window)
+#: and renames the columns so the outer aggregates cannot resolve to their own aliases.
+#: ``base.roll_up_city`` is the same computation in Python.
+CITY_ROLLUP_SQL = """
+SELECT window_start,
+       max(w_end) AS window_end,
+       'city' AS level,
+       {{area_code:String}} AS area_code,
+       metric,
+       sum(n) AS count,
+       sum(total) AS sum,
+       min(lo) AS min,
+       max(hi) AS max,
+       sum(total) / sum(n) AS mean,
+       sum(over) AS breaches,
+       max(version) AS schema_version
+FROM
+(
+    SELECT window_start, window_end AS w_end, metric, count AS n, sum AS total,
+           min AS lo, max AS hi, breaches AS over, schema_version AS version
+    FROM {database}.aggregates FINAL
+    WHERE level = 'district'
+      AND metric = {{metric:String}}
+      AND window_start >= {{since:DateTime64(3, 'UTC')}}
+      AND window_start < {{until:DateTime64(3, 'UTC')}}
+)
+GROUP BY window_start, metric
+ORDER BY window_start
+""".strip()
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def check_identifier(name: str) -> str:
+    """Return ``name`` if it is a plain SQL identifier (database names go into DDL text)."""
+    if not _IDENTIFIER.match(name):
+        msg = f"not a plain identifier: {name!r} (letters, digits, underscore)"
+        raise StoreError(msg)
+    return name
+
+
+def create_statements(database: str) -> list[str]:
+    """The DDL both backends run in ``init()``, in order (all idempotent)."""
+    db = check_identifier(database)
+    return [f"CREATE DATABASE IF NOT EXISTS {db}", AGGREGATES_DDL.format(database=db)]
+
+
+def insert_sql(database: str, token: str) -> str:
+    """The INSERT head for ``COLUMNS`` with the batch's dedup token (checked by the caller)."""
+    return (
+        f"INSERT INTO {check_identifier(database)}.{TABLE} ({', '.join(COLUMNS)}) "
+        f"SETTINGS insert_deduplication_token = '{token}'"
+    )
+
+
+def select_sql(database: str, level: AreaLevel) -> str:
+    """The read both backends run for ``level``: stored rows, or the city roll-up."""
+    template = CITY_ROLLUP_SQL if level == AreaLevel.city else SELECT_SQL
+    return template.format(database=check_identifier(database))
+
+
+def query_parameters(
+    area_code: str, metric: str, since: datetime, until: datetime, level: AreaLevel
+) -> dict[str, str]:
+    """The bind parameters of ``select_sql`` (the same for every backend)."""
+    return {
+        "level": str(level),
+        "area_code": area_code,
+        "metric": metric,
+        "since": format_ts(since),
+        "until": format_ts(until),
+    }
+
+
+def format_ts(moment: datetime) -> str:
+    """A DateTime64(3, 'UTC') literal for query parameters."""
+    if moment.tzinfo is None:
+        msg = "query bounds must be timezone-aware"
+        raise StoreError(msg)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def row_from_mapping(record: dict[str, Any]) -> AggregateRow:
+    """An AggregateRow from one result row (timestamps aware UTC)."""
+    values = dict(record)
+    for name in ("window_start", "window_end"):
+        moment = values[name]
+        if isinstance(moment, datetime) and moment.tzinfo is None:
+            values[name] = moment.replace(tzinfo=UTC)
+    return AggregateRow.model_validate(values)
+
+
+def rows_to_columns(rows: Sequence[AggregateRow]) -> list[list[Any]]:
+    """The rows column by column, in ``COLUMNS`` order (clickhouse-connect's Native insert)."""
+    return [
+        [r.window_start for r in rows],
+        [r.window_end for r in rows],
+        [str(r.level) for r in rows],
+        [r.area_code for r in rows],
+        [r.metric for r in rows],
+        [r.count for r in rows],
+        [r.sum for r in rows],
+        [r.min for r in rows],
+        [r.max for r in rows],
+        [r.mean for r in rows],
+        [r.breaches for r in rows],
+        [r.schema_version for r in rows],
+    ]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+_FIXED = struct.Struct("<QddddQH")  # count, sum, min, max, mean, breaches, schema_version
+_MOMENTS = struct.Struct("<qq")  # window_start, window_end: DateTime64(3) ticks
+
+
+def rowbinary_string(value: str) -> bytes:
+    """A RowBinary String: LEB128 length, then the UTF-8 bytes."""
+    data = value.encode()
+    size = len(data)
+    prefix = bytearray()
+    while True:
+        byte = size & 0x7F
+        size >>= 7
+        if size:
+            prefix.append(byte | 0x80)
+        else:
+            prefix.append(byte)
+            return bytes(prefix) + data
+
+
+def _millis(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MILLISECOND
+
+
+def rows_to_rowbinary(rows: Sequence[AggregateRow]) -> bytes:
+    """The rows in ClickHouse's RowBinary format, in ``COLUMNS`` order.
+
+    Why not Arrow: building any pyarrow array imports pandas (~50 MB of worker RSS) to
+    check whether the input is a pandas object; RowBinary is a few struct packs per row
+    and inserts as fast at the worker's batch sizes (bench/store_rows.py).
+    """
+    out = bytearray()
+    for row in rows:
+        out += _MOMENTS.pack(_millis(row.window_start), _millis(row.window_end))
+        out += rowbinary_string(str(row.level))
+        out += rowbinary_string(row.area_code)
+        out += rowbinary_string(row.metric)
+        out += _FIXED.pack(
+            row.count, row.sum, row.min, row.max, row.mean, row.breaches, row.schema_version
+        )
+    return bytes(out)

@@ -1,0 +1,45 @@
+"""The backend-neutral contract: dedup tokens and the city roll-up."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.models import AreaLevel
+from pipeline.sinks.base import StoreError, check_token, dedup_token_for, roll_up_city
+from tests.unit.sinks.rows import MINUTE, T0, aggregate_row
+
+
+def test_equal_batches_get_equal_tokens_and_any_change_a_new_one() -> None:
+    batch = [aggregate_row(), aggregate_row(area_code="d2")]
+    token = dedup_token_for(batch)
+    assert dedup_token_for([aggregate_row(), aggregate_row(area_code="d2")]) == token
+    assert dedup_token_for([aggregate_row(), aggregate_row(area_code="d2", sum=10.5)]) != token
+    assert dedup_token_for(batch[::-1]) != token
+    assert check_token(token) == token
+
+
+def test_a_token_that_could_escape_the_settings_clause_is_refused() -> None:
+    with pytest.raises(StoreError, match="dedup token must match"):
+        check_token("x' , readonly = 1 --")
+
+
+def test_city_rows_pool_the_districts_of_each_window() -> None:
+    later = T0 + MINUTE
+    districts = [
+        aggregate_row(window_start=later, window_end=later + MINUTE, count=1, sum=8.0),
+        aggregate_row(area_code="d1", count=4, sum=10.0, min=1.5, max=4.0, breaches=1),
+        aggregate_row(area_code="d2", count=1, sum=5.0, min=5.0, max=5.0, breaches=0),
+    ]
+    city = roll_up_city(districts, "sh")
+    assert [(r.window_start, r.count, r.sum, r.mean) for r in city] == [
+        (T0, 5, 15.0, 3.0),
+        (later, 1, 8.0, 8.0),
+    ]
+    first = city[0]
+    assert (first.level, first.area_code, first.min, first.max, first.breaches) == (
+        AreaLevel.city,
+        "sh",
+        1.5,
+        5.0,
+        1,
+    )
