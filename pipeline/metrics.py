@@ -39,6 +39,8 @@ class Metrics:
     store_failures: Counter
     store_retries: Counter
     worker_info: Info
+    intake_lag: Gauge
+    batch_events: Histogram
     _children: dict[tuple[int, tuple[str, ...]], Any] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -118,6 +120,19 @@ class Metrics:
             ),
             store_retries=Counter(name("store_retries"), "Store insert retries", ["backend"], **kw),
             worker_info=Info(name("worker"), "Worker version and topology", **kw),
+            intake_lag=Gauge(
+                name("intake_lag_records"),
+                "Raw records not yet normalized (end offset minus position) per partition",
+                ["topic", "partition"],
+                **kw,
+            ),
+            batch_events=Histogram(
+                name("batch_events"),
+                "Events (readings, reports, incident changes) per stage batch",
+                ["stage"],
+                buckets=BATCH_BUCKETS,
+                **kw,
+            ),
         )
 
 

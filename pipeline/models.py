@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import math
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -21,6 +22,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     field_validator,
+    model_validator,
 )
 
 SCHEMA_VERSION = 1
@@ -328,3 +330,127 @@ class Rejection(_Event):
 
     reason: RejectReason
     detail: str
+
+
+READING_BATCH_VERSION: Literal[2] = 2
+"""schema_version of a readings-topic message: 1 was one Reading per message, 2 a batch."""
+
+MAX_OBSERVED_AT_US = 253_402_300_800_000_000
+"""Microseconds from the Unix epoch to 10000-01-01T00:00:00Z: every `observed_at_us` is
+below it, so it always converts to a Python datetime (normalization bounds times far
+tighter; this bound keeps a foreign writer's batch from crashing a stage)."""
+
+_Id = Annotated[str, Field(min_length=1, max_length=200)]
+_Code = Annotated[str, Field(min_length=1, max_length=100)] | None
+_Micros = Annotated[int, Field(ge=0, lt=MAX_OBSERVED_AT_US)]
+
+
+class ReadingBatch(BaseModel):
+    """Many readings in one message of the readings topic, as columns of equal length.
+
+    Why columns: one Kafka message per reading made every reading a Faust event (~200 µs
+    each); a batch is one event. Columns rather than an array of Reading objects: 2.4x
+    fewer bytes and about 2x faster to encode and decode (measured on 1,000 sample
+    readings), and each column validates in one pass.
+
+    Reading it: `ReadingBatch.model_validate_json(value).readings()` gives the Reading
+    models; in any other language, zip the columns (index i of every column is reading
+    i). `observed_at_us` is integer microseconds since the Unix epoch, UTC. The origin
+    columns (all empty, or one entry per reading) name the raw record each reading came
+    from: `origin_sources[origin_source[i]]` is its `topic:partition`, `origin_offset[i]`
+    its offset and `origin_index[i]` its position among that record's readings; a
+    re-emission after a crash repeats them, so consumers may deduplicate on them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    schema_version: Literal[2] = READING_BATCH_VERSION
+    event_id: list[_Id]
+    sensor_id: list[_Id]
+    metric: list[Annotated[str, Field(min_length=1, max_length=100)]]
+    value: list[float]
+    unit: list[str]
+    observed_at_us: list[_Micros]
+    district: list[_Code]
+    street: list[_Code]
+    grid: list[_Code]
+    community: list[_Code]
+    lat: list[Annotated[float, Field(ge=-90, le=90)] | None]
+    lon: list[Annotated[float, Field(ge=-180, le=180)] | None]
+    source_format: list[str]
+    origin_sources: list[str] = []
+    origin_source: list[Annotated[int, Field(ge=0)]] = []
+    origin_offset: list[Annotated[int, Field(ge=0)]] = []
+    origin_index: list[Annotated[int, Field(ge=0)]] = []
+
+    @model_validator(mode="after")
+    def _equal_lengths(self) -> ReadingBatch:
+        size = len(self.event_id)
+        columns = (
+            self.sensor_id, self.metric, self.value, self.unit, self.observed_at_us,
+            self.district, self.street, self.grid, self.community, self.lat, self.lon,
+            self.source_format,
+        )  # fmt: skip
+        if any(len(column) != size for column in columns):
+            msg = "every column must hold one entry per reading"
+            raise ValueError(msg)
+        origins = (self.origin_source, self.origin_offset, self.origin_index)
+        if any(origins) and any(len(column) != size for column in origins):
+            msg = "origin columns must be empty or hold one entry per reading"
+            raise ValueError(msg)
+        if any(index >= len(self.origin_sources) for index in self.origin_source):
+            msg = "origin_source points past origin_sources"
+            raise ValueError(msg)
+        return self
+
+    def __len__(self) -> int:
+        return len(self.event_id)
+
+    @classmethod
+    def of(cls, readings: Sequence[Reading]) -> ReadingBatch:
+        """A batch holding `readings` (no origins): for producers that batch themselves."""
+        located = [r.location for r in readings]
+        return cls(
+            event_id=[r.event_id for r in readings],
+            sensor_id=[r.sensor_id for r in readings],
+            metric=[r.metric for r in readings],
+            value=[r.value for r in readings],
+            unit=[r.unit for r in readings],
+            observed_at_us=[(r.observed_at - _EPOCH_UTC) // _MICROSECOND for r in readings],
+            district=[r.areas.district for r in readings],
+            street=[r.areas.street for r in readings],
+            grid=[r.areas.grid for r in readings],
+            community=[r.areas.community for r in readings],
+            lat=[None if g is None else g.lat for g in located],
+            lon=[None if g is None else g.lon for g in located],
+            source_format=[r.source_format for r in readings],
+        )
+
+    def readings(self) -> list[Reading]:
+        """The batch as Reading models (convenient, not fast: one model per reading)."""
+        out: list[Reading] = []
+        for i in range(len(self.event_id)):
+            lat, lon = self.lat[i], self.lon[i]
+            out.append(
+                Reading(
+                    event_id=self.event_id[i],
+                    sensor_id=self.sensor_id[i],
+                    metric=self.metric[i],
+                    value=self.value[i],
+                    unit=self.unit[i],
+                    observed_at=_EPOCH_UTC + timedelta(microseconds=self.observed_at_us[i]),
+                    location=None if lat is None or lon is None else GeoPoint(lat=lat, lon=lon),
+                    areas=AdminCodes(
+                        district=self.district[i],
+                        street=self.street[i],
+                        grid=self.grid[i],
+                        community=self.community[i],
+                    ),
+                    source_format=self.source_format[i],
+                )
+            )
+        return out
+
+
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)

@@ -6,6 +6,7 @@ Kafka, they return `Emit`s and the caller either produces them or writes them to
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,21 @@ a replay repeats), the stages downstream recognise such a re-emission and apply 
 ORIGIN_SPAN = 1 << 20
 
 
+@functools.lru_cache(maxsize=4096)
+def partition_name(topic: str, partition: int) -> str:
+    """`topic:partition`, one shared string per partition (states keep one per key)."""
+    return f"{topic}:{partition}"
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where an event sits in its source partition, to tell a replay from news: `partition`
+    names it (`topic:partition`) and `offset` increases along it."""
+
+    partition: str
+    offset: int
+
+
 @dataclass(frozen=True, slots=True)
 class SourceRef:
     """Where a record came from (for dead letters and lineage, and to skip replays)."""
@@ -29,6 +45,12 @@ class SourceRef:
     topic: str
     partition: int | None = None
     offset: int | None = None
+
+    def position(self) -> Position | None:
+        """This record's position, or None when it has no partition or offset."""
+        if self.partition is None or self.offset is None:
+            return None
+        return Position(partition_name(self.topic, self.partition), self.offset)
 
     def origin_header(self, index: int) -> tuple[str, bytes]:
         """The `ORIGIN_HEADER` of the `index`-th event made from this record."""
@@ -54,7 +76,8 @@ def origin_of(headers: Headers | None) -> SourceRef | None:
 
 @dataclass(frozen=True, slots=True)
 class Emit:
-    """One record for one topic; `kind` and `reason` label it for metrics and summaries."""
+    """One record for one topic; `kind` and `reason` label it for metrics and summaries,
+    `count` is how many events it carries (a readings batch carries many)."""
 
     topic: str
     key: bytes | None
@@ -62,3 +85,27 @@ class Emit:
     kind: str
     reason: str | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
+    count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One message as a stage receives it, from Kafka or from the local engine.
+
+    `partition` and `offset` are None where there are none (a dry run's input line has an
+    offset, its line number, but no partition), and `timestamp` is the broker's, in
+    seconds, when known.
+    """
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers = ()
+    partition: int | None = None
+    offset: int | None = None
+    timestamp: float | None = None
+
+    @property
+    def source(self) -> SourceRef:
+        """Where this record came from (dead letters name it)."""
+        return SourceRef(self.topic, self.partition, self.offset)

@@ -3,20 +3,12 @@ Faust table in the worker. `persist()` writes back what changed, once per batch.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, MutableMapping
 from typing import Any, Generic, TypeVar
 
-from pipeline.engine.emit import SourceRef
+from pipeline.engine.emit import Position
 
 S = TypeVar("S")
-
-
-@functools.lru_cache(maxsize=4096)
-def _partition_name(topic: str, partition: int) -> str:
-    """`topic:partition`, one shared string per partition (every state's offsets use it;
-    built per record it was an allocation per state per reading)."""
-    return f"{topic}:{partition}"
 
 
 class KeyedStates(Generic[S]):
@@ -75,19 +67,19 @@ class KeyedStates(Generic[S]):
         state = self._cache.get(key)
         return state if state is not None else self._decode(key)
 
-    def already_applied(self, key: str, source: SourceRef) -> bool:
-        """True when `source` is at or before the last offset applied to `key`; else
-        records it as applied (call before changing the state)."""
-        if source.offset is None or source.partition is None:
+    def already_applied(self, key: str, position: Position | None) -> bool:
+        """True when `position` is at or before the last one applied to `key` in its
+        partition; else records it as applied (call before changing the state). A record
+        with no position (a dry run's) is never a replay."""
+        if position is None:
             return False
         if key not in self._cache:
             self._decode(key)
         offsets = self._offsets.setdefault(key, {})
-        where = _partition_name(source.topic, source.partition)
-        last = offsets.get(where)
-        if last is not None and source.offset <= last:
+        last = offsets.get(position.partition)
+        if last is not None and position.offset <= last:
             return True
-        offsets[where] = source.offset
+        offsets[position.partition] = position.offset
         return False
 
     def keys(self) -> list[str]:

@@ -19,11 +19,12 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from hashlib import blake2b
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import ValidationError
 
+from pipeline.aggregates.codec import from_micros, to_micros
 from pipeline.ingest.adapters.base import Observation, ReportDraft
 from pipeline.ingest.adapters.registry import (
     HeaderError,
@@ -59,11 +60,42 @@ _SENSOR_CACHE = 16384
 _MAX_DESCRIPTION = 4000
 
 
+class NormalReading(NamedTuple):
+    """A normalized reading as plain values: what the hot path carries (a pydantic
+    `Reading` costs microseconds to build and to dump; `to_reading()` makes one)."""
+
+    event_id: str
+    sensor_id: str
+    metric: str
+    value: float
+    unit: str
+    observed_at_us: int
+    areas: AdminCodes
+    lat: float | None
+    lon: float | None
+    source_format: str
+
+    def to_reading(self) -> Reading:
+        """The canonical `Reading` model of this row."""
+        lat, lon = self.lat, self.lon
+        return Reading(
+            event_id=self.event_id,
+            sensor_id=self.sensor_id,
+            metric=self.metric,
+            value=self.value,
+            unit=self.unit,
+            observed_at=from_micros(self.observed_at_us),
+            location=None if lat is None or lon is None else GeoPoint(lat=lat, lon=lon),
+            areas=self.areas,
+            source_format=self.source_format,
+        )
+
+
 @dataclass(slots=True)
 class NormalizeResult:
-    """What one raw message became: canonical events, rejections, and the format seen."""
+    """What one raw message became: readings and reports in order, rejections, the format."""
 
-    events: list[Reading | CitizenReport] = field(default_factory=list)
+    items: list[NormalReading | CitizenReport] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     format: str | None = None
     skipped: int = 0
@@ -71,14 +103,24 @@ class NormalizeResult:
     or not registered for the sensor: dropped without a rejection."""
 
     @property
+    def events(self) -> list[Reading | CitizenReport]:
+        """Every event as its canonical model, in order."""
+        return [i.to_reading() if isinstance(i, NormalReading) else i for i in self.items]
+
+    @property
+    def rows(self) -> list[NormalReading]:
+        """The readings as plain rows (the fast form)."""
+        return [i for i in self.items if isinstance(i, NormalReading)]
+
+    @property
     def readings(self) -> list[Reading]:
-        """The readings among the events."""
-        return [e for e in self.events if isinstance(e, Reading)]
+        """The readings among the events, as models."""
+        return [i.to_reading() for i in self.items if isinstance(i, NormalReading)]
 
     @property
     def reports(self) -> list[CitizenReport]:
         """The citizen reports among the events."""
-        return [e for e in self.events if isinstance(e, CitizenReport)]
+        return [i for i in self.items if isinstance(i, CitizenReport)]
 
 
 def event_id(sensor_id: str, metric: str, observed_at_iso: str, value: float) -> str:
@@ -91,7 +133,7 @@ def event_id(sensor_id: str, metric: str, observed_at_iso: str, value: float) ->
 class _SensorInfo:
     sensor_id: str
     metrics: frozenset[str]
-    location: GeoPoint
+    location: tuple[float, float]
     areas: AdminCodes
 
 
@@ -159,7 +201,7 @@ class Normalizer:
         return _SensorInfo(
             sensor_id=sensor.id,
             metrics=frozenset(sensor.metrics),
-            location=GeoPoint(lat=sensor.lat, lon=sensor.lon),
+            location=(sensor.lat, sensor.lon),
             areas=self._area_codes(sensor.area),
         )
 
@@ -199,7 +241,7 @@ class Normalizer:
 
     # -- resolution ----------------------------------------------------------------------
 
-    def _reading(self, obs: Observation) -> Reading:
+    def _reading(self, obs: Observation) -> NormalReading:
         first = obs.sensor_ids[0]
         if first.startswith(DATASTREAM_PREFIX):
             stream = first[len(DATASTREAM_PREFIX) :]
@@ -235,12 +277,12 @@ class Normalizer:
                 detail = f"sensor {info.sensor_id!r} is not registered for {metric_name!r}"
                 raise _Reject(RejectReason.unknown_metric, detail)
             sensor_id = info.sensor_id
-            location = info.location
+            location: tuple[float, float] | None = info.location
             areas = info.areas
         elif obs.lat is not None and obs.lon is not None:
             sensor_id = candidates[0]
             areas = self._place(obs.lat, obs.lon)
-            location = GeoPoint(lat=obs.lat, lon=obs.lon)
+            location = (obs.lat, obs.lon)
         else:
             detail = f"sensor {candidates[0][:80]!r} is not registered and gives no location"
             raise _Reject(RejectReason.unknown_sensor, detail)
@@ -257,16 +299,17 @@ class Normalizer:
         ident = obs.event_id
         if ident is None:
             ident = event_id(sensor_id, metric_name, obs.observed_at.isoformat(), value)
-        return Reading(
-            event_id=ident,
-            sensor_id=sensor_id,
-            metric=metric_name,
-            value=value,
-            unit=metric.unit,
-            observed_at=obs.observed_at,
-            location=location,
-            areas=areas,
-            source_format=obs.source_format,
+        return NormalReading(
+            ident,
+            sensor_id,
+            metric_name,
+            value,
+            metric.unit,
+            to_micros(obs.observed_at),
+            areas,
+            location[0] if location is not None else None,
+            location[1] if location is not None else None,
+            obs.source_format,
         )
 
     def _report(self, draft: ReportDraft) -> CitizenReport:
@@ -357,11 +400,11 @@ class Normalizer:
             rejections.append(Rejection(reason=problem.reason, detail=problem.detail))
         produced_groups: set[int] = set()
         skipped_groups: set[int] = set()
-        events = result.events
+        items = result.items
         dedup = self.dedup
         for item in parsed.items:
             try:
-                event: Reading | CitizenReport
+                event: NormalReading | CitizenReport
                 if isinstance(item, Observation):
                     event = self._reading(item)
                     produced_groups.add(item.group)
@@ -387,7 +430,7 @@ class Normalizer:
             if dedup is not None and dedup.seen(ident):
                 rejections.append(Rejection(reason=RejectReason.duplicate, detail=ident))
                 continue
-            events.append(event)
+            items.append(event)
         for group in sorted(skipped_groups - produced_groups):
             detail = f"[{group}] no attribute maps to a catalogue metric of this sensor"
             rejections.append(Rejection(reason=RejectReason.unknown_metric, detail=detail))

@@ -16,10 +16,8 @@ import orjson
 import pytest
 import yaml
 
-from pipeline.engine.emit import SourceRef
-from pipeline.engine.stages import DetectStage, LifecycleStage, NormalizeStage
+from pipeline.engine.local import InputRecord, run
 from pipeline.kafka.admin import create_topics
-from pipeline.models import Reading
 from pipeline.topology import parse_topology
 from tests.support.paths import ROOT
 from tests.support.worker import WorkerProcess, consume_until, produce, sensor_key
@@ -43,20 +41,12 @@ def _readings(start: datetime) -> list[bytes]:
 
 
 def _offline_incidents(data: dict[str, Any], messages: list[bytes]) -> set[str]:
-    """What one process computes with the worker's own stages."""
+    """What one process computes with the worker's own pipeline (the local engine)."""
     topology = parse_topology(data, DEMO.parent)
-    normalize = NormalizeStage(topology)
-    detect = DetectStage(topology, {}, {})
-    lifecycle = LifecycleStage(topology, {})
-    ids: set[str] = set()
-    for offset, raw in enumerate(messages):
-        for emit in normalize.process(raw, (), SourceRef("raw", 0, offset)):
-            reading = Reading.model_validate_json(emit.value)
-            for event in detect.on_reading(emit.key.decode(), reading):  # type: ignore[union-attr]
-                for out in lifecycle.on_incident_event(event.value, SourceRef("")):
-                    if out.kind == "incident":
-                        ids.add(orjson.loads(out.value)["incident_id"])
-    return ids
+    raw = topology.topics.name("raw_sensors")
+    result = run(topology, [InputRecord(n, raw, None, value) for n, value in enumerate(messages)])
+    city = result.outputs[topology.topics.name("incidents_city")]
+    return {orjson.loads(value)["incident_id"] for value in city}
 
 
 @pytest.mark.integration

@@ -22,12 +22,12 @@ from pipeline.engine.stages.dead_letters import dead_letter
 from pipeline.engine.stages.detect import (
     STATE_KEY_SEPARATOR,
     DetectStage,
-    incident_event_emit,
+    incident_event_emits,
     record_key_of,
     state_table_key,
 )
 from pipeline.engine.stages.lifecycle import IncidentRecord, LifecycleStage
-from pipeline.engine.stages.normalize import NormalizeStage, reading_key
+from pipeline.engine.stages.normalize import NormalizeStage
 from pipeline.engine.state import KeyedStates
 
 __all__ = [
@@ -39,8 +39,7 @@ __all__ = [
     "LifecycleStage",
     "NormalizeStage",
     "dead_letter",
-    "incident_event_emit",
-    "reading_key",
+    "incident_event_emits",
     "record_key_of",
     "rows_to_jsonl",
     "state_table_key",

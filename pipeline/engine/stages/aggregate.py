@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, MutableMapping, Sequence
 from typing import Any
 
 import orjson
 
 from pipeline.aggregates.windows import WindowState
-from pipeline.engine.emit import SourceRef
+from pipeline.engine.emit import Position
 from pipeline.engine.state import KeyedStates
-from pipeline.models import (
-    AggregateRow,
-    AreaLevel,
-    Reading,
-)
+from pipeline.models import AggregateRow, AreaLevel, ReadingBatch
 from pipeline.rules import detection as detect
 from pipeline.topology import Topology
-
-_NOWHERE = SourceRef("")
 
 
 class AggregateStage:
@@ -60,18 +54,20 @@ class AggregateStage:
         """Drop the cache (after a rebalance)."""
         self.states.forget()
 
-    def on_reading(
-        self, key: str, reading: Reading, source: SourceRef = _NOWHERE
+    def on_readings(
+        self, key: str, batch: ReadingBatch, where: Sequence[Position | None]
     ) -> list[AggregateRow]:
-        """Count the reading; return the rows of windows it closed."""
-        if self.states.already_applied(key, source):
-            return []
+        """Count the batch's readings; return the rows of the windows they closed."""
         state = self.states.get(key, self._new)
-        if state.max_event_us is None:  # a new state waits for the area's registered sensors
-            state.expect(self._sensors_by_key.get(key, ()), reading.observed_at)
-        if state.add(reading, self.breaches(reading)):
-            self.late += 1
-            return []
+        readings = batch.readings()
+        if state.max_event_us is None and readings:
+            # A new state waits for the area's registered sensors.
+            state.expect(self._sensors_by_key.get(key, ()), readings[0].observed_at)
+        for reading, position in zip(readings, where, strict=True):
+            if self.states.already_applied(key, position):
+                continue
+            if state.add(reading, self.breaches(reading)):
+                self.late += 1
         return state.advance()
 
     def finish(self) -> list[AggregateRow]:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pipeline.engine.emit import Emit, SourceRef
+from pipeline.engine.emit import Emit, Position
 from pipeline.engine.state import KeyedStates
 from pipeline.models import (
     CitizenReport,
-    Reading,
+    ReadingBatch,
 )
 from pipeline.rules import clusters
 from pipeline.rules import detection as detect
@@ -18,9 +18,6 @@ from pipeline.rules.incidents import (
     IncidentEvent,
 )
 from pipeline.topology import Topology
-
-_NOWHERE = SourceRef("")
-
 
 STATE_KEY_SEPARATOR = "\x1f"
 """Joins a record key and a state's own key into one state-table key.
@@ -41,16 +38,32 @@ def record_key_of(table_key: str) -> str:
     return table_key.split(STATE_KEY_SEPARATOR, 1)[0]
 
 
-def incident_event_emit(topology: Topology, event: IncidentEvent) -> Emit:
-    """An incident event on the internal topic, keyed by incident id (for the lifecycle)."""
-    incident = event.incident.model_copy(update={"last_action": event.action})
-    return Emit(
-        topology.topics.name("incident_events"),
-        incident.incident_id.encode(),
-        incident.model_dump_json().encode(),
-        "incident_event",
-        str(event.action),
-    )
+def incident_event_emits(topology: Topology, events: Iterable[IncidentEvent]) -> list[Emit]:
+    """Detection's events for the lifecycle: one message per incident, keyed by its id,
+    holding that incident's events of the batch in order (a JSON array of incident
+    snapshots whose `last_action` is the event's action); the emit's reason is the last.
+
+    Why per incident: the lifecycle's state is keyed (and partitioned) by incident id, and
+    a breach streak yields many events of one incident in one batch: one message carries
+    them all instead of one Faust event each."""
+    grouped: dict[str, tuple[list[bytes], list[str]]] = {}
+    for event in events:
+        incident = event.incident.model_copy(update={"last_action": event.action})
+        values, actions = grouped.setdefault(incident.incident_id, ([], []))
+        values.append(incident.model_dump_json().encode())
+        actions.append(str(event.action))
+    topic = topology.topics.name("incident_events")
+    return [
+        Emit(
+            topic,
+            ident.encode(),
+            b"[" + b",".join(values) + b"]",
+            "incident_event",
+            actions[-1],
+            count=len(values),
+        )
+        for ident, (values, actions) in grouped.items()
+    ]
 
 
 class DetectStage:
@@ -77,48 +90,51 @@ class DetectStage:
         for rule in topology.rules:
             self._rules_by_metric.setdefault(str(rule.metric), []).append(rule)
 
-    def on_reading(self, key: str, reading: Reading, source: SourceRef = _NOWHERE) -> list[Emit]:
-        """Evaluate every rule of the reading's metric."""
-        rules = self._rules_by_metric.get(reading.metric)
-        if not rules:
-            return []
-        emits: list[Emit] = []
-        for rule in rules:
-            subject = detect.subject_for(reading, rule, self.topology)
-            if subject is None:
+    def on_readings(
+        self, key: str, batch: ReadingBatch, where: Sequence[Position | None]
+    ) -> list[IncidentEvent]:
+        """Evaluate every rule of each reading's metric, in batch order."""
+        events: list[IncidentEvent] = []
+        for reading, position in zip(batch.readings(), where, strict=True):
+            rules = self._rules_by_metric.get(reading.metric)
+            if not rules:
                 continue
-            entry = state_table_key(key, detect.state_key(str(rule.id), subject))
-            if self.states.already_applied(entry, source):
-                continue
-            state = self.states.peek(entry) or detect.new_state(rule, subject)
-            new, events = detect.step(state, reading, rule, self.topology)
-            self.states.replace(entry, new)
-            emits.extend(incident_event_emit(self.topology, event) for event in events)
-        return emits
+            for rule in rules:
+                subject = detect.subject_for(reading, rule, self.topology)
+                if subject is None:
+                    continue
+                entry = state_table_key(key, detect.state_key(str(rule.id), subject))
+                if self.states.already_applied(entry, position):
+                    continue
+                state = self.states.peek(entry) or detect.new_state(rule, subject)
+                new, emitted = detect.step(state, reading, rule, self.topology)
+                self.states.replace(entry, new)
+                events.extend(emitted)
+        return events
 
     def on_report(
-        self, key: str, report: CitizenReport, source: SourceRef = _NOWHERE
-    ) -> list[Emit]:
+        self, key: str, report: CitizenReport, position: Position | None = None
+    ) -> list[IncidentEvent]:
         """Urgent reports open incidents at once; others may form a cluster."""
-        if self.cluster_states.already_applied(key, source):
+        if self.cluster_states.already_applied(key, position):
             return []
         state = self.cluster_states.get(key, lambda: clusters.ClusterState(category=key))
         new, events = clusters.step(state, report, self.topology)
         self.cluster_states.replace(key, new)
-        return [incident_event_emit(self.topology, event) for event in events]
+        return events
 
-    def finish(self, watermark: datetime) -> list[Emit]:
+    def finish(self, watermark: datetime) -> list[IncidentEvent]:
         """Push every state's watermark (end of a dry run's input)."""
         rules = {str(rule.id): rule for rule in self.topology.rules}
-        emits: list[Emit] = []
+        events: list[IncidentEvent] = []
         for entry in self.states.keys():
             state = self.states.peek(entry)
             if state is None:
                 continue
-            new, events = detect.advance(state, watermark, rules[state.rule_id], self.topology)
+            new, emitted = detect.advance(state, watermark, rules[state.rule_id], self.topology)
             self.states.replace(entry, new)
-            emits.extend(incident_event_emit(self.topology, event) for event in events)
-        return emits
+            events.extend(emitted)
+        return events
 
     def persist(self) -> int:
         """Write changed rule and cluster states back; how many."""

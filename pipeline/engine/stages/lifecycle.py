@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from pipeline.engine.emit import Emit, SourceRef
+from pipeline.engine.emit import ORIGIN_SPAN, Emit, Position, SourceRef
 from pipeline.engine.stages.dead_letters import dead_letter
 from pipeline.engine.state import KeyedStates
 from pipeline.models import (
@@ -52,6 +52,9 @@ class IncidentRecord:
         )
 
 
+_INCIDENT_EVENTS = TypeAdapter(list[Incident])
+
+
 class LifecycleStage:
     """Detection events, handling units' updates and SLA clocks -> published transitions.
 
@@ -74,14 +77,29 @@ class LifecycleStage:
         """Drop the cache (after a rebalance)."""
         self.states.forget()
 
-    def on_incident_event(self, raw: bytes, source: SourceRef) -> list[Emit]:
-        """Merge a detection event into the incident it belongs to."""
+    def on_incident_events(self, raw: bytes, source: SourceRef) -> list[Emit]:
+        """Merge detection's events (one message: an incident's events in order) into the
+        incident they belong to."""
         try:
-            incident = Incident.model_validate_json(raw)
+            incidents = _INCIDENT_EVENTS.validate_json(raw)
         except ValidationError as exc:
             rejection = Rejection(reason=RejectReason.schema_violation, detail=str(exc))
             return [dead_letter(self.topology, rejection, raw, source, stage="lifecycle")]
-        if self.states.already_applied(incident.incident_id, source):
+        emits: list[Emit] = []
+        base = source.position()
+        for index, incident in enumerate(incidents):
+            where = (
+                None
+                if base is None
+                else Position(base.partition, base.offset * ORIGIN_SPAN + index)
+            )
+            emits.extend(self._on_incident_event(incident, raw, source, where))
+        return emits
+
+    def _on_incident_event(
+        self, incident: Incident, raw: bytes, source: SourceRef, where: Position | None
+    ) -> list[Emit]:
+        if self.states.already_applied(incident.incident_id, where):
             return []
         record = self.states.peek(incident.incident_id)
         event = IncidentEvent.from_incident(incident)
@@ -106,7 +124,9 @@ class LifecycleStage:
             rejection = Rejection(reason=reason, detail=_short(exc))
             return [dead_letter(self.topology, rejection, raw, source, stage="lifecycle")]
         record = self.states.peek(update.incident_id)
-        if record is not None and self.states.already_applied(update.incident_id, source):
+        if record is not None and self.states.already_applied(
+            update.incident_id, source.position()
+        ):
             return []
         if record is None:
             rejection = Rejection(

@@ -35,12 +35,13 @@ def preset_children(metrics: Metrics, topology: Topology) -> None:
 
 
 def count_emit(metrics: Metrics, emit: Emit, stage: str) -> None:
+    """Count one output in the metric its kind belongs to."""
     if emit.kind == "deadletter":
         metrics.child(metrics.dead_letters, stage, emit.reason or "unknown").inc()
         if emit.reason == RejectReason.duplicate:
             metrics.duplicates.inc()
     elif emit.kind in ("reading", "report"):
-        metrics.child(metrics.normalized, emit.kind).inc()
+        metrics.child(metrics.normalized, emit.kind).inc(emit.count)
     elif emit.kind == "incident" and emit.topic.endswith("incidents.city"):
         severity, level, district = _incident_labels(emit.value)
         metrics.incident_events.labels(emit.reason or "", severity, level, district).inc()

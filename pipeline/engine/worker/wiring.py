@@ -1,42 +1,44 @@
-"""What the worker's agents share: the stages over their tables, the outputs, the store.
+"""What the worker's consumers share: the pipeline over its tables, the outputs, the store.
 
-Why one object: `create_app` stays a short diagram (app, metrics, wiring, agents, web),
-and each agent body is a few lines over `Wiring`'s methods and the pure stages.
+Why one object: `create_app` stays a short diagram (app, metrics, wiring, consumers, web),
+and each consumer body is a few lines over `Wiring`'s methods and the pure pipeline.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Any
 
 import faust
-from pydantic import BaseModel, ValidationError
 
-from pipeline.engine.emit import Emit, SourceRef
-from pipeline.engine.stages import (
-    AggregateStage,
-    DetectStage,
-    LifecycleStage,
-    NormalizeStage,
-    dead_letter,
-)
+from pipeline.aggregates.codec import to_micros
+from pipeline.engine.emit import Record
+from pipeline.engine.routing import TABLES, Group, Output, Pipeline
 from pipeline.engine.worker.outputs import Outputs
 from pipeline.engine.worker.tables import ChangelogRecord, StateTable, state_table
-from pipeline.engine.worker.telemetry import LateReadingsLog, OpenIncidentsGauge, count_emit
+from pipeline.engine.worker.telemetry import (
+    LateReadingsLog,
+    OpenIncidentsGauge,
+    age,
+    count_emit,
+)
 from pipeline.metrics import Metrics
-from pipeline.models import Rejection, RejectReason
 from pipeline.settings import Settings
 from pipeline.sinks import AggregateStore, StoreError, open_store
 from pipeline.sinks.writer import StoreWriter
 from pipeline.topology import Topology
 
-M = TypeVar("M", bound=BaseModel)
+#: The stage name each consumer group reports in metrics (dead letters, latency).
+STAGE_OF: dict[Group, str] = {"intake": "normalize", "analyze": "analyze", "lifecycle": "lifecycle"}
 
 
 @dataclass
 class Wiring:
-    """The stages, their tables, and where their outputs go, for one worker."""
+    """The pipeline, its tables, and where its outputs go, for one worker."""
 
     app: faust.App
     settings: Settings
@@ -45,10 +47,7 @@ class Wiring:
     outputs: Outputs
     store: AggregateStore
     writer: StoreWriter
-    normalize: NormalizeStage
-    detect: DetectStage
-    aggregate: AggregateStage
-    lifecycle: LifecycleStage
+    pipeline: Pipeline
     open_gauge: OpenIncidentsGauge
     late_log: LateReadingsLog = field(default_factory=LateReadingsLog)
     tables: dict[str, StateTable] = field(default_factory=dict)
@@ -57,17 +56,18 @@ class Wiring:
     def build(
         cls, app: faust.App, settings: Settings, topology: Topology, metrics: Metrics
     ) -> Wiring:
-        """Stages over changelog-backed tables; the store is opened but not yet initialised."""
+        """The pipeline over changelog-backed tables; the store is opened, not initialised."""
         transactional = settings.processing_guarantee == "exactly_once"
-        tables: dict[str, StateTable] = {}
-
-        def table(name: str) -> StateTable:
-            faust_table = state_table(app, name, topology.topics.partitions)
-            tables[name] = StateTable(faust_table, transactional=transactional)
-            return tables[name]
-
+        tables = {
+            name: StateTable(
+                state_table(app, name, topology.topics.partitions), transactional=transactional
+            )
+            for name in TABLES
+        }
+        pipeline = Pipeline(
+            topology, tables.__getitem__, max_message_bytes=settings.max_message_bytes
+        )
         store = _open_store(settings, topology)
-        lifecycle = LifecycleStage(topology, table("incidents"))
         return cls(
             app=app,
             settings=settings,
@@ -78,17 +78,14 @@ class Wiring:
             writer=StoreWriter(
                 store, metrics, backend=topology.sinks.store, stopping=lambda: bool(app.should_stop)
             ),
-            normalize=NormalizeStage(topology, max_message_bytes=settings.max_message_bytes),
-            detect=DetectStage(topology, table("detector"), table("clusters")),
-            aggregate=AggregateStage(topology, table("windows")),
-            lifecycle=lifecycle,
-            open_gauge=OpenIncidentsGauge(metrics, lifecycle),
+            pipeline=pipeline,
+            open_gauge=OpenIncidentsGauge(metrics, pipeline.lifecycle),
             tables=tables,
         )
 
-    def topic(self, *kinds: str) -> Any:
-        """A raw-bytes Faust topic over the topology's topics of these kinds."""
-        names = [self.topology.topics.name(kind) for kind in kinds]  # type: ignore[arg-type]  # known kinds
+    def topic(self, group: Group) -> Any:
+        """A raw-bytes Faust topic over the input topics of one consumer group."""
+        names = self.pipeline.topics(group)
         return self.app.topic(*names, key_serializer="raw", value_serializer="raw")
 
     def batches(self, stream: faust.StreamT[bytes]) -> Any:
@@ -97,26 +94,54 @@ class Wiring:
             self.settings.batch_size, self.settings.batch_within_seconds
         )
 
-    def decode(self, model: type[M], raw: bytes, source: SourceRef, stage: str) -> M | Emit:
-        """A record of an internal topic as its model, or its dead letter (someone else
-        wrote to the topic, or an incompatible version did)."""
-        try:
-            return model.model_validate_json(raw)
-        except ValidationError as exc:
-            rejection = Rejection(reason=RejectReason.schema_violation, detail=str(exc)[:500])
-            letter = dead_letter(self.topology, rejection, raw, source, stage=stage)
-            count_emit(self.metrics, letter, stage)
-            return letter
+    def run(self, group: Group, records: Sequence[Record]) -> Output:
+        """Run a batch through the pipeline and count what it produced."""
+        out = self.pipeline.handle(records)
+        stage = STAGE_OF[group]
+        metrics = self.metrics
+        now = time.time()
+        latency = metrics.child(metrics.processing_latency, stage)
+        for record in records:
+            latency.observe(age(record.timestamp, now))
+        for emit in out.emits:
+            count_emit(metrics, emit, stage)
+        for (topic, fmt), seen in out.formats.items():
+            metrics.child(metrics.events_in, self._kind(topic), fmt).inc(seen)
+        if out.event_times_us:
+            now_us = to_micros(datetime.now(UTC))
+            for newest in out.event_times_us:
+                metrics.event_time_lag.observe((now_us - newest) / 1e6)
+        if out.late:
+            metrics.late_events.inc(out.late)
+            self.late_log.add(out.late)
+        metrics.child(metrics.batch_events, stage).observe(len(records))
+        return out
+
+    async def finish(self, out: Output) -> None:
+        """Produce a batch's outputs, store its closed windows, then its state changes:
+        everything is on the broker (and in the store) before the batch is acknowledged."""
+        await self.outputs.send(out.emits)
+        if out.rows:
+            self.metrics.windows_closed.inc(len(out.rows))
+            await self.writer.write(out.rows)
+        self.pipeline.persist()
+        await self.outputs.send(self.changelog_records())
 
     def changelog_records(self) -> list[ChangelogRecord]:
         """Every table change queued since the last call."""
         return [record for table in self.tables.values() for record in table.drain()]
 
-    def forget_cached_state(self) -> None:
-        """Another worker may own (and change) these keys now: re-read them from the tables."""
-        for stage in (self.detect, self.aggregate, self.lifecycle):
-            stage.forget()
-        self.normalize.forget()
+    def _kind(self, topic: str) -> str:
+        names = self.topology.topics.name
+        return "raw_reports" if topic == names("raw_reports") else "raw_sensors"
+
+
+def records_of(events: Sequence[Any]) -> list[Record]:
+    """Faust events as the pipeline's records."""
+    return [
+        Record(m.topic, m.key, m.value, tuple(m.headers or ()), m.partition, m.offset, m.timestamp)
+        for m in (event.message for event in events)
+    ]
 
 
 def _open_store(settings: Settings, topology: Topology) -> AggregateStore:

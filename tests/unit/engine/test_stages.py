@@ -8,14 +8,16 @@ from typing import Any
 import orjson
 import yaml
 
-from pipeline.engine.emit import ORIGIN_HEADER, ORIGIN_SPAN, SourceRef, origin_of
+from pipeline.engine.batches import positions
+from pipeline.engine.emit import ORIGIN_HEADER, ORIGIN_SPAN, Position, Record, SourceRef, origin_of
 from pipeline.engine.stages import (
     AggregateStage,
     DetectStage,
     NormalizeStage,
+    incident_event_emits,
     record_key_of,
 )
-from pipeline.models import AdminCodes, Reading
+from pipeline.models import AdminCodes, Reading, ReadingBatch
 from pipeline.topology import load_topology, parse_topology
 from tests.support.paths import DEMO
 
@@ -30,11 +32,26 @@ def _reading(i: int, value: float) -> Reading:
     )  # fmt: skip
 
 
+def _at(i: int) -> list[Position | None]:
+    """The position of a one-reading batch at offset `i` of readings partition 0."""
+    return [Position("r:0", i)]
+
+
+def _detect(stage: DetectStage, reading: Reading, i: int) -> list[Any]:
+    """Detection's events for one reading at offset `i`, as the messages it would send."""
+    events = stage.on_readings("310101", ReadingBatch.of([reading]), _at(i))
+    return incident_event_emits(stage.topology, events)
+
+
+def _raw(value: bytes, offset: int, topic: str = "raw") -> Record:
+    return Record(topic, None, value, (), 2 if topic == "raw" else 0, offset)
+
+
 def _run_aggregate(backing: dict[str, Any], offsets: range) -> list[Any]:
     stage = AggregateStage(load_topology(DEMO), backing)
     rows = []
     for i in offsets:
-        rows += stage.on_reading("310101", _reading(i, 10.0 + i), SourceRef("r", 0, i))
+        rows += stage.on_readings("310101", ReadingBatch.of([_reading(i, 10.0 + i)]), _at(i))
     stage.states.persist()
     return rows
 
@@ -62,13 +79,13 @@ def test_detection_replay_emits_nothing_new() -> None:
     values = [80, 90, 95, 100, 100, 100]
     emitted = []
     for i, value in enumerate(values):
-        emitted += stage.on_reading("310101", _reading(i, value), SourceRef("r", 0, i))
+        emitted += _detect(stage, _reading(i, value), i)
     stage.states.persist()
     assert [e.reason for e in emitted] == ["open"] + ["evidence"] * (len(emitted) - 1)
     restarted = DetectStage(topology, backing, {})
     replayed = []
     for i, value in enumerate(values):
-        replayed += restarted.on_reading("310101", _reading(i, value), SourceRef("r", 0, i))
+        replayed += _detect(restarted, _reading(i, value), i)
     assert replayed == []
 
 
@@ -78,9 +95,9 @@ def test_normalize_stage_keys_readings_by_district_and_dead_letters_with_origin(
         "event_id": "x", "sensor_id": "aq-002", "metric": "pm25", "value": 1.5,
         "unit": "ug/m3", "observed_at": "2026-11-28T08:00:00Z",
     })  # fmt: skip
-    (reading,) = stage.process(good, (), SourceRef("raw", 2, 41))
-    assert (reading.kind, reading.key) == ("reading", b"310104")
-    (letter,) = stage.process(b"\xff", (), SourceRef("raw", 2, 42))
+    (reading,) = stage.on_raw([_raw(good, 41)]).emits
+    assert (reading.kind, reading.key, reading.count) == ("reading", b"310104", 1)
+    (letter,) = stage.on_raw([_raw(b"\xff", 42)]).emits
     body = orjson.loads(letter.value)
     assert (letter.kind, letter.reason, body["offset"], body["partition"]) == (
         "deadletter", "invalid_json", 42, 2,
@@ -94,7 +111,7 @@ def test_a_located_report_in_a_topology_without_boundaries_is_placed_by_its_area
         "description": "水管漏水 13812345678", "lat": 31.2385, "lon": 121.482,
         "area": "310101002", "reported_at": "2026-11-28T08:00:00Z",
     })  # fmt: skip
-    (emit,) = stage.process(report, (), SourceRef("reports.raw", 0, 1))
+    (emit,) = stage.on_raw([_raw(report, 1, "reports.raw")]).emits
     body = orjson.loads(emit.value)
     assert emit.kind == "report", body
     assert body["areas"]["street"] == "310101002" and body["areas"]["district"] == "310101"
@@ -109,8 +126,8 @@ def test_detection_lateness_zero_opens_the_incident_on_the_completing_reading() 
     assert topology.detection_lateness == timedelta(0)
     assert topology.aggregation.allowed_lateness == timedelta(seconds=10)  # unchanged
     stage = DetectStage(topology, {}, {})
-    first = stage.on_reading("310101", _reading(0, 80.0), SourceRef("r", 0, 0))
-    second = stage.on_reading("310101", _reading(1, 90.0), SourceRef("r", 0, 1))
+    first = _detect(stage, _reading(0, 80.0), 0)
+    second = _detect(stage, _reading(1, 90.0), 1)
     assert first == [] and [e.reason for e in second] == ["open"]  # no wait for a 3rd reading
 
 
@@ -119,13 +136,13 @@ def test_detection_persists_one_entry_per_touched_rule_state_under_its_record_ke
     backing: dict[str, Any] = {}
     stage = DetectStage(topology, backing, {})
     pm25_rules = [r for r in topology.rules if str(r.metric) == "pm25"]
-    stage.on_reading("310101", _reading(0, 10.0), SourceRef("r", 0, 0))
+    _detect(stage, _reading(0, 10.0), 0)
     first = stage.persist()
     assert first == len(backing) >= 1
     assert all(record_key_of(key) == "310101" for key in backing)
     assert len(backing) <= len(pm25_rules)  # one entry per rule and subject, not a bundle
     other = _reading(1, 11.0).model_copy(update={"sensor_id": "aq-002", "event_id": "o1"})
-    stage.on_reading("310101", other, SourceRef("r", 0, 1))
+    _detect(stage, other, 1)
     touched = stage.persist()
     # A second sensor writes its own sensor-scoped states (area-scoped ones are shared).
     assert 1 <= touched <= first
@@ -152,25 +169,28 @@ def test_a_normalizer_replay_is_applied_once_by_its_raw_origin() -> None:
 
     def normalize(offsets: range) -> list[Any]:
         stage = NormalizeStage(topology)  # a restarted process: its duplicate filter is empty
-        return [e for i in offsets for e in stage.process(raw[i], (), SourceRef("raw", 2, i))]
+        return [e for i in offsets for e in stage.on_raw([_raw(raw[i], i)]).emits]
 
     def analyze(emitted: list[Any]) -> tuple[list[Any], list[tuple[str | None, bytes]]]:
         aggregate = AggregateStage(topology, {})
         detect = DetectStage(topology, {}, {})
         rows, incidents = [], []
         for offset, emit in enumerate(emitted):  # each at its own readings-topic offset
-            reading = Reading.model_validate_json(emit.value)
-            applied = origin_of(emit.headers) or SourceRef("readings", 0, offset)
-            rows += aggregate.on_reading(emit.key.decode(), reading, applied)
-            incidents += [
-                (e.reason, e.key) for e in detect.on_reading(emit.key.decode(), reading, applied)
-            ]
+            batch = ReadingBatch.model_validate_json(emit.value)
+            where = positions(batch, SourceRef("readings", 0, offset))
+            rows += aggregate.on_readings(emit.key.decode(), batch, where)
+            events = detect.on_readings(emit.key.decode(), batch, where)
+            for message in incident_event_emits(topology, events):
+                actions = [i["last_action"] for i in orjson.loads(message.value)]
+                incidents += [(action, message.key) for action in actions]
         return rows + aggregate.finish(), incidents
 
     replayed = normalize(range(0, 40)) + normalize(range(30, 60))  # 30..39 twice
-    assert len(replayed) == 70
-    assert origin_of(replayed[0].headers) == SourceRef("raw", 2, 0)
-    assert origin_of(replayed[41].headers) == SourceRef("raw", 2, 31 * ORIGIN_SPAN)
+    assert sum(emit.count for emit in replayed) == 70
+    first = ReadingBatch.model_validate_json(replayed[0].value)
+    assert positions(first, SourceRef("readings", 0, 0)) == [Position("raw:2", 0)]
+    again = ReadingBatch.model_validate_json(replayed[41].value)
+    assert positions(again, SourceRef("readings", 0, 41)) == [Position("raw:2", 31 * ORIGIN_SPAN)]
     rows, incidents = analyze(replayed)
     clean_rows, clean_incidents = analyze(normalize(range(60)))
     assert sum(r.count for r in rows if r.level == "street") == 60
@@ -193,9 +213,9 @@ def test_the_first_record_of_a_new_state_is_remembered_as_applied() -> None:
     """A state created by a record must not forget that record: replayed, it is skipped."""
     backing: dict[str, Any] = {}
     stage = AggregateStage(load_topology(DEMO), backing)
-    stage.on_reading("310101", _reading(0, 10.0), SourceRef("r", 0, 0))
+    stage.on_readings("310101", ReadingBatch.of([_reading(0, 10.0)]), _at(0))
     stage.persist()
     restarted = AggregateStage(load_topology(DEMO), backing)
-    restarted.on_reading("310101", _reading(0, 10.0), SourceRef("r", 0, 0))  # the replay
+    restarted.on_readings("310101", ReadingBatch.of([_reading(0, 10.0)]), _at(0))  # the replay
     rows = restarted.finish()
     assert [r.count for r in rows if r.level == "street"] == [1]

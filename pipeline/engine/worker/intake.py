@@ -1,0 +1,147 @@
+"""Raw intake: the raw topics read in batches with aiokafka, normalized, sent, committed.
+
+Why not a Faust agent: Faust charges ~200 µs per message whatever the message holds
+(shared/notes/faust.md), and external producers send one reading per message, so the
+raw topics would cap a worker at a few thousand readings per second. Normalization is
+stateless, so a plain batch consumer does it inside the worker: `getmany`, normalize the
+whole batch (readings leave as one batch message per district), send, wait for the
+broker's acknowledgements, commit. It starts and stops with the Faust app, counts in the
+same metrics, and its consumer group (`<worker id>.intake`) shares the raw partitions
+between workers like any group.
+
+At-least-once: offsets are committed only after the batch's outputs are acknowledged. A
+worker killed (or a partition revoked) between send and commit re-reads the batch, and
+the readings come out again with the same raw origins, which the stages downstream
+apply once. A stop never waits for a batch: an unfinished batch is simply not committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import TopicPartition
+from mode import Service
+
+from pipeline.engine.emit import Record
+from pipeline.engine.worker.wiring import Wiring
+from pipeline.kafka.producer import BatchSender
+
+__all__ = ["RawIntake", "intake_group"]
+
+log = logging.getLogger("pipeline.engine.worker.intake")
+
+
+def intake_group(worker_id: str) -> str:
+    """The raw intake's consumer group for a worker id (the Faust app's group)."""
+    return f"{worker_id}.intake"
+
+
+class _Revoked(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """Forget the normalizer's duplicate window for partitions another worker now owns."""
+
+    def __init__(self, intake: RawIntake) -> None:
+        self.intake = intake
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self.intake.w.pipeline.normalize.forget()
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        return None
+
+
+class RawIntake(Service):
+    """The raw topics' consumer: batches through `Pipeline.handle`, outputs, commit."""
+
+    def __init__(self, w: Wiring, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.w = w
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.sender = BatchSender(self._producer, on_retry=self._retrying)
+
+    def _producer(self) -> AIOKafkaProducer:
+        assert self.producer is not None  # noqa: S101  # started in on_start
+        return self.producer
+
+    def _retrying(self, error: BaseException, delay: float) -> None:
+        log.error("the broker refused normalized outputs (%s); retrying in %.1fs", error, delay)
+
+    async def on_start(self) -> None:
+        settings = self.w.settings
+        bootstrap = settings.kafka_bootstrap_servers
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id=f"{settings.worker_id}-intake",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            max_batch_size=1 << 20,
+            max_request_size=settings.max_message_bytes + (64 << 10),
+        )
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            client_id=f"{settings.worker_id}-intake",
+            group_id=intake_group(settings.worker_id),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.batch_size,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+        )
+        await self.producer.start()
+        await self.consumer.start()
+        self.consumer.subscribe(self.w.pipeline.topics("intake"), listener=_Revoked(self))
+
+    async def on_stop(self) -> None:
+        # No commit here: an unfinished batch is re-read by the next owner.
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+
+    @Service.task
+    async def _consume(self) -> None:
+        consumer = self.consumer
+        assert consumer is not None  # noqa: S101  # started in on_start
+        timeout_ms = round(self.w.settings.batch_within_seconds * 1000)
+        while not self.should_stop:
+            fetched = await consumer.getmany(
+                timeout_ms=timeout_ms, max_records=self.w.settings.batch_size
+            )
+            if fetched:
+                await self._process(consumer, fetched)
+
+    async def _process(
+        self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[Any]]
+    ) -> None:
+        records = [
+            Record(m.topic, m.key, m.value, tuple(m.headers or ()), m.partition, m.offset,
+                   m.timestamp / 1000 if m.timestamp is not None else None)
+            for messages in fetched.values()
+            for m in messages
+        ]  # fmt: skip
+        out = self.w.run("intake", records)
+        await self.sender.send_all(out.emits)
+        offsets = {tp: messages[-1].offset + 1 for tp, messages in fetched.items()}
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # Revoked meanwhile: the next owner re-reads the batch (applied once downstream).
+            log.warning("intake commit failed (%s); the batch will be read again", exc)
+            return
+        await self._report_lag(consumer, offsets)
+
+    async def _report_lag(
+        self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
+    ) -> None:
+        gauge = self.w.metrics.intake_lag
+        for tp, position in offsets.items():
+            end = consumer.highwater(tp)
+            if end is not None:
+                self.w.metrics.child(gauge, tp.topic, str(tp.partition)).set(end - position)
+        await asyncio.sleep(0)
