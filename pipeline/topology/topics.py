@@ -1,0 +1,153 @@
+"""The ``topics`` section: topic naming, sizing and retention.
+
+Why: topic names come from the topology (a prefix plus fixed suffixes), never from code;
+:meth:`Topics.name` is the only place they are built, :meth:`Topics.spec` the only place
+their partitions and cleanup policy are decided.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Annotated, Literal, get_args
+
+from pydantic import Field
+
+from pipeline.topology.base import Frozen
+from pipeline.topology.durations import RetentionPeriod
+from pipeline.topology.errors import ErrorList
+
+__all__ = [
+    "MAX_TOPIC_NAME",
+    "TOPIC_KINDS",
+    "Retention",
+    "TopicKind",
+    "TopicSpec",
+    "Topics",
+    "check_topic_names",
+]
+
+TopicKind = Literal[
+    "raw_sensors",
+    "raw_reports",
+    "readings",
+    "reports",
+    "deadletter",
+    "incidents_city",
+    "incidents_district",
+    "incidents_street",
+    "incident_updates",
+    "incident_events",
+    "audit",
+]
+TOPIC_KINDS: tuple[str, ...] = get_args(TopicKind)
+_TOPIC_SUFFIX: dict[str, str] = {
+    "raw_sensors": "sensors.raw",
+    "raw_reports": "reports.raw",
+    "readings": "readings",
+    "reports": "reports",
+    "deadletter": "deadletter",
+    "incidents_city": "incidents.city",
+    "incidents_district": "incidents.district.",
+    "incidents_street": "incidents.street.",
+    "incident_updates": "incidents.updates",
+    "incident_events": "incidents.events",
+    "audit": "incidents.audit",
+}
+_TOPIC_RETENTION: dict[str, str] = {
+    "raw_sensors": "raw",
+    "raw_reports": "raw",
+    "readings": "readings",
+    "reports": "reports",
+    "deadletter": "deadletter",
+    "incidents_city": "incidents",
+    "incidents_district": "incidents",
+    "incidents_street": "incidents",
+    "incident_updates": "incidents",
+    "incident_events": "incidents",
+    "audit": "audit",
+}
+# Incident topics carry the latest snapshot per incident id: state, so compacted.
+_COMPACTED = frozenset({"incidents_city", "incidents_district", "incidents_street"})
+MAX_TOPIC_NAME = 249
+
+
+class Retention(Frozen):
+    """How long each family of topics keeps records (``-1`` / ``forever``: keep forever)."""
+
+    raw: RetentionPeriod = Field(default="3d", validate_default=True)
+    readings: RetentionPeriod = Field(default="7d", validate_default=True)
+    reports: RetentionPeriod = Field(default="30d", validate_default=True)
+    incidents: RetentionPeriod = Field(default="365d", validate_default=True)
+    deadletter: RetentionPeriod = Field(default="30d", validate_default=True)
+    audit: RetentionPeriod = None
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic a deployment needs: what topic creation is told."""
+
+    name: str
+    partitions: int
+    replication: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+class Topics(Frozen):
+    """Topic naming and sizing; :meth:`name` is the only place topic names are built."""
+
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{0,100}$")] = "cityops."
+    partitions: Annotated[int, Field(ge=1, le=1000)] = 6
+    area_partitions: Annotated[int, Field(ge=1, le=1000)] = 1
+    replication: Annotated[int, Field(ge=1, le=16)] = 1
+    retention: Retention = Retention()
+
+    def name(self, kind: TopicKind, area: str | None = None) -> str:
+        """The topic for ``kind``; district and street incident topics need the area code."""
+        suffix = _TOPIC_SUFFIX.get(kind)
+        if suffix is None:
+            msg = f"unknown topic kind {kind!r} (known: {', '.join(TOPIC_KINDS)})"
+            raise ValueError(msg)
+        if kind in ("incidents_district", "incidents_street"):
+            if not area or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", area):
+                msg = f"topic kind {kind} needs an area code, got {area!r}"
+                raise ValueError(msg)
+            return f"{self.prefix}{suffix}{area}"
+        if area is not None:
+            msg = f"topic kind {kind} takes no area"
+            raise ValueError(msg)
+        return f"{self.prefix}{suffix}"
+
+    def spec(self, kind: TopicKind, area: str | None = None) -> TopicSpec:
+        """Name, partitions, replication and config of one topic."""
+        retention = getattr(self.retention, _TOPIC_RETENTION[kind])
+        ms = "-1" if retention is None else str(round(retention.total_seconds() * 1000))
+        if kind in _COMPACTED:
+            policy = "compact" if retention is None else "compact,delete"
+        else:
+            policy = "delete"
+        per_area = kind in ("incidents_district", "incidents_street")
+        return TopicSpec(
+            name=self.name(kind, area),
+            partitions=self.area_partitions if per_area else self.partitions,
+            replication=self.replication,
+            config={"cleanup.policy": policy, "retention.ms": ms},
+        )
+
+
+def check_topic_names(topics: Topics, area_codes: Collection[str]) -> ErrorList:
+    """The longest per-area topic name must fit Kafka's limit."""
+    if not area_codes:
+        return []
+    longest = max(len(c) for c in area_codes)
+    size = len(topics.prefix) + len("incidents.district.") + longest
+    if size > MAX_TOPIC_NAME:
+        return [
+            (
+                "topics.prefix",
+                f"too long: topic names would reach {size} "
+                f"characters (Kafka allows {MAX_TOPIC_NAME})",
+            )
+        ]
+    return []

@@ -1,0 +1,39 @@
+"""The topics section: topic names and the topic plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.topology import (
+    TOPIC_KINDS,
+    load_topology,
+)
+from tests.unit.topology.demo_edits import DEMO
+
+
+def test_topics_and_topic_plan() -> None:
+    topo = load_topology(DEMO)
+    assert topo.topics.name("raw_sensors") == "cityops.demo.sensors.raw"
+    assert topo.topics.name("incidents_city") == "cityops.demo.incidents.city"
+    assert topo.topics.name("incidents_district", "310101") == (
+        "cityops.demo.incidents.district.310101"
+    )
+    assert topo.topics.name("incidents_street", "310101002") == (
+        "cityops.demo.incidents.street.310101002"
+    )
+    assert topo.topics.name("audit") == "cityops.demo.incidents.audit"
+    with pytest.raises(ValueError, match="needs an area code"):
+        topo.topics.name("incidents_street")
+    with pytest.raises(ValueError, match="unknown topic kind"):
+        topo.topics.name("bogus")  # type: ignore[arg-type]
+    plan = {spec.name: spec for spec in topo.topic_plan()}
+    assert len(plan) == len(TOPIC_KINDS) - 2 + 2 + 5  # fixed kinds, 2 districts, 5 streets
+    city = plan["cityops.demo.incidents.city"]
+    assert city.partitions == 3
+    assert city.config == {"cleanup.policy": "compact,delete", "retention.ms": str(30 * 86400000)}
+    assert plan["cityops.demo.incidents.audit"].config["retention.ms"] == "-1"
+    assert plan["cityops.demo.readings"].config == {
+        "cleanup.policy": "delete",
+        "retention.ms": str(3 * 86400000),
+    }
+    assert plan["cityops.demo.incidents.street.310104011"].partitions == 1
