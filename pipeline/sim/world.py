@@ -59,31 +59,19 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+@dataclass(slots=True, eq=False)
 class Series:
     """One (sensor, metric) stream's fixed parameters and noise state."""
 
-    __slots__ = ("base", "curve", "decimals", "hi", "lo", "metric", "noise", "sd", "unit")
-
-    def __init__(
-        self,
-        metric: str,
-        unit: str,
-        base: float,
-        curve: tuple[float, ...],
-        sd: float,
-        decimals: int,
-        lo: float,
-        hi: float,
-    ) -> None:
-        self.metric = metric
-        self.unit = unit
-        self.base = base
-        self.curve = curve
-        self.sd = sd
-        self.decimals = decimals
-        self.lo = lo
-        self.hi = hi
-        self.noise = 0.0
+    metric: str
+    unit: str  # the metric's catalogue unit
+    base: float  # typical level in that unit, this sensor's bias included
+    curve: tuple[float, ...]  # hourly multipliers (see ``pipeline.sim.patterns``)
+    sd: float  # spread of the noise
+    decimals: int
+    lo: float
+    hi: float
+    noise: float = 0.0  # current deviation from the level (autocorrelated)
 
     def sample(
         self, h: int, h2: int, frac: float, delta: float, gauss: Callable[[float, float], float]
