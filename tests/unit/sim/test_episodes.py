@@ -13,12 +13,7 @@ from pipeline.models import AreaLevel
 from pipeline.rules.clusters import haversine_m
 from pipeline.sim.simulator import Simulator
 from pipeline.topology import Topology
-from tests.unit.sim.sim_world import (
-    TEN_AM_LOCAL,
-    event_time,
-    subset,
-    valid_docs,
-)
+from tests.unit.sim.sim_world import TEN_AM_LOCAL, event_time, subset, valid_docs
 
 
 def _district_means(

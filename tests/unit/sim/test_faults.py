@@ -9,10 +9,7 @@ from pipeline.ingest.normalize import Normalizer
 from pipeline.sim.faults import FAULT_KINDS
 from pipeline.sim.simulator import Simulator
 from pipeline.topology import Topology
-from tests.unit.sim.sim_world import (
-    TEN_AM_LOCAL,
-    subset,
-)
+from tests.unit.sim.sim_world import TEN_AM_LOCAL, subset
 
 
 def test_fault_rate_is_respected_and_every_fault_is_rejected(shanghai: Topology) -> None:

@@ -10,12 +10,7 @@ from pipeline.sim.events import to_us
 from pipeline.sim.patterns import CURVES, hour_of_day, utc_offset_s
 from pipeline.sim.simulator import Simulator
 from pipeline.topology import Topology
-from tests.unit.sim.sim_world import (
-    MIDNIGHT_LOCAL,
-    local_hour,
-    subset,
-    valid_docs,
-)
+from tests.unit.sim.sim_world import MIDNIGHT_LOCAL, local_hour, subset, valid_docs
 
 
 def test_rush_hour_speeds_are_lower_than_night(shanghai: Topology) -> None:

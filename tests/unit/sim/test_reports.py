@@ -13,11 +13,7 @@ from pipeline.ingest.pii import find_personal_data, is_valid_resident_id
 from pipeline.sim.reports import resident_id_check
 from pipeline.sim.simulator import Simulator
 from pipeline.topology import Topology
-from tests.unit.sim.sim_world import (
-    TEN_AM_LOCAL,
-    subset,
-    valid_docs,
-)
+from tests.unit.sim.sim_world import TEN_AM_LOCAL, subset, valid_docs
 
 
 def test_reports_are_valid_chinese_some_urgent_some_with_personal_data(

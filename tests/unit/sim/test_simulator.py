@@ -11,11 +11,7 @@ import orjson
 from pipeline.sim.events import SimEvent
 from pipeline.sim.simulator import Simulator
 from pipeline.topology import Topology
-from tests.unit.sim.sim_world import (
-    TEN_AM_LOCAL,
-    event_time,
-    valid_docs,
-)
+from tests.unit.sim.sim_world import TEN_AM_LOCAL, event_time, valid_docs
 
 
 def _stream(topology: Topology, seed: int, n: int = 3000) -> list[SimEvent]:
