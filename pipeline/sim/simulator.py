@@ -57,6 +57,8 @@ from pipeline.sim.reports import ReportWriter, resident_id_check
 from pipeline.sim.world import SensorWorld
 from pipeline.topology import Topology
 
+# FAULT_KINDS, Episode, SimEvent and resident_id_check live in their own modules; they are
+# named here too because code imports them from this one.
 __all__ = [
     "FAULT_KINDS",
     "Episode",
