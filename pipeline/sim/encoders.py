@@ -16,7 +16,7 @@ import orjson
 
 from pipeline.ingest.adapters.ngsi import FIWARE_METRICS
 from pipeline.ingest.units import convert
-from pipeline.sim.simulator import SimEvent
+from pipeline.sim.events import SimEvent
 from pipeline.topology import Topology
 
 READING_FORMATS = ("canonical", "ngsi-v2", "ngsi-ld", "sensorthings")

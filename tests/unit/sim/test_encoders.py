@@ -10,7 +10,8 @@ import pytest
 
 from pipeline.ingest.normalize import Normalizer
 from pipeline.sim.encoders import FORMATS, mix_formats
-from pipeline.sim.simulator import SimEvent, Simulator
+from pipeline.sim.events import SimEvent
+from pipeline.sim.simulator import Simulator
 from pipeline.topology import Topology, load_topology
 from tests.support.paths import SHANGHAI
 
