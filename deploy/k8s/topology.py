@@ -17,6 +17,7 @@ import argparse
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -49,10 +50,12 @@ def _replace_once(text: str, pattern: str, replacement: str, what: str) -> str:
     return result
 
 
-def _referenced_files(document: dict[str, object]) -> list[str]:
-    """Relative paths the topology reads besides itself: boundaries and a sensor file."""
+def _referenced_files(document: dict[str, Any]) -> list[str]:
+    """Relative paths the topology reads besides itself: boundaries and a sensor file.
+
+    The document passed `load_topology`, so the shapes are the valid ones."""
     boundaries = document.get("boundaries") or []
-    paths = [boundaries] if isinstance(boundaries, str) else list(boundaries)  # type: ignore[call-overload]  # validated by load_topology
+    paths = [boundaries] if isinstance(boundaries, str) else list(boundaries)
     sensors = document.get("sensors")
     if isinstance(sensors, dict) and isinstance(sensors.get("file"), str):
         paths.append(sensors["file"])

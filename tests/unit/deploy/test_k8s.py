@@ -75,7 +75,8 @@ def _worker(objects: list[Manifest]) -> Manifest:
 def _container(statefulset: Manifest) -> Manifest:
     containers = statefulset["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
-    return containers[0]  # type: ignore[no-any-return]
+    container: Manifest = containers[0]
+    return container
 
 
 def _named(objects: list[Manifest], kind: str, prefix: str) -> Manifest:
