@@ -312,6 +312,12 @@ def apply_detection(
     if seen.evidence.count <= incident.evidence.count:
         msg = f"evidence count {seen.evidence.count} is not newer than {incident.evidence.count}"
         return _reject(RejectReason.duplicate, msg)
+    return _merge_evidence(incident, seen, topology)
+
+
+def _merge_evidence(incident: Incident, seen: Incident, topology: Topology) -> Transition:
+    """Newer evidence from detection: the same state, an upgrade if the severity rose."""
+    at = seen.updated_at
     changes: dict[str, Any] = {"evidence": seen.evidence}
     action = _A.evidence
     reason = None
