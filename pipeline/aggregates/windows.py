@@ -19,10 +19,9 @@ Model:
   close time because readings without a street (or without a district) must still count
   at the levels above, and a roll-up would need side accumulators for exactly those
   readings; three dict updates per reading are cheap and obviously correct.
-- ``sum`` is kept as Shewchuk's exact partials (the algorithm behind ``math.fsum``), so the
-  emitted sum (and mean) is the correctly rounded sum whatever the arrival order: the
-  rows equal an offline ``math.fsum`` recomputation bit for bit, also after a replay that
-  delivers the same readings in another order.
+- Each cell is an :class:`~pipeline.aggregates.accumulator.Accumulator` (the one area rules
+  use too): exact sums, so the rows equal an offline ``math.fsum`` recomputation bit for
+  bit, also after a replay that delivers the same readings in another order.
 - The state is a plain dataclass that round-trips through a JSON-able dict
   (``to_dict``/``from_dict``) so the worker can persist it next to its offsets.
 """
@@ -30,13 +29,13 @@ Model:
 from __future__ import annotations
 
 import heapq
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipeline.aggregates.codec import MICROSECOND, add_exact, from_micros, to_micros
+from pipeline.aggregates.accumulator import Accumulator, window_micros, window_start
+from pipeline.aggregates.codec import MICROSECOND, from_micros, to_micros
 from pipeline.models import AggregateRow, AreaLevel, Reading
 
 _US = MICROSECOND
@@ -45,28 +44,6 @@ DEFAULT_LEVELS: tuple[AreaLevel, ...] = (AreaLevel.street, AreaLevel.district, A
 
 #: (level, area_code, metric, window_start in µs since the epoch)
 Key = tuple[str, str, str, int]
-
-
-@dataclass(slots=True)
-class Accumulator:
-    """Running count / exact sum / min / max / breaches of one window cell."""
-
-    count: int = 0
-    partials: list[float] = field(default_factory=list)
-    min: float = math.inf
-    max: float = -math.inf
-    breaches: int = 0
-
-    def add(self, value: float, breached: bool) -> None:
-        """Fold one value in."""
-        self.count += 1
-        add_exact(self.partials, value)
-        if value < self.min:
-            self.min = value
-        if value > self.max:
-            self.max = value
-        if breached:
-            self.breaches += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +74,7 @@ class WindowState:
     sources: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.window <= timedelta(0):
-            msg = f"window must be positive, got {self.window}"
-            raise ValueError(msg)
+        self._window_us = window_micros(self.window)
         if self.allowed_lateness < timedelta(0):
             msg = f"allowed_lateness must not be negative, got {self.allowed_lateness}"
             raise ValueError(msg)
@@ -108,15 +83,16 @@ class WindowState:
         if unsupported:
             msg = f"aggregation levels must be street, district or city, got {sorted(unsupported)}"
             raise ValueError(msg)
-        self._window_us = self.window // _US
         self._lateness_us = self.allowed_lateness // _US
         idle = self.idle_timeout or max(10 * self.window, timedelta(minutes=10))
         self._idle_us = idle // _US
         self._heap: list[tuple[int, str]] = [(us, src) for src, us in self.sources.items()]
         heapq.heapify(self._heap)
-        self._street = AreaLevel.street in self.levels
-        self._district = AreaLevel.district in self.levels
-        self._city = AreaLevel.city in self.levels
+        # The level names a reading's cells are keyed under (None: level not emitted),
+        # looked up once here rather than per reading on the hot path.
+        self._street = AreaLevel.street.value if AreaLevel.street in self.levels else None
+        self._district = AreaLevel.district.value if AreaLevel.district in self.levels else None
+        self._city = AreaLevel.city.value if AreaLevel.city in self.levels else None
 
     # -- the watermark -------------------------------------------------------------------
 
@@ -175,7 +151,7 @@ class WindowState:
     def add(self, reading: Reading, breached: bool) -> bool:
         """Fold a reading into its windows; True (and nothing counted) when it is late."""
         event_us = to_micros(reading.observed_at)
-        start = event_us - event_us % self._window_us
+        start = window_start(event_us, self._window_us)
         watermark = self._watermark_us()
         if watermark is not None and watermark >= start + self._window_us:
             self.late_count += 1
@@ -188,21 +164,20 @@ class WindowState:
             heapq.heappush(self._heap, (event_us, source))
         metric = reading.metric
         value = reading.value
-        cells = self.cells
         areas = reading.areas
-        keys: list[Key] = []
-        if self._street and areas.street is not None:
-            keys.append((AreaLevel.street.value, areas.street, metric, start))
-        if self._district and areas.district is not None:
-            keys.append((AreaLevel.district.value, areas.district, metric, start))
-        if self._city:
-            keys.append((AreaLevel.city.value, self.city_code, metric, start))
-        for key in keys:
-            cell = cells.get(key)
-            if cell is None:
-                cell = cells[key] = Accumulator()
-            cell.add(value, breached)
+        if self._street is not None and areas.street is not None:
+            self._cell((self._street, areas.street, metric, start)).add(value, breached)
+        if self._district is not None and areas.district is not None:
+            self._cell((self._district, areas.district, metric, start)).add(value, breached)
+        if self._city is not None:
+            self._cell((self._city, self.city_code, metric, start)).add(value, breached)
         return False
+
+    def _cell(self, key: Key) -> Accumulator:
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = Accumulator()
+        return cell
 
     def add_many(self, readings: list[tuple[Reading, bool]]) -> AddResult:
         """Add a batch of (reading, breached) and advance to the resulting watermark."""
@@ -245,7 +220,7 @@ class WindowState:
 
     def _row(self, key: Key, cell: Accumulator) -> AggregateRow:
         level, area_code, metric, start = key
-        total = math.fsum(cell.partials)
+        total = cell.total()
         return AggregateRow(
             window_start=from_micros(start),
             window_end=from_micros(start + self._window_us),

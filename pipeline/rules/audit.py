@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from pipeline.models import AuditEvent, IncidentAction, IncidentState
-from pipeline.rules.incidents import Transition
+from pipeline.rules.lifecycle import Transition
 
 GENESIS_HASH = "0" * 64
 
@@ -88,7 +88,7 @@ class AuditChain:
         return event
 
     def record(self, transition: Transition) -> AuditEvent:
-        """The audit event of a lifecycle :class:`~pipeline.rules.incidents.Transition`."""
+        """The audit event of a lifecycle :class:`~pipeline.rules.lifecycle.Transition`."""
         return self.append(
             incident_id=transition.incident.incident_id,
             action=transition.action,

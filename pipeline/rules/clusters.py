@@ -39,8 +39,7 @@ from pipeline.models import (
     IncidentAction,
     IncidentKind,
 )
-from pipeline.rules.detection import MAX_EVENT_IDS, incident_id
-from pipeline.rules.incidents import IncidentEvent, new_incident
+from pipeline.rules.lifecycle import MAX_EVENT_IDS, IncidentEvent, incident_id, new_incident
 from pipeline.topology import ReportCategory, Topology
 
 EARTH_RADIUS_M = 6_371_008.8

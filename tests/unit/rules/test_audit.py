@@ -165,9 +165,9 @@ def test_first_event_must_start_from_genesis() -> None:
 
 def test_record_turns_a_transition_into_the_next_event() -> None:
     from pipeline.models import IncidentUpdate
-    from pipeline.rules.incidents import Transition, apply
+    from pipeline.rules.lifecycle import Transition, apply
     from tests.unit.rules.detect_world import NANJING_EAST, topology
-    from tests.unit.rules.test_incidents import make
+    from tests.unit.rules.incident_world import make
 
     inc = make()
     update = IncidentUpdate(

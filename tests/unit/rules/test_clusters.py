@@ -6,12 +6,13 @@ import json
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
 
 from pipeline.models import CitizenReport, IncidentAction, IncidentKind, Severity
 from pipeline.rules.clusters import ClusterState, haversine_m, state_key, step
-from pipeline.rules.detection import incident_id
-from pipeline.rules.incidents import IncidentEvent
+from pipeline.rules.lifecycle import IncidentEvent, incident_id
 from tests.unit.rules.detect_world import HUANGPU, NANJING_EAST, T0, WAITAN, report, topology
+from tests.unit.rules.streams import report_series, run_reports, worker_of
 
 A = IncidentAction
 TOPO = topology()
@@ -154,3 +155,31 @@ def test_state_round_trips_through_json() -> None:
     assert got == expected
     assert [e.action for e in expected][:1] == [A.open]
     assert resumed["water_leak"].to_dict() == straight["water_leak"].to_dict()
+
+
+@settings(max_examples=100, deadline=None)
+@given(report_series())
+def test_report_partitioning_by_category_and_cluster_shape(reports: list[CitizenReport]) -> None:
+    one = run_reports(reports)
+    split: dict[str, list[IncidentEvent]] = {}
+    for worker in (0, 1):
+        split.update(run_reports([r for r in reports if worker_of(state_key(r)) == worker]))
+    assert split == one
+    by_id = {r.report_id: r for r in reports}
+    for category, events in one.items():
+        opened: set[str] = set()
+        for event in events:
+            inc = event.incident
+            assert inc.category == category
+            if category == "gas_smell":
+                assert event.action == A.open and inc.evidence.count == 1
+                continue
+            rule = {"water_leak": 3, "noise": 2}[category]
+            if event.action == A.open:
+                assert inc.incident_id not in opened
+                opened.add(inc.incident_id)
+                assert inc.evidence.count >= rule
+                times = [by_id[i].reported_at for i in inc.evidence.event_ids]
+                assert inc.evidence.first_at == min(times)
+            else:
+                assert event.action == A.evidence and inc.incident_id in opened

@@ -1,111 +1,26 @@
-"""The incident lifecycle: every transition (valid and invalid), authority, detection
-merges, SLA escalation step by step, and routing."""
+"""The incident lifecycle: every transition (valid and invalid), authority and detection
+merges."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.models import (
-    AdminCodes,
-    Evidence,
-    Incident,
-    IncidentAction,
-    IncidentKind,
-    IncidentState,
-    IncidentUpdate,
-    Rejection,
-    RejectReason,
-    Severity,
-)
-from pipeline.rules.incidents import (
+from pipeline.models import AdminCodes, CitizenReport, Incident, Reading, RejectReason, Severity
+from pipeline.rules.lifecycle import (
     REOPEN_WINDOW,
     TRANSITIONS,
     IncidentEvent,
-    Transition,
     apply,
     apply_detection,
-    check_sla,
-    new_incident,
-    route,
+    incident_id,
 )
-from tests.unit.rules.detect_world import (
-    CITY,
-    HUANGPU,
-    NANJING_EAST,
-    T0,
-    TIANPING,
-    WAITAN,
-    XUHUI,
-    topology,
-)
-
-A = IncidentAction
-S = IncidentState
-TOPO = topology()
-STREET_UNIT = f"{NANJING_EAST}/urban-management"
-
-
-def make(
-    severity: Severity = Severity.yellow,
-    areas: AdminCodes | None = None,
-    state: S = S.open,
-    count: int = 3,
-) -> Incident:
-    inc = new_incident(
-        incident_id="inc-0123456789abcdef",
-        rule_id="pm25-count",
-        kind=IncidentKind.threshold_breach,
-        severity=severity,
-        subject="aq-1",
-        subject_kind="sensor",
-        metric="pm25",
-        category=None,
-        evidence=Evidence(
-            event_ids=["e1", "e2", "e3"],
-            peak_value=120.0,
-            threshold=115.0,
-            first_at=T0,
-            last_at=T0,
-            count=count,
-        ),
-        areas=areas or AdminCodes(district=HUANGPU, street=NANJING_EAST),
-        opened_at=T0,
-        topology=TOPO,
-    )
-    return inc.model_copy(update={"state": state})
-
-
-def upd(
-    action: A,
-    minutes: float = 5,
-    unit: str = STREET_UNIT,
-    note: str | None = None,
-    incident_id: str = "inc-0123456789abcdef",
-) -> IncidentUpdate:
-    return IncidentUpdate(
-        update_id=f"u-{action}-{minutes}",
-        incident_id=incident_id,
-        action=action,
-        unit=unit,
-        at=T0 + timedelta(minutes=minutes),
-        note=note,
-    )
-
-
-def ok(result: Transition | Rejection) -> Transition:
-    assert isinstance(result, Transition), result
-    return result
-
-
-def rejected(result: Transition | Rejection, reason: RejectReason) -> Rejection:
-    assert isinstance(result, Rejection), result
-    assert result.reason == reason, result
-    return result
-
+from tests.unit.rules.detect_world import CITY, HUANGPU, NANJING_EAST, T0, TIANPING, WAITAN, XUHUI
+from tests.unit.rules.incident_world import STREET_UNIT, TOPO, A, S, make, ok, rejected, upd
+from tests.unit.rules.streams import TOPO_NOW, pm25_series, report_series, run_keyed, run_reports
 
 # --------------------------------------------------------------------------- open
 
@@ -120,6 +35,14 @@ def test_new_incident_owner_and_deadlines() -> None:
     assert district.ack_due == T0 + timedelta(minutes=15)
     city = make(areas=AdminCodes())
     assert (city.owner_level, city.owner_area) == ("city", CITY)
+
+
+def test_incident_id_is_blake2b_of_its_parts() -> None:
+    import hashlib
+
+    expected = hashlib.blake2b(b"r\x1fs\x1f2026", digest_size=8).hexdigest()
+    assert incident_id("r", "s", "2026") == "inc-" + expected
+    assert incident_id("r", "s", "2026") != incident_id("r", "s2", "026")
 
 
 # --------------------------------------------------------------------------- unit actions
@@ -299,85 +222,6 @@ def test_auto_resolve_of_a_resolved_incident_is_rejected(before: S) -> None:
     )
 
 
-# --------------------------------------------------------------------------- SLA
-
-
-def at(hours: float) -> datetime:
-    return T0 + timedelta(hours=hours)
-
-
-def test_no_escalation_before_the_deadline() -> None:
-    inc = make()
-    assert check_sla(inc, inc.ack_due, TOPO) == []
-
-
-def test_ack_overdue_escalates_street_district_city_and_stops() -> None:
-    inc = make()  # yellow: ack 2h, resolve 24h; owner street
-    [t] = check_sla(inc, at(2.5), TOPO)
-    e1 = t.incident
-    assert (t.action, t.actor, t.from_state, t.to_state) == (A.escalate, "system", S.open, S.open)
-    assert (e1.owner_level, e1.owner_area, e1.escalations) == ("district", HUANGPU, 1)
-    assert (e1.ack_due, e1.resolve_due) == (at(4.5), at(26.5))
-    assert e1.version == inc.version + 1 and e1.updated_at == at(2.5)
-    assert t.reason is not None and "ack overdue" in t.reason
-    assert check_sla(e1, at(4.5), TOPO) == []  # not yet overdue at the district
-    [t2] = check_sla(e1, at(5), TOPO)
-    e2 = t2.incident
-    assert (e2.owner_level, e2.owner_area, e2.escalations) == ("city", CITY, 2)
-    assert check_sla(e2, at(100), TOPO) == []  # top level reached
-    assert route(e2, TOPO) == route(inc, TOPO)
-
-
-def test_resolve_overdue_escalates_an_acknowledged_incident() -> None:
-    inc = make(state=S.acknowledged)
-    assert check_sla(inc, at(3), TOPO) == []  # acknowledged: the ack deadline no longer counts
-    [t] = check_sla(inc, at(25), TOPO)
-    assert t.reason is not None and "resolve overdue" in t.reason
-    assert t.incident.owner_level == "district"
-
-
-@pytest.mark.parametrize("state", [S.resolved, S.closed])
-def test_resolved_incidents_do_not_escalate(state: S) -> None:
-    assert check_sla(make(state=state), at(1000), TOPO) == []
-
-
-def test_escalation_respects_top_level_and_enabled() -> None:
-    district_top = topology(escalation={"enabled": True, "top_level": "district"})
-    inc = make()
-    [t] = check_sla(inc, at(3), district_top)
-    assert t.incident.owner_level == "district"
-    assert check_sla(t.incident, at(100), district_top) == []
-    off = topology(escalation={"enabled": False, "top_level": "city"})
-    assert check_sla(inc, at(100), off) == []
-
-
-def test_district_owned_incident_goes_straight_to_city() -> None:
-    inc = make(Severity.red, AdminCodes(district=XUHUI))
-    [t] = check_sla(inc, T0 + timedelta(minutes=16), TOPO)
-    assert (t.incident.owner_level, t.incident.owner_area) == ("city", CITY)
-
-
-# --------------------------------------------------------------------------- routing
-
-
-def test_route_to_city_district_and_street_topics() -> None:
-    assert route(make(), TOPO) == [
-        "cityops.test.incidents.city",
-        f"cityops.test.incidents.district.{HUANGPU}",
-        f"cityops.test.incidents.street.{NANJING_EAST}",
-    ]
-    assert route(make(areas=AdminCodes(district=XUHUI)), TOPO) == [
-        "cityops.test.incidents.city",
-        f"cityops.test.incidents.district.{XUHUI}",
-    ]
-    assert route(make(areas=AdminCodes()), TOPO) == ["cityops.test.incidents.city"]
-    unknown = make(areas=AdminCodes(district=HUANGPU, street="310101999"))
-    assert route(unknown, TOPO) == [
-        "cityops.test.incidents.city",
-        f"cityops.test.incidents.district.{HUANGPU}",
-    ]
-
-
 UNIT_ACTIONS = [A.dispatch, A.acknowledge, A.resolve, A.close, A.reopen, A.comment]
 UNITS = [NANJING_EAST, HUANGPU, CITY, WAITAN, XUHUI]
 
@@ -420,27 +264,13 @@ def test_any_update_sequence_follows_the_table(steps: list[tuple[A, str, int]]) 
         inc = t.incident
 
 
-@settings(max_examples=100, deadline=None)
-@given(
-    st.sampled_from(list(Severity)),
-    st.sampled_from([S.open, S.dispatched, S.acknowledged]),
-    st.lists(st.integers(1, 60 * 30), min_size=1, max_size=30),
-)
-def test_sla_ticks_escalate_one_level_at_a_time_up_to_the_top(
-    severity: Severity, state: S, gaps: list[int]
+@settings(max_examples=60, deadline=None)
+@given(pm25_series(), report_series())
+def test_events_survive_the_wire_as_plain_incidents(
+    readings: list[Reading], reports: list[CitizenReport]
 ) -> None:
-    inc = make(severity, state=state)
-    depth = {"street": 2, "district": 1, "city": 0}
-    now = T0
-    for gap in gaps:
-        now += timedelta(minutes=gap)
-        out = check_sla(inc, now, TOPO)
-        assert len(out) <= 1
-        if not out:
-            continue
-        new = out[0].incident
-        assert depth[new.owner_level] == depth[inc.owner_level] - 1
-        assert new.escalations == inc.escalations + 1 and new.state == inc.state
-        assert new.ack_due is not None and new.ack_due > now
-        inc = new
-    assert inc.escalations <= 2
+    events = [e for evs in run_keyed(readings, TOPO_NOW).values() for e in evs]
+    events += [e for evs in run_reports(reports).values() for e in evs]
+    for event in events:
+        wire = event.incident.model_dump_json()
+        assert IncidentEvent.from_incident(Incident.model_validate_json(wire)) == event

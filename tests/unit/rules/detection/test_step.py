@@ -1,37 +1,24 @@
-"""Threshold detection: every rule shape, hysteresis, upgrades, lateness, persistence."""
+"""The threshold step: every rule shape, hysteresis, upgrades, area windows, event time."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-from pipeline.models import (
-    AdminCodes,
-    AreaLevel,
-    IncidentAction,
-    IncidentKind,
-    IncidentState,
-    Reading,
-    Severity,
-)
+from pipeline.models import AdminCodes, IncidentKind, IncidentState, Severity
 from pipeline.rules.detection import (
     MAX_EVENT_IDS,
     Detector,
-    DetectorState,
     incident_id,
     new_state,
-    spec_of,
     state_key,
     step,
     subject_for,
 )
 from pipeline.rules.detection import advance as advance_state
-from pipeline.rules.incidents import IncidentEvent
-from pipeline.topology import load_topology
 from tests.unit.rules.detect_world import (
+    BASE,
     CITY,
     HUANGPU,
     NANJING_EAST,
@@ -40,37 +27,7 @@ from tests.unit.rules.detect_world import (
     topology,
     with_lateness,
 )
-
-A = IncidentAction
-
-
-def only(rule_id: str) -> dict[str, object]:
-    """Override that keeps just one rule of the test city."""
-    from tests.unit.rules.detect_world import BASE
-
-    return {"rules": [r for r in BASE["rules"] if r["id"] == rule_id]}
-
-
-def run(
-    readings: list[Reading], rule_id: str = "pm25-count", lateness: int = 0, flush: bool = False
-) -> list[IncidentEvent]:
-    topo = topology(**only(rule_id), aggregation={**_agg(), "allowed_lateness": f"{lateness}s"})
-    detector = Detector(topo)
-    events = detector.run(readings)
-    if flush:
-        events += detector.advance(T0 + timedelta(days=1))
-    return events
-
-
-def _agg() -> dict[str, object]:
-    from tests.unit.rules.detect_world import BASE
-
-    return dict(BASE["aggregation"])
-
-
-def actions(events: list[IncidentEvent]) -> list[tuple[IncidentAction, Severity]]:
-    return [(e.action, e.incident.severity) for e in events]
-
+from tests.unit.rules.detection.drive import A, actions, only, run
 
 # --------------------------------------------------------------------------- above / count
 
@@ -282,8 +239,6 @@ def test_area_mean_window_is_evaluated_when_it_closes() -> None:
 
 
 def test_area_max_window_and_clear_and_advance() -> None:
-    from tests.unit.rules.detect_world import BASE
-
     rule = dict(BASE["rules"][1], scope={"area": "city", "window": "10m", "statistic": "max"})
     topo = topology(rules=[rule])
     detector = Detector(topo)
@@ -357,54 +312,6 @@ def test_buffered_readings_wait_for_the_watermark() -> None:
     assert [s.event_id for s in state.buffer] == ["aq-1-pm25-4"]
 
 
-# --------------------------------------------------------------------------- persistence, ids
-
-
-def test_state_round_trips_through_json_mid_incident() -> None:
-    topo = with_lateness(60)
-    rule = topo.rules[0]
-    readings = [reading("aq-1", i, v) for i, v in enumerate([80, 90, 120, 300, 70, 50, 90])]
-    straight = new_state(rule, "aq-1")
-    expected: list[IncidentEvent] = []
-    for r in readings:
-        straight, out = step(straight, r, rule, topo)
-        expected += out
-    resumed = new_state(rule, "aq-1")
-    got: list[IncidentEvent] = []
-    for r in readings:
-        resumed = DetectorState.from_dict(json.loads(json.dumps(resumed.to_dict())))
-        resumed, out = step(resumed, r, rule, topo)
-        got += out
-    assert got == expected
-    assert [e.action for e in expected] == [A.open, A.upgrade, A.auto_resolve]
-    assert resumed.to_dict() == straight.to_dict()
-
-
-def test_area_state_round_trips() -> None:
-    topo = topology(**only("pm25-district"))
-    detector = Detector(topo)
-    detector.run([reading("aq-1", 1, 100), reading("aq-2", 2, 0.1)])
-    for key, state in detector.states.items():
-        data = json.loads(json.dumps(state.to_dict()))
-        assert DetectorState.from_dict(data).to_dict() == state.to_dict(), key
-
-
-def test_replay_gives_the_same_ids() -> None:
-    readings = [reading(s, i, 80 + 60 * (i % 4)) for i in range(12) for s in ("aq-1", "aq-3")]
-    first = Detector(topology()).run(readings)
-    second = Detector(topology()).run(readings)
-    assert first == second
-    assert len({e.incident.incident_id for e in first if e.action == A.open}) >= 2
-
-
-def test_incident_id_is_blake2b_of_its_parts() -> None:
-    import hashlib
-
-    expected = hashlib.blake2b(b"r\x1fs\x1f2026", digest_size=8).hexdigest()
-    assert incident_id("r", "s", "2026") == "inc-" + expected
-    assert incident_id("r", "s", "2026") != incident_id("r", "s2", "026")
-
-
 def test_advance_evaluates_the_buffer_and_refuses_older_readings() -> None:
     topo = with_lateness(300)
     rule = topo.rules[0]
@@ -424,8 +331,6 @@ def test_advance_evaluates_the_buffer_and_refuses_older_readings() -> None:
     [("mean", 140.0), ("min", 100.0), ("max", 200.0), ("sum", 420.0), ("count", 3.0)],
 )
 def test_every_area_statistic(statistic: str, expected: float) -> None:
-    from tests.unit.rules.detect_world import BASE
-
     rule = dict(
         BASE["rules"][1],
         scope={"area": "district", "window": "10m", "statistic": statistic},
@@ -436,50 +341,3 @@ def test_every_area_statistic(statistic: str, expected: float) -> None:
     detector.run([reading("aq-1", 1, 100), reading("aq-2", 2, 200), reading("aq-3", 3, 120)])
     [event] = detector.advance(T0 + timedelta(minutes=10))
     assert event.incident.evidence.peak_value == expected
-
-
-@pytest.mark.parametrize("path", sorted(Path("topologies").glob("*.yaml")), ids=str)
-def test_every_shipped_topology_rule_can_be_evaluated(path: Path) -> None:
-    topo = load_topology(path)
-    assert topo.rules, path
-    for rule in topo.rules:
-        spec = spec_of(rule)
-        assert spec.levels and (spec.count is not None) != (spec.duration is not None)
-        if spec.area_level is None:
-            subject = next(s for s in topo.sensors if rule.metric in s.metrics)
-            areas = topo.admin_codes(subject.area)
-            lowest = rule.levels[0]
-            nxt = rule.levels[1] if len(rule.levels) > 1 else None
-            # Halfway into the lowest level's band: real GB 3838 steps are closer than 1.
-            if rule.condition == "outside":
-                edge = lowest.high or 0.0
-                value = (edge + nxt.high) / 2 if nxt and nxt.high is not None else edge + 1
-            else:
-                edge = lowest.threshold or 0.0
-                step_up = nxt.threshold if nxt and nxt.threshold is not None else None
-                if step_up is None:
-                    value = edge + (1 if rule.condition == "above" else -1)
-                else:
-                    value = (edge + step_up) / 2
-            state = new_state(rule, subject.id)
-            events: list[IncidentEvent] = []
-            for i in range(spec.count or 1000):
-                r = Reading(
-                    event_id=f"e{i}",
-                    sensor_id=subject.id,
-                    metric=rule.metric,
-                    value=value,
-                    unit=topo.metrics[rule.metric].unit,
-                    observed_at=T0 + timedelta(seconds=30 * i),
-                    areas=AdminCodes(
-                        district=areas.get(AreaLevel.district), street=areas.get(AreaLevel.street)
-                    ),
-                )
-                state, out = step(state, r, rule, topo)
-                events += out
-                state, out = advance_state(state, r.observed_at, rule, topo)
-                events += out
-                if events:
-                    break
-            assert [e.action for e in events] == [A.open], rule.id
-            assert events[0].incident.severity == lowest.severity
