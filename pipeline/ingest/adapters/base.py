@@ -34,6 +34,7 @@ __all__ = [
     "as_number",
     "as_text",
     "geometry_point",
+    "no_envelope",
     "parse_time",
 ]
 
@@ -109,7 +110,8 @@ class SchemaError(ValueError):
     """Raised inside a parser for one element; the parser turns it into a Problem."""
 
 
-def _same(doc: Any) -> Any:
+def no_envelope(doc: Any) -> Any:
+    """The default ``unwrap``: the document is its own body (an object, or a bare array)."""
     return doc
 
 
@@ -142,7 +144,7 @@ class Adapter:
     are opened: the first ``unwrap`` that opens a document decides its first object."""
     looks_like: Callable[[Mapping[str, Any]], bool] = _never
     """Whether the first object of a document (after its envelope) is in this format."""
-    unwrap: Callable[[Any], Any] = _same
+    unwrap: Callable[[Any], Any] = no_envelope
     """The element list inside an envelope (a notification's ``data``, a collection's
     ``value``), else the document itself; a bare array is a batch for every format."""
     claims_envelope: Callable[[Any], bool] = _never

@@ -98,7 +98,6 @@ def parse(doc: Any, out: ParseOutput, group: int = 0) -> None:
 
 
 ADAPTERS = (
-    Adapter(
-        name=FORMAT, order=0, priority=10, aliases=("cityops",), looks_like=looks_like, parse=parse
-    ),
-)
+    Adapter(name=FORMAT, aliases=("cityops",), order=0, priority=10,
+            looks_like=looks_like, parse=parse),
+)  # fmt: skip

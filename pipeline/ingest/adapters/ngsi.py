@@ -376,27 +376,12 @@ def _is_notification(doc: Any) -> bool:
 
 
 ADAPTERS = (
-    Adapter(
-        name=FORMAT_V2,
-        order=10,
-        priority=40,
-        aliases=("ngsiv2",),
-        looks_like=_v2_entity,
-        unwrap=unwrap,
-        claims_envelope=_is_notification,
-        parse=_parse_v2,
-    ),
-    Adapter(
-        name=FORMAT_LD,
-        order=20,
-        priority=41,
-        aliases=("ngsild",),
-        content_types=("ld+json",),
-        looks_like=_ld_entity,
-        unwrap=unwrap,
-        parse=_parse_ld,
-    ),
+    Adapter(name=FORMAT_V2, aliases=("ngsiv2",), order=10, priority=40,
+            looks_like=_v2_entity, unwrap=unwrap, claims_envelope=_is_notification,
+            parse=_parse_v2),
+    Adapter(name=FORMAT_LD, aliases=("ngsild",), content_types=("ld+json",), order=20,
+            priority=41, looks_like=_ld_entity, unwrap=unwrap, parse=_parse_ld),
     # Header only (never the outcome of shape detection, not in FORMATS): each entity's
     # own shape says v2 or LD, so one batch may hold both.
     Adapter(name=FORMAT_EITHER, priority=None, unwrap=unwrap, parse=parse),
-)
+)  # fmt: skip

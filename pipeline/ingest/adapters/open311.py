@@ -81,12 +81,6 @@ def _number(value: Any) -> Any:
 
 
 ADAPTERS = (
-    Adapter(
-        name=FORMAT,
-        order=40,
-        priority=30,
-        aliases=("georeport", "georeport-v2"),
-        looks_like=looks_like,
-        parse=parse,
-    ),
-)
+    Adapter(name=FORMAT, aliases=("georeport", "georeport-v2"), order=40, priority=30,
+            looks_like=looks_like, parse=parse),
+)  # fmt: skip

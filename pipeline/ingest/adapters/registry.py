@@ -2,14 +2,13 @@
 
 The formats are whatever the modules of this package expose as ``ADAPTERS``
 (:class:`~pipeline.ingest.adapters.base.Adapter`), found at import by :func:`discover`: a new
-input format is one new module, nothing here.
+input format is one new module, and nothing here names a format.
 
-Header first: ``cityops-format`` names a format or an alias (``canonical``/``cityops``,
-``ngsi-v2``/``ngsiv2``, ``ngsi-ld``/``ngsild``, ``ngsi`` for either, ``sensorthings``/``sta``,
-``open311``/``georeport``/``georeport-v2``), then ``content-type`` (``application/ld+json``
-is NGSI-LD); otherwise the shape of the (first) object decides. A header naming an unknown
-format is refused (``unknown_format``) rather than guessed around: the producer said
-something wrong.
+Header first: ``cityops-format`` names a format or one of its adapter's ``aliases`` (``ngsi``
+is NGSI of either flavour), then ``content-type`` (an adapter's ``content_types``:
+``application/ld+json`` is NGSI-LD); otherwise the shape of the (first) object decides. A
+header naming an unknown format is refused (``unknown_format``) rather than guessed around:
+the producer said something wrong.
 """
 
 from __future__ import annotations
@@ -21,7 +20,13 @@ from types import ModuleType
 from typing import Any
 
 from pipeline.ingest import adapters as _this_package
-from pipeline.ingest.adapters.base import Adapter, ParseOutput, Problem, SchemaError
+from pipeline.ingest.adapters.base import (
+    Adapter,
+    ParseOutput,
+    Problem,
+    SchemaError,
+    no_envelope,
+)
 from pipeline.models import RejectReason
 
 __all__ = [
@@ -107,6 +112,7 @@ class AdapterRegistry:
                 msg = f"{first.name!r} and {second.name!r} share detection priority {low}"
                 raise ValueError(msg)
         self._detection = tuple(adapter for _, adapter in ranked)
+        self._recognisers = tuple((a.looks_like, a.name) for a in self._detection)
         # Every format shape detection can name, in listing order (header-only ones are not).
         self.formats = tuple(a.name for a in self.adapters if a.priority is not None)
         self._content_types = tuple(
@@ -114,7 +120,11 @@ class AdapterRegistry:
         )
         # One call per distinct envelope, in listing order (NGSI's three adapters share one).
         self._openers: tuple[Callable[[Any], Any], ...] = tuple(
-            dict.fromkeys(a.unwrap for a in self.adapters if a.priority is not None)
+            dict.fromkeys(
+                a.unwrap
+                for a in self.adapters
+                if a.priority is not None and a.unwrap is not no_envelope
+            )
         )
 
     def from_headers(self, headers: HeadersLike) -> str | None:
@@ -157,9 +167,9 @@ class AdapterRegistry:
         first = self._first_object(doc)
         if not isinstance(first, dict):
             return None
-        for adapter in self._detection:
-            if adapter.looks_like(first):
-                return adapter.name
+        for looks_like, name in self._recognisers:
+            if looks_like(first):
+                return name
         for adapter in self._detection:
             if adapter.claims_envelope(doc):
                 return adapter.name

@@ -127,13 +127,6 @@ def unwrap(doc: Any) -> Any:
 
 
 ADAPTERS = (
-    Adapter(
-        name=FORMAT,
-        order=30,
-        priority=20,
-        aliases=("sta",),
-        looks_like=looks_like,
-        unwrap=unwrap,
-        parse=parse,
-    ),
-)
+    Adapter(name=FORMAT, aliases=("sta",), order=30, priority=20,
+            looks_like=looks_like, unwrap=unwrap, parse=parse),
+)  # fmt: skip
