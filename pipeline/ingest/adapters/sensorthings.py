@@ -105,6 +105,9 @@ def parse(doc: Any, out: ParseOutput, group: int = 0) -> None:
         ):
             msg = "dataArray: components must be strings and dataArray a list of rows"
             raise SchemaError(msg)
+        if not rows:  # nothing to read: refused, never silently dropped
+            msg = "dataArray: no rows"
+            raise SchemaError(msg)
         if len(rows) > MAX_DATA_ARRAY:
             msg = f"dataArray: more than {MAX_DATA_ARRAY} rows"
             raise SchemaError(msg)
