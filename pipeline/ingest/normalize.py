@@ -25,7 +25,7 @@ import orjson
 from pydantic import ValidationError
 
 from pipeline.aggregates.codec import from_micros, to_micros
-from pipeline.ingest.adapters.base import Observation, ReportDraft
+from pipeline.ingest.adapters.base import DATASTREAM_PREFIX, Observation, ReportDraft
 from pipeline.ingest.adapters.registry import (
     HeaderError,
     HeadersLike,
@@ -33,7 +33,6 @@ from pipeline.ingest.adapters.registry import (
     format_from_headers,
     parse_document,
 )
-from pipeline.ingest.adapters.sensorthings import DATASTREAM_PREFIX
 from pipeline.ingest.dedup import DuplicateFilter
 from pipeline.ingest.geo import AreaResolver
 from pipeline.ingest.pii import mask_personal_data

@@ -1,4 +1,4 @@
-"""The neutral intermediate every format parser produces, and helpers they share.
+"""The neutral intermediate every format parser produces, the adapter record, shared helpers.
 
 Why two layers: a parser only knows its wire format (where the value, unit, time and place
 sit); everything that needs the topology (catalogue names, unit conversion, physical range,
@@ -7,12 +7,16 @@ so the four formats cannot drift apart in how they validate.
 
 Parsers take an already decoded JSON document and never raise for bad input: a problem
 becomes a :class:`Problem` (reason + detail) in the returned list.
+
+Every format module exposes ``ADAPTERS``, its :class:`Adapter` records; the registry
+(:mod:`pipeline.ingest.adapters.registry`) finds them by itself, so a new input format is one
+new module here, its corpus directory and its tests.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +24,8 @@ from typing import Any
 from pipeline.models import RejectReason
 
 __all__ = [
+    "DATASTREAM_PREFIX",
+    "Adapter",
     "Observation",
     "ParseOutput",
     "Problem",
@@ -28,10 +34,14 @@ __all__ = [
     "as_number",
     "as_text",
     "geometry_point",
+    "no_envelope",
     "parse_time",
 ]
 
 MAX_ID_LENGTH = 200
+DATASTREAM_PREFIX = "datastream:"
+"""A sensor id ``datastream:<id>`` names a topology datastream (sensor and metric), not a
+sensor: resolution looks it up in ``topology.datastreams`` (SensorThings names only those)."""
 
 
 @dataclass(slots=True)
@@ -98,6 +108,52 @@ class ParseOutput:
 
 class SchemaError(ValueError):
     """Raised inside a parser for one element; the parser turns it into a Problem."""
+
+
+def no_envelope(doc: Any) -> Any:
+    """The default ``unwrap``: the document is its own body (an object, or a bare array)."""
+    return doc
+
+
+def _never(doc: Any) -> bool:
+    del doc
+    return False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Adapter:
+    """One input format as the registry sees it: its names, how to recognise, open and parse it.
+
+    Why a record of functions rather than a class per format: a format module is a handful
+    of pure functions, and one module may declare several formats over them (NGSI: v2, LD,
+    and the header ``ngsi`` meaning either). The registry asks, in this order: a header
+    (``aliases``, ``content_types``), else the shape of the document (envelopes opened in
+    ``order``, then ``looks_like`` in ``priority`` order, then ``claims_envelope``).
+    """
+
+    name: str
+    """The format's name: a ``cityops-format`` header value and the events' ``source_format``."""
+    parse: Callable[[Any, ParseOutput, int], None]
+    """``parse(element, out, group)``: append the items of one element (a whole document, or
+    member ``group`` of a batch) to ``out``; raise SchemaError when it is not one."""
+    priority: int | None
+    """Place in shape detection, lowest asked first (canonical 10, sensorthings 20, open311
+    30, NGSI 40); None: only a header declares this format, and it is not in FORMATS."""
+    order: int = 100
+    """Place in FORMATS (the dry run's ``--format`` choices), and in which order envelopes
+    are opened: the first ``unwrap`` that opens a document decides its first object."""
+    looks_like: Callable[[Mapping[str, Any]], bool] = _never
+    """Whether the first object of a document (after its envelope) is in this format."""
+    unwrap: Callable[[Any], Any] = no_envelope
+    """The element list inside an envelope (a notification's ``data``, a collection's
+    ``value``), else the document itself; a bare array is a batch for every format."""
+    claims_envelope: Callable[[Any], bool] = _never
+    """Whether the envelope alone names this format when no ``looks_like`` recognised the
+    first object (a notification of malformed entities is still NGSI: parsing says why)."""
+    aliases: tuple[str, ...] = ()
+    """Other ``cityops-format`` values meaning this format (lower case; the name is implied)."""
+    content_types: tuple[str, ...] = ()
+    """Fragments of a ``content-type`` header that declare this format (``ld+json``)."""
 
 
 def as_text(value: Any, name: str, *, required: bool = True) -> str | None:

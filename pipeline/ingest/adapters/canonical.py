@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.ingest.adapters.base import (
+    Adapter,
     Observation,
     ParseOutput,
     ReportDraft,
@@ -90,6 +91,13 @@ def parse_one(doc: Any) -> Observation | ReportDraft:
     raise SchemaError(msg)
 
 
-def parse(doc: Any, out: ParseOutput) -> None:
+def parse(doc: Any, out: ParseOutput, group: int = 0) -> None:
     """Append the items of one document (an object or one array element) to ``out``."""
+    del group  # one object is one item: nothing to group
     out.items.append(parse_one(doc))
+
+
+ADAPTERS = (
+    Adapter(name=FORMAT, aliases=("cityops",), order=0, priority=10,
+            looks_like=looks_like, parse=parse),
+)  # fmt: skip

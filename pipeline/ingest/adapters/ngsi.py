@@ -15,6 +15,10 @@ catalogue has no AQI). Where the value, unit and time sit:
 Time: the attribute's own ``observedAt`` / ``timestamp``, else the entity's
 ``dateObserved`` (an ISO interval gives its end), ``dateObservedTo``, ``dateObservedFrom``.
 Orion / broker notifications (``{"subscriptionId": ..., "data": [...]}``) are unwrapped.
+
+Three adapters share these functions: ``ngsi-v2`` and ``ngsi-ld`` (declared, or told apart
+by :func:`is_ld` on the first entity), and the header value ``ngsi``, which leaves the
+flavour to each entity's own shape.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pipeline.ingest.adapters.base import (
+    Adapter,
     Observation,
     ParseOutput,
     SchemaError,
@@ -35,6 +40,7 @@ from pipeline.ingest.adapters.base import (
 
 FORMAT_V2 = "ngsi-v2"
 FORMAT_LD = "ngsi-ld"
+FORMAT_EITHER = "ngsi"
 
 MetricTable = Mapping[str, tuple[str, str | None]]
 
@@ -249,8 +255,11 @@ def _measurands(doc: Mapping[str, Any]) -> list[tuple[str, Any, str | None]]:
     return found
 
 
-def parse(doc: Any, out: ParseOutput, *, group: int = 0, ld: bool | None = None) -> None:
-    """Append the observations of one entity to ``out``; SchemaError when it is not one."""
+def parse(doc: Any, out: ParseOutput, group: int = 0, *, ld: bool | None = None) -> None:
+    """Append the observations of one entity to ``out``; SchemaError when it is not one.
+
+    ``ld`` None: the entity's own shape says whether it is NGSI-LD.
+    """
     if not isinstance(doc, dict):
         msg = "expected an NGSI entity object"
         raise SchemaError(msg)
@@ -343,3 +352,36 @@ def unwrap(doc: Any) -> Any:
     if isinstance(doc, dict) and "subscriptionId" in doc and isinstance(doc.get("data"), list):
         return doc["data"]
     return doc
+
+
+def _v2_entity(doc: Mapping[str, Any]) -> bool:
+    return looks_like(doc) and not is_ld(doc)
+
+
+def _ld_entity(doc: Mapping[str, Any]) -> bool:
+    return looks_like(doc) and is_ld(doc)
+
+
+def _parse_v2(doc: Any, out: ParseOutput, group: int) -> None:
+    parse(doc, out, group, ld=False)
+
+
+def _parse_ld(doc: Any, out: ParseOutput, group: int) -> None:
+    parse(doc, out, group, ld=True)
+
+
+def _is_notification(doc: Any) -> bool:
+    """A broker notification (``subscriptionId``) is NGSI even when its entities are not."""
+    return isinstance(doc, dict) and "subscriptionId" in doc
+
+
+ADAPTERS = (
+    Adapter(name=FORMAT_V2, aliases=("ngsiv2",), order=10, priority=40,
+            looks_like=_v2_entity, unwrap=unwrap, claims_envelope=_is_notification,
+            parse=_parse_v2),
+    Adapter(name=FORMAT_LD, aliases=("ngsild",), content_types=("ld+json",), order=20,
+            priority=41, looks_like=_ld_entity, unwrap=unwrap, parse=_parse_ld),
+    # Header only (never the outcome of shape detection, not in FORMATS): each entity's
+    # own shape says v2 or LD, so one batch may hold both.
+    Adapter(name=FORMAT_EITHER, priority=None, unwrap=unwrap, parse=parse),
+)  # fmt: skip

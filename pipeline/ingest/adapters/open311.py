@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.ingest.adapters.base import (
+    Adapter,
     ParseOutput,
     ReportDraft,
     SchemaError,
@@ -32,7 +33,7 @@ def looks_like(doc: Mapping[str, Any]) -> bool:
     return "service_request_id" in doc or ("service_code" in doc and "requested_datetime" in doc)
 
 
-def parse(doc: Any, out: ParseOutput, *, group: int = 0) -> None:
+def parse(doc: Any, out: ParseOutput, group: int = 0) -> None:
     """Append one service request to ``out``; SchemaError when it is not one."""
     del group
     if not isinstance(doc, dict):
@@ -77,3 +78,9 @@ def _number(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+ADAPTERS = (
+    Adapter(name=FORMAT, aliases=("georeport", "georeport-v2"), order=40, priority=30,
+            looks_like=looks_like, parse=parse),
+)  # fmt: skip

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.ingest.adapters.base import (
+    DATASTREAM_PREFIX,
+    Adapter,
     Observation,
     ParseOutput,
     SchemaError,
@@ -27,8 +29,6 @@ from pipeline.ingest.adapters.base import (
 )
 
 FORMAT = "sensorthings"
-DATASTREAM_PREFIX = "datastream:"
-"""Observation.sensor_ids[0] is ``datastream:<id>``: resolved through topology.datastreams."""
 
 _NAV = re.compile(r"Datastreams\(\s*'?([^')]{1,128})'?\s*\)")
 MAX_DATA_ARRAY = 10_000
@@ -89,7 +89,7 @@ def _observation(
     )
 
 
-def parse(doc: Any, out: ParseOutput, *, group: int = 0) -> None:
+def parse(doc: Any, out: ParseOutput, group: int = 0) -> None:
     """Append the observation(s) of one document to ``out``; SchemaError when invalid."""
     if not isinstance(doc, dict):
         msg = "expected a SensorThings Observation object"
@@ -104,6 +104,9 @@ def parse(doc: Any, out: ParseOutput, *, group: int = 0) -> None:
             and isinstance(rows, list)
         ):
             msg = "dataArray: components must be strings and dataArray a list of rows"
+            raise SchemaError(msg)
+        if not rows:  # nothing to read: refused, never silently dropped
+            msg = "dataArray: no rows"
             raise SchemaError(msg)
         if len(rows) > MAX_DATA_ARRAY:
             msg = f"dataArray: more than {MAX_DATA_ARRAY} rows"
@@ -124,3 +127,9 @@ def unwrap(doc: Any) -> Any:
     if isinstance(doc, dict) and isinstance(doc.get("value"), list) and "result" not in doc:
         return doc["value"]
     return doc
+
+
+ADAPTERS = (
+    Adapter(name=FORMAT, aliases=("sta",), order=30, priority=20,
+            looks_like=looks_like, unwrap=unwrap, parse=parse),
+)  # fmt: skip
