@@ -13,13 +13,16 @@ from pydantic import BaseModel
 
 from pipeline.engine.emit import ORIGIN_HEADER
 from pipeline.models import (
+    INCIDENT_EVENTS_VERSION,
+    READING_BATCH_VERSION,
     SCHEMA_VERSION,
     AuditEvent,
     CitizenReport,
     DeadLetter,
     Incident,
+    IncidentEvents,
     IncidentUpdate,
-    Reading,
+    ReadingBatch,
 )
 
 
@@ -34,6 +37,12 @@ class TopicContract:
     description: str
     direction: str  # "send" (cityops produces) or "receive" (cityops consumes)
     headers: dict[str, str] | None = None  # header name -> what it carries
+    version: int = SCHEMA_VERSION
+
+    @property
+    def schema_file(self) -> str:
+        """The schema's file name in `schemas/` (versioned: a breaking change is a new file)."""
+        return f"{self.kind}.v{self.version}.schema.json"
 
 
 _ORIGIN = (
@@ -45,11 +54,14 @@ TOPICS: tuple[TopicContract, ...] = (
     TopicContract(
         "readings",
         "{prefix}readings",
-        Reading,
-        "areas.district (the city's code when the reading has no district)",
-        "Normalized sensor readings in the catalogue's canonical units.",
+        ReadingBatch,
+        "district of every reading in the batch (the city's code for readings without one)",
+        "Normalized sensor readings in the catalogue's canonical units, many per message as "
+        "columns (version 2; version 1 was one Reading per message). Read one with "
+        "`ReadingBatch.model_validate_json(value).readings()`, or zip the columns: index i "
+        "of every column is reading i. The origin columns name each reading's raw record.",
         "send",
-        {ORIGIN_HEADER: _ORIGIN},
+        version=READING_BATCH_VERSION,
     ),
     TopicContract(
         "reports",
@@ -101,6 +113,17 @@ TOPICS: tuple[TopicContract, ...] = (
         "receive",
     ),
     TopicContract(
+        "incident_events",
+        "{prefix}incidents.events",
+        IncidentEvents,
+        "incident_id",
+        "Internal: detection's events for the lifecycle, one message per incident and batch "
+        "(a JSON array of incident snapshots; `last_action` is the event). Version 2; "
+        "version 1 was one snapshot per message. Units follow the incident topics instead.",
+        "send",
+        version=INCIDENT_EVENTS_VERSION,
+    ),
+    TopicContract(
         "audit",
         "{prefix}incidents.audit",
         AuditEvent,
@@ -118,11 +141,11 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         schema = topic.model.model_json_schema(mode="serialization")
         schema = {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": f"{topic.kind}.v{SCHEMA_VERSION}.schema.json",
+            "$id": topic.schema_file,
             "description": topic.description,
             **schema,
         }
-        schemas[f"{topic.kind}.v{SCHEMA_VERSION}.schema.json"] = schema
+        schemas[topic.schema_file] = schema
     return schemas
 
 
@@ -155,7 +178,7 @@ def asyncapi_document() -> dict[str, Any]:
             "messages": {
                 topic.model.__name__: {
                     **message,
-                    "payload": {"$ref": f"./{topic.kind}.v{SCHEMA_VERSION}.schema.json"},
+                    "payload": {"$ref": f"./{topic.schema_file}"},
                     "bindings": {
                         "kafka": {
                             "key": {"type": "string", "description": f"{topic.key}"},
@@ -173,7 +196,7 @@ def asyncapi_document() -> dict[str, Any]:
         "asyncapi": "3.0.0",
         "info": {
             "title": "cityops topics",
-            "version": f"{SCHEMA_VERSION}.0.0",
+            "version": "2.0.0",
             "description": "Topics a cityops deployment reads and writes. Names are the "
             "topology's prefix plus these addresses; values are JSON.",
         },

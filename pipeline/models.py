@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
     AfterValidator,
@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    RootModel,
     field_validator,
     model_validator,
 )
@@ -164,6 +165,8 @@ class RejectReason(StrEnum):
     unknown_incident = "unknown_incident"
     invalid_transition = "invalid_transition"
     unit_outside_area = "unit_outside_area"
+    clock_skew = "clock_skew"
+    too_old = "too_old"
 
 
 class _Event(BaseModel):
@@ -273,6 +276,20 @@ class IncidentUpdate(_Event):
     schema_version: int = SCHEMA_VERSION
 
 
+class IncidentEvents(RootModel[list[Incident]]):
+    """One message of the internal incident-events topic (schema_version 2): detection's
+    events of one incident in one batch, in order, as incident snapshots whose
+    `last_action` is the event (open, evidence, upgrade, auto_resolve).
+
+    Why a list: a breach streak yields many events of one incident per batch; one message
+    carries them instead of one Faust event each (version 1 was one snapshot a message)."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+INCIDENT_EVENTS_VERSION = 2
+
+
 class AuditEvent(_Event):
     """One transition, hash-chained to the previous one of the same incident."""
 
@@ -316,6 +333,20 @@ class DeadLetter(_Event):
     partition: int | None = None
     offset: int | None = None
     original: Base64Bytes
+    original_size: int | None = Field(
+        default=None,
+        ge=0,
+        description="Length in bytes of the whole original (of the element, for a batch "
+        "element); when it exceeds what a dead letter keeps (256 KiB), `original` holds "
+        "its beginning and `original_sha256` identifies it.",
+    )
+    original_sha256: str | None = Field(default=None, pattern="^[0-9a-f]{64}$")
+    element: int | None = Field(
+        default=None,
+        description="Index of the refused element when the record was a batch (FIWARE "
+        "notification data, a SensorThings collection, a JSON array): `original` then "
+        "holds that element alone, and its good neighbours went through.",
+    )
     received_at: UtcDatetime
     schema_version: int = SCHEMA_VERSION
 
@@ -326,10 +357,12 @@ class DeadLetter(_Event):
 
 
 class Rejection(_Event):
-    """A value (never an exception) that a pure stage returns for bad input."""
+    """A value (never an exception) that a pure stage returns for bad input; `element` is
+    the index of the batch element it concerns (None: the whole record)."""
 
     reason: RejectReason
     detail: str
+    element: int | None = None
 
 
 READING_BATCH_VERSION: Literal[2] = 2
@@ -339,6 +372,74 @@ MAX_OBSERVED_AT_US = 253_402_300_800_000_000
 """Microseconds from the Unix epoch to 10000-01-01T00:00:00Z: every `observed_at_us` is
 below it, so it always converts to a Python datetime (normalization bounds times far
 tighter; this bound keeps a foreign writer's batch from crashing a stage)."""
+
+
+class ReadingRow(NamedTuple):
+    """One reading as plain values: what the hot path carries from normalization through
+    detection and aggregation (a pydantic `Reading` costs microseconds to build, dump and
+    validate; this costs a tuple). `to_reading()` gives the model.
+
+    `arrived_us` is when the raw record reached the broker (its log-append time, µs since
+    the epoch), or None where that is unknown (a dry run's input line without one)."""
+
+    event_id: str
+    sensor_id: str
+    metric: str
+    value: float
+    unit: str
+    observed_at_us: int
+    district: str | None
+    street: str | None
+    grid: str | None
+    community: str | None
+    lat: float | None
+    lon: float | None
+    source_format: str
+    arrived_us: int | None = None
+
+    @property
+    def areas(self) -> AdminCodes:
+        """The reading's admin codes as the model."""
+        return AdminCodes(
+            district=self.district, street=self.street, grid=self.grid, community=self.community
+        )
+
+    def to_reading(self) -> Reading:
+        """The canonical `Reading` model of this row."""
+        lat, lon = self.lat, self.lon
+        return Reading(
+            event_id=self.event_id,
+            sensor_id=self.sensor_id,
+            metric=self.metric,
+            value=self.value,
+            unit=self.unit,
+            observed_at=_EPOCH_UTC + timedelta(microseconds=self.observed_at_us),
+            location=None if lat is None or lon is None else GeoPoint(lat=lat, lon=lon),
+            areas=self.areas,
+            source_format=self.source_format,
+        )
+
+    @classmethod
+    def of(cls, reading: Reading, arrived_us: int | None = None) -> ReadingRow:
+        """The row of a `Reading` model."""
+        areas, at = reading.areas, reading.location
+        return cls(
+            reading.event_id,
+            reading.sensor_id,
+            reading.metric,
+            reading.value,
+            reading.unit,
+            (reading.observed_at - _EPOCH_UTC) // _MICROSECOND,
+            areas.district,
+            areas.street,
+            areas.grid,
+            areas.community,
+            None if at is None else at.lat,
+            None if at is None else at.lon,
+            reading.source_format,
+            arrived_us,
+        )
+
 
 _Id = Annotated[str, Field(min_length=1, max_length=200)]
 _Code = Annotated[str, Field(min_length=1, max_length=100)] | None
@@ -378,6 +479,7 @@ class ReadingBatch(BaseModel):
     lat: list[Annotated[float, Field(ge=-90, le=90)] | None]
     lon: list[Annotated[float, Field(ge=-180, le=180)] | None]
     source_format: list[str]
+    arrived_us: list[Annotated[int, Field(ge=0)] | None] = []
     origin_sources: list[str] = []
     origin_source: list[Annotated[int, Field(ge=0)]] = []
     origin_offset: list[Annotated[int, Field(ge=0)]] = []
@@ -394,9 +496,14 @@ class ReadingBatch(BaseModel):
         if any(len(column) != size for column in columns):
             msg = "every column must hold one entry per reading"
             raise ValueError(msg)
-        origins = (self.origin_source, self.origin_offset, self.origin_index)
-        if any(origins) and any(len(column) != size for column in origins):
-            msg = "origin columns must be empty or hold one entry per reading"
+        optional = (self.arrived_us, self.origin_source, self.origin_offset, self.origin_index)
+        if any(column and len(column) != size for column in optional):
+            msg = "arrived_us and the origin columns must be empty or hold one entry per reading"
+            raise ValueError(msg)
+        if (self.origin_source or self.origin_offset or self.origin_index) and not (
+            self.origin_source and self.origin_offset and self.origin_index
+        ):
+            msg = "the origin columns come together"
             raise ValueError(msg)
         if any(index >= len(self.origin_sources) for index in self.origin_source):
             msg = "origin_source points past origin_sources"
@@ -409,48 +516,28 @@ class ReadingBatch(BaseModel):
     @classmethod
     def of(cls, readings: Sequence[Reading]) -> ReadingBatch:
         """A batch holding `readings` (no origins): for producers that batch themselves."""
-        located = [r.location for r in readings]
-        return cls(
-            event_id=[r.event_id for r in readings],
-            sensor_id=[r.sensor_id for r in readings],
-            metric=[r.metric for r in readings],
-            value=[r.value for r in readings],
-            unit=[r.unit for r in readings],
-            observed_at_us=[(r.observed_at - _EPOCH_UTC) // _MICROSECOND for r in readings],
-            district=[r.areas.district for r in readings],
-            street=[r.areas.street for r in readings],
-            grid=[r.areas.grid for r in readings],
-            community=[r.areas.community for r in readings],
-            lat=[None if g is None else g.lat for g in located],
-            lon=[None if g is None else g.lon for g in located],
-            source_format=[r.source_format for r in readings],
-        )
+        rows = [ReadingRow.of(reading) for reading in readings]
+        columns = {name: [getattr(row, name) for row in rows] for name in _ROW_COLUMNS}
+        return cls(**columns)
+
+    def rows(self) -> Iterator[ReadingRow]:
+        """The batch's readings as rows, in order (the fast way to walk a batch)."""
+        size = len(self.event_id)
+        arrived = self.arrived_us or [None] * size
+        return map(
+            ReadingRow._make,
+            zip(
+                self.event_id, self.sensor_id, self.metric, self.value, self.unit,
+                self.observed_at_us, self.district, self.street, self.grid, self.community,
+                self.lat, self.lon, self.source_format, arrived, strict=True,
+            ),
+        )  # fmt: skip
 
     def readings(self) -> list[Reading]:
         """The batch as Reading models (convenient, not fast: one model per reading)."""
-        out: list[Reading] = []
-        for i in range(len(self.event_id)):
-            lat, lon = self.lat[i], self.lon[i]
-            out.append(
-                Reading(
-                    event_id=self.event_id[i],
-                    sensor_id=self.sensor_id[i],
-                    metric=self.metric[i],
-                    value=self.value[i],
-                    unit=self.unit[i],
-                    observed_at=_EPOCH_UTC + timedelta(microseconds=self.observed_at_us[i]),
-                    location=None if lat is None or lon is None else GeoPoint(lat=lat, lon=lon),
-                    areas=AdminCodes(
-                        district=self.district[i],
-                        street=self.street[i],
-                        grid=self.grid[i],
-                        community=self.community[i],
-                    ),
-                    source_format=self.source_format[i],
-                )
-            )
-        return out
+        return [row.to_reading() for row in self.rows()]
 
 
+_ROW_COLUMNS = tuple(name for name in ReadingRow._fields if name != "arrived_us")
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)

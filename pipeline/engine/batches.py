@@ -13,14 +13,13 @@ from collections.abc import Iterator
 import orjson
 
 from pipeline.engine.emit import ORIGIN_SPAN, Position, SourceRef, partition_name
-from pipeline.ingest.normalize import NormalReading
-from pipeline.models import READING_BATCH_VERSION, ReadingBatch
+from pipeline.models import READING_BATCH_VERSION, ReadingBatch, ReadingRow
 
 #: Readings per message at most: ~140 B each in the sample, ~600 B with 200-character ids,
 #: so a full batch stays far below the broker's 1 MB message limit.
 MAX_BATCH_READINGS = 1000
 
-__all__ = ["MAX_BATCH_READINGS", "ReadingColumns", "positions", "rows"]
+__all__ = ["MAX_BATCH_READINGS", "ReadingColumns", "positions"]
 
 
 class ReadingColumns:
@@ -30,7 +29,7 @@ class ReadingColumns:
         "community", "district", "event_id", "grid", "lat", "lon", "metric",
         "observed_at_us", "origin_index", "origin_offset", "origin_source",
         "origin_sources", "sensor_id", "source_format", "street", "unit", "value",
-        "_source_index",
+        "arrived_us", "_source_index",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -47,6 +46,7 @@ class ReadingColumns:
         self.lat: list[float | None] = []
         self.lon: list[float | None] = []
         self.source_format: list[str] = []
+        self.arrived_us: list[int | None] = []
         self.origin_sources: list[str] = []
         self.origin_source: list[int] = []
         self.origin_offset: list[int] = []
@@ -56,7 +56,7 @@ class ReadingColumns:
     def __len__(self) -> int:
         return len(self.event_id)
 
-    def add(self, row: NormalReading, origin: SourceRef | None = None, index: int = 0) -> None:
+    def add(self, row: ReadingRow, origin: SourceRef | None = None, index: int = 0) -> None:
         """Append one reading; `origin` (with a partition and offset) is its raw record and
         `index` its position among that record's readings."""
         self.event_id.append(row.event_id)
@@ -65,14 +65,14 @@ class ReadingColumns:
         self.value.append(row.value)
         self.unit.append(row.unit)
         self.observed_at_us.append(row.observed_at_us)
-        areas = row.areas
-        self.district.append(areas.district)
-        self.street.append(areas.street)
-        self.grid.append(areas.grid)
-        self.community.append(areas.community)
+        self.district.append(row.district)
+        self.street.append(row.street)
+        self.grid.append(row.grid)
+        self.community.append(row.community)
         self.lat.append(row.lat)
         self.lon.append(row.lon)
         self.source_format.append(row.source_format)
+        self.arrived_us.append(row.arrived_us)
         if origin is None or origin.partition is None or origin.offset is None:
             return
         where = f"{origin.topic}:{origin.partition}"
@@ -103,6 +103,7 @@ class ReadingColumns:
                 "lat": self.lat,
                 "lon": self.lon,
                 "source_format": self.source_format,
+                "arrived_us": self.arrived_us if any(self.arrived_us) else [],
                 "origin_sources": self.origin_sources if traced else [],
                 "origin_source": self.origin_source if traced else [],
                 "origin_offset": self.origin_offset if traced else [],

@@ -103,7 +103,12 @@ class Record:
     headers: Headers = ()
     partition: int | None = None
     offset: int | None = None
-    timestamp: float | None = None
+    timestamp_ms: int | None = None
+
+    @property
+    def arrived_us(self) -> int | None:
+        """The record's timestamp in microseconds since the epoch, when known."""
+        return None if self.timestamp_ms is None else self.timestamp_ms * 1000
 
     @property
     def source(self) -> SourceRef:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -67,13 +67,15 @@ class InputError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class InputRecord:
-    """One message of the input: where it goes (None: a raw topic) and its bytes."""
+    """One message of the input: where it goes (None: a raw topic), its bytes, and when it
+    arrived (an envelope's ``timestamp``, milliseconds, as Kafka would stamp it)."""
 
     line: int
     topic: str | None
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int | None = None
 
 
 def read_input(path: Path, topology: Topology, *, fmt: str = "auto") -> list[InputRecord]:
@@ -91,10 +93,7 @@ def read_input(path: Path, topology: Topology, *, fmt: str = "auto") -> list[Inp
         record = _parse_line(number, line, names)
         if fmt != "auto" and record.topic != topology.topics.name("incident_updates"):
             kept = tuple((k, v) for k, v in record.headers if k.lower() != FORMAT_HEADER)
-            record = InputRecord(
-                record.line, record.topic, record.key, record.value,
-                (*kept, (FORMAT_HEADER, fmt.encode())),
-            )  # fmt: skip
+            record = replace(record, headers=(*kept, (FORMAT_HEADER, fmt.encode())))
         records.append(record)
     return records
 
@@ -131,9 +130,13 @@ def _parse_line(number: int, line: bytes, names: Mapping[str, str]) -> InputReco
         payload = b""
     else:
         payload = orjson.dumps(value)
+    stamp = doc.get("timestamp")
+    if stamp is not None and (not isinstance(stamp, int) or isinstance(stamp, bool) or stamp < 0):
+        msg = f"line {number}: envelope timestamp must be milliseconds since the epoch"
+        raise InputError(msg)
     return InputRecord(
         number, topic, None if key is None else key.encode(), payload,
-        _headers(number, doc.get("headers")),
+        _headers(number, doc.get("headers")), stamp,
     )  # fmt: skip
 
 
@@ -213,7 +216,10 @@ class LocalEngine:
     def feed(self, record: InputRecord) -> None:
         """Take one input message; raw ones wait for their batch."""
         topic = record.topic or self.source_name
-        as_record = Record(topic, record.key, record.value, record.headers, None, record.line)
+        as_record = Record(
+            topic, record.key, record.value, record.headers, None, record.line,
+            record.timestamp_ms,
+        )  # fmt: skip
         if record.topic == self._updates:
             self.flush()
             self._run([as_record])

@@ -19,12 +19,12 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from hashlib import blake2b
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from pipeline.aggregates.codec import from_micros, to_micros
+from pipeline.aggregates.codec import EPOCH, from_micros, iso, to_micros
 from pipeline.ingest.adapters.base import DATASTREAM_PREFIX, Observation, ReportDraft
 from pipeline.ingest.adapters.registry import (
     HeaderError,
@@ -43,6 +43,7 @@ from pipeline.models import (
     CitizenReport,
     GeoPoint,
     Reading,
+    ReadingRow,
     Rejection,
     RejectReason,
 )
@@ -57,46 +58,25 @@ _CACHE_LIMIT = 4096
 #: hold ~100 MB, while rebuilding a missed one costs a few microseconds.
 _SENSOR_CACHE = 16384
 _MAX_DESCRIPTION = 4000
+#: Whatever the arrival, event times from 2000 up to (not including) 2100 only.
+_EARLIEST_US = 946_684_800_000_000
+_LATEST_US = 4_102_444_800_000_000
 
 
-class NormalReading(NamedTuple):
-    """A normalized reading as plain values: what the hot path carries (a pydantic
-    `Reading` costs microseconds to build and to dump; `to_reading()` makes one)."""
-
-    event_id: str
-    sensor_id: str
-    metric: str
-    value: float
-    unit: str
-    observed_at_us: int
-    areas: AdminCodes
-    lat: float | None
-    lon: float | None
-    source_format: str
-
-    def to_reading(self) -> Reading:
-        """The canonical `Reading` model of this row."""
-        lat, lon = self.lat, self.lon
-        return Reading(
-            event_id=self.event_id,
-            sensor_id=self.sensor_id,
-            metric=self.metric,
-            value=self.value,
-            unit=self.unit,
-            observed_at=from_micros(self.observed_at_us),
-            location=None if lat is None or lon is None else GeoPoint(lat=lat, lon=lon),
-            areas=self.areas,
-            source_format=self.source_format,
-        )
+def _stamp(micros: int) -> str:
+    """An event time for a rejection's detail."""
+    return iso(from_micros(micros))
 
 
 @dataclass(slots=True)
 class NormalizeResult:
     """What one raw message became: readings and reports in order, rejections, the format."""
 
-    items: list[NormalReading | CitizenReport] = field(default_factory=list)
+    items: list[ReadingRow | CitizenReport] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     format: str | None = None
+    elements: list[Any] | None = None
+    """The record's elements when it was a batch (see `Rejection.element`)."""
     skipped: int = 0
     """Measurements volunteered by the source (NGSI attributes) that are not in the catalogue
     or not registered for the sensor: dropped without a rejection."""
@@ -104,17 +84,17 @@ class NormalizeResult:
     @property
     def events(self) -> list[Reading | CitizenReport]:
         """Every event as its canonical model, in order."""
-        return [i.to_reading() if isinstance(i, NormalReading) else i for i in self.items]
+        return [i.to_reading() if isinstance(i, ReadingRow) else i for i in self.items]
 
     @property
-    def rows(self) -> list[NormalReading]:
+    def rows(self) -> list[ReadingRow]:
         """The readings as plain rows (the fast form)."""
-        return [i for i in self.items if isinstance(i, NormalReading)]
+        return [i for i in self.items if isinstance(i, ReadingRow)]
 
     @property
     def readings(self) -> list[Reading]:
         """The readings among the events, as models."""
-        return [i.to_reading() for i in self.items if isinstance(i, NormalReading)]
+        return [i.to_reading() for i in self.items if isinstance(i, ReadingRow)]
 
     @property
     def reports(self) -> list[CitizenReport]:
@@ -177,6 +157,8 @@ class Normalizer:
         self.dedup = dedup
         self._geo = areas if areas is not None else AreaResolver(topology)
         self._metrics: dict[str, Metric] = dict(topology.metrics)
+        self._skew_us = to_micros(EPOCH + topology.event_time.max_clock_skew)
+        self._age_us = to_micros(EPOCH + topology.event_time.max_age)
         self._datastreams: dict[str, tuple[str, str]] = {
             str(key): (ds.sensor, ds.metric) for key, ds in topology.datastreams.items()
         }
@@ -240,7 +222,7 @@ class Normalizer:
 
     # -- resolution ----------------------------------------------------------------------
 
-    def _reading(self, obs: Observation) -> NormalReading:
+    def _reading(self, obs: Observation, arrived_us: int | None) -> ReadingRow:
         first = obs.sensor_ids[0]
         if first.startswith(DATASTREAM_PREFIX):
             stream = first[len(DATASTREAM_PREFIX) :]
@@ -295,23 +277,46 @@ class Normalizer:
         if not low <= value <= high:
             detail = f"{metric_name}={value:g} {metric.unit} outside [{low:g}, {high:g}]"
             raise _Reject(RejectReason.out_of_range, detail)
+        observed_us = self._bounded(to_micros(obs.observed_at), arrived_us)
         ident = obs.event_id
         if ident is None:
             ident = event_id(sensor_id, metric_name, obs.observed_at.isoformat(), value)
-        return NormalReading(
+        return ReadingRow(
             ident,
             sensor_id,
             metric_name,
             value,
             metric.unit,
-            to_micros(obs.observed_at),
-            areas,
+            observed_us,
+            areas.district,
+            areas.street,
+            areas.grid,
+            areas.community,
             location[0] if location is not None else None,
             location[1] if location is not None else None,
             obs.source_format,
+            arrived_us,
         )
 
-    def _report(self, draft: ReportDraft) -> CitizenReport:
+    def _bounded(self, at_us: int, arrived_us: int | None) -> int:
+        """`at_us` if it is a time the pipeline believes, else the rejection: before 2000 or
+        from 2100 on, later than arrival plus the allowed clock skew, or older than arrival
+        minus the maximum age."""
+        if at_us >= _LATEST_US or (arrived_us is not None and at_us > arrived_us + self._skew_us):
+            limit = (
+                _LATEST_US if arrived_us is None else min(_LATEST_US, arrived_us + self._skew_us)
+            )
+            detail = f"{_stamp(at_us)} is after {_stamp(limit)} (arrival plus max_clock_skew)"
+            raise _Reject(RejectReason.clock_skew, detail)
+        if at_us < _EARLIEST_US or (arrived_us is not None and at_us < arrived_us - self._age_us):
+            limit = (
+                _EARLIEST_US if arrived_us is None else max(_EARLIEST_US, arrived_us - self._age_us)
+            )
+            detail = f"{_stamp(at_us)} is before {_stamp(limit)} (arrival minus max_age)"
+            raise _Reject(RejectReason.too_old, detail)
+        return at_us
+
+    def _report(self, draft: ReportDraft, arrived_us: int | None) -> CitizenReport:
         category = self._categories.get(draft.category)
         if category is None:
             for name in (draft.category_name, draft.category):
@@ -345,7 +350,7 @@ class Normalizer:
             description=description,
             location=location,
             areas=areas,
-            reported_at=draft.reported_at,
+            reported_at=from_micros(self._bounded(to_micros(draft.reported_at), arrived_us)),
             urgent=category.urgent or bool(draft.urgent),
             source_format=draft.source_format,
         )
@@ -353,22 +358,30 @@ class Normalizer:
     # -- entry point ---------------------------------------------------------------------
 
     def normalize(
-        self, raw: bytes, headers: HeadersLike = None, *, source: str | None = None
+        self,
+        raw: bytes,
+        headers: HeadersLike = None,
+        *,
+        source: str | None = None,
+        arrived_us: int | None = None,
     ) -> NormalizeResult:
         """Turn one raw message into events and rejections; never raises for bad input.
 
-        ``source`` (the raw topic, for details) is informational only. A bug tripped by
+        ``source`` (the raw topic, for details) is informational only; ``arrived_us`` (the
+        record's log-append time) bounds the times the events may carry. A bug tripped by
         some input becomes a ``schema_violation`` whose detail starts with "internal error"
         (the fuzz tests assert none occurs) rather than stopping the agent.
         """
         try:
-            return self._normalize(raw, headers, source)
+            return self._normalize(raw, headers, source, arrived_us)
         except Exception as exc:  # noqa: BLE001 - last resort: a record must never stop the agent
             detail = f"internal error: {type(exc).__name__}: {exc}"[:300]
             rejection = Rejection(reason=RejectReason.schema_violation, detail=detail)
             return NormalizeResult(rejections=[rejection])
 
-    def _normalize(self, raw: bytes, headers: HeadersLike, source: str | None) -> NormalizeResult:
+    def _normalize(
+        self, raw: bytes, headers: HeadersLike, source: str | None, arrived_us: int | None
+    ) -> NormalizeResult:
         result = NormalizeResult()
         rejections = result.rejections
         if len(raw) > self.max_message_bytes:
@@ -395,21 +408,25 @@ class Normalizer:
             return result
         result.format = fmt
         parsed = parse_document(doc, fmt)
+        result.elements = parsed.elements
+        batched = parsed.elements is not None
         for problem in parsed.problems:
-            rejections.append(Rejection(reason=problem.reason, detail=problem.detail))
+            rejections.append(
+                Rejection(reason=problem.reason, detail=problem.detail, element=problem.index)
+            )
         produced_groups: set[int] = set()
         skipped_groups: set[int] = set()
         items = result.items
         dedup = self.dedup
         for item in parsed.items:
             try:
-                event: NormalReading | CitizenReport
+                event: ReadingRow | CitizenReport
                 if isinstance(item, Observation):
-                    event = self._reading(item)
+                    event = self._reading(item, arrived_us)
                     produced_groups.add(item.group)
                     ident = event.event_id
                 else:
-                    event = self._report(item)
+                    event = self._report(item, arrived_us)
                     ident = event.report_id
             except _Skip:
                 result.skipped += 1
@@ -420,7 +437,10 @@ class Normalizer:
                 prefix = f"[{item.group}] " if isinstance(item, Observation) and item.group else ""
                 if isinstance(item, Observation):
                     produced_groups.add(item.group)
-                rejections.append(Rejection(reason=exc.reason, detail=prefix + exc.detail))
+                element = item.group if batched else None
+                rejections.append(
+                    Rejection(reason=exc.reason, detail=prefix + exc.detail, element=element)
+                )
                 continue
             except ValidationError as exc:
                 detail = f"invalid event: {exc.errors()[0]['msg']}"[:300]

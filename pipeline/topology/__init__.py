@@ -28,6 +28,7 @@ from pipeline.topology.catalogue import Metric
 from pipeline.topology.checks import cross_check
 from pipeline.topology.detection import Detection
 from pipeline.topology.errors import ErrorList, TopologyError
+from pipeline.topology.event_time import EventTime
 from pipeline.topology.loading import load_topology, load_yaml, parse_topology
 from pipeline.topology.model import Topology
 from pipeline.topology.reports import ClusterRule, ReportCategory
@@ -50,6 +51,7 @@ __all__ = [
     "ClusterRule",
     "Datastream",
     "Detection",
+    "EventTime",
     "ErrorList",
     "Escalation",
     "Hold",

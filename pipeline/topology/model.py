@@ -24,6 +24,7 @@ from pipeline.topology.catalogue import Metric
 from pipeline.topology.checks import cross_check
 from pipeline.topology.detection import Detection
 from pipeline.topology.errors import Issues, TopologyError, path_to_loc, short
+from pipeline.topology.event_time import EventTime
 from pipeline.topology.reports import ReportCategory
 from pipeline.topology.rules import Rule
 from pipeline.topology.sensors import Datastream, DatastreamId, Sensor
@@ -66,6 +67,7 @@ class Topology(Frozen):
     escalation: Escalation = Escalation()
     detection: Detection = Detection()
     aggregation: Aggregation = Aggregation()
+    event_time: EventTime = EventTime()
     sinks: Sinks = Sinks()
 
     _base_dir: Path = PrivateAttr(default_factory=lambda: Path("."))

@@ -55,6 +55,9 @@ _TOPIC_SUFFIX: dict[str, str] = {
     "incident_events": "incidents.events",
     "audit": "incidents.audit",
 }
+#: Topics whose records' timestamps are their arrival (LogAppendTime): the raw input.
+_ARRIVAL_STAMPED = frozenset({"raw_sensors", "raw_reports"})
+
 _TOPIC_RETENTION: dict[str, str] = {
     "raw_sensors": "raw",
     "raw_reports": "raw",
@@ -128,11 +131,15 @@ class Topics(Frozen):
         else:
             policy = "delete"
         per_area = kind in ("incidents_district", "incidents_street")
+        config = {"cleanup.policy": policy, "retention.ms": ms}
+        if kind in _ARRIVAL_STAMPED:
+            # The broker stamps arrival: event-time checks trust it, a producer cannot set it.
+            config["message.timestamp.type"] = "LogAppendTime"
         return TopicSpec(
             name=self.name(kind, area),
             partitions=self.area_partitions if per_area else self.partitions,
             replication=self.replication,
-            config={"cleanup.policy": policy, "retention.ms": ms},
+            config=config,
         )
 
 

@@ -17,7 +17,7 @@ import pytest
 from pipeline.kafka.admin import create_topics
 from pipeline.topology import load_topology
 from tests.support.paths import ROOT
-from tests.support.worker import WorkerProcess, consume_until, produce, sensor_key
+from tests.support.worker import WorkerProcess, consume_until, produce, readings_in, sensor_key
 
 DEMO = ROOT / "topologies" / "demo.yaml"
 
@@ -99,7 +99,7 @@ def test_worker_sends_valid_readings_on_and_dead_letters_the_rest(
         )
         assert worker.alive(), worker.log()[-3000:]
 
-    out = [orjson.loads(value) for _, value in found[readings] if value != b"not a reading"]
+    out = readings_in(found[readings])
     canonical = [r for r in out if r["source_format"] == "canonical"]
     assert sorted(r["event_id"] for r in canonical) == ["good-1", "good-2", "good-3"]
     ngsi = {r["metric"]: r for r in out if r["source_format"] != "canonical"}

@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from tests.support.demo import demo_data, deploy
-from tests.support.worker import WorkerProcess, consume_until, produce, sensor_key
+from tests.support.worker import WorkerProcess, consume_until, produce, readings_in, sensor_key
 
 SENSORS = {"aq-001": "pm25", "aq-002": "pm25", "aq-003": "pm25", "noise-001": "noise_laeq"}
 UNITS = {"pm25": "ug/m3", "noise_laeq": "dB(A)"}
@@ -69,7 +69,7 @@ async def test_records_fetched_while_the_worker_seeks_are_not_lost(
         )
     finally:
         assert second.stop() == 0, second.log()[-3000:]
-    docs = [orjson.loads(value) for _, value in found[readings]]
+    docs = readings_in(found[readings])
     ids = {doc["event_id"] for doc in docs}
     missing = len(values) - len(ids)
     by_sensor = Counter(doc["sensor_id"] for doc in docs)

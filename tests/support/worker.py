@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -11,10 +12,12 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from pipeline.models import ReadingBatch
 from tests.support.paths import ROOT
 
 
@@ -129,6 +132,30 @@ async def produce(
         await producer.stop()
 
 
+def events_in(topic: str, value: bytes) -> int:
+    """Events one message carries: a readings batch counts its readings, a detection
+    message its incident events, anything else (a stray value included) one."""
+    if topic.endswith(".readings"):
+        with contextlib.suppress(ValueError):
+            return len(ReadingBatch.model_validate_json(value))
+    elif topic.endswith(".incidents.events"):
+        with contextlib.suppress(ValueError):
+            return len(orjson.loads(value))
+    return 1
+
+
+def readings_in(values: Iterable[tuple[bytes | None, bytes]]) -> list[dict[str, Any]]:
+    """The readings of readings-topic messages as JSON documents (strays skipped)."""
+    docs: list[dict[str, Any]] = []
+    for _, value in values:
+        try:
+            batch = ReadingBatch.model_validate_json(value)
+        except ValueError:
+            continue
+        docs.extend(reading.model_dump(mode="json") for reading in batch.readings())
+    return docs
+
+
 async def consume_until(
     bootstrap: str,
     topics: list[str],
@@ -138,13 +165,15 @@ async def consume_until(
     settle: float = 3.0,
     worker: WorkerProcess | None = None,
 ) -> dict[str, list[tuple[bytes | None, bytes]]]:
-    """Read topics from the start until `expected` records came, then `settle` s for extras."""
+    """Read topics from the start until `expected` events came (`events_in`), then `settle`
+    seconds for extras."""
     consumer = AIOKafkaConsumer(
         *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
         enable_auto_commit=False, group_id=None, max_partition_fetch_bytes=8 * 1024 * 1024,
     )  # fmt: skip
     await consumer.start()
     found: dict[str, list[tuple[bytes | None, bytes]]] = {topic: [] for topic in topics}
+    total = 0
     deadline = time.monotonic() + timeout
     settle_until: float | None = None
     try:
@@ -155,7 +184,7 @@ async def consume_until(
             batch = await consumer.getmany(timeout_ms=250)
             for tp, records in batch.items():
                 found[tp.topic].extend((r.key, r.value) for r in records)
-            total = sum(len(v) for v in found.values())
+                total += sum(events_in(tp.topic, r.value) for r in records)
             if total >= expected and settle_until is None:
                 settle_until = time.monotonic() + settle
             if settle_until is not None and time.monotonic() >= settle_until:

@@ -7,12 +7,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
+import orjson
 import pytest
 import yaml
 
 from pipeline.cli.schemas import rendered
 from pipeline.contract import TOPICS
+from pipeline.engine.emit import Record
+from pipeline.engine.stages import NormalizeStage
 from pipeline.models import AdminCodes, DeadLetter, GeoPoint, Reading, RejectReason
+from pipeline.topology import load_topology
+from tests.support.paths import DEMO
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -38,7 +43,26 @@ def _schema(kind: str) -> dict[str, object]:
     return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
-def test_a_produced_reading_validates_against_the_published_schema() -> None:
+def test_a_produced_readings_batch_validates_against_the_published_schema() -> None:
+    """What the normalizer sends on the readings topic (version 2: a batch of columns,
+    with arrival and origins) is what the schema describes; a reading of the old shape,
+    one per message, is not a valid message any more."""
+    stage = NormalizeStage(load_topology(DEMO))
+    raw = [
+        orjson.dumps({"event_id": f"e{i}", "sensor_id": "aq-001", "metric": "pm25",
+                      "value": 80.5 + i, "unit": "ug/m3",
+                      "observed_at": f"2026-11-28T08:00:0{i}Z", "lat": 31.23, "lon": 121.47})
+        for i in range(3)
+    ]  # fmt: skip
+    arrived_ms = int(datetime(2026, 11, 28, 8, 0, 10, tzinfo=UTC).timestamp() * 1000)
+    records = [Record("raw", None, value, (), 1, 40 + i, arrived_ms) for i, value in enumerate(raw)]
+    (emit,) = stage.on_raw(records).emits
+    document = json.loads(emit.value)
+    schema = _schema("readings")
+    jsonschema.validate(document, schema)
+    assert document["schema_version"] == 2 and len(document["event_id"]) == 3
+    assert document["arrived_us"] == [arrived_ms * 1000] * 3
+    assert document["origin_offset"] == [40, 41, 42]
     reading = Reading(
         event_id="e1",
         sensor_id="aq-1",
@@ -49,7 +73,11 @@ def test_a_produced_reading_validates_against_the_published_schema() -> None:
         location=GeoPoint(lat=31.23, lon=121.47),
         areas=AdminCodes(district="310101"),
     )
-    jsonschema.validate(json.loads(reading.model_dump_json()), _schema("readings"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(json.loads(reading.model_dump_json()), schema)
+    document["value"][1] = "eighty"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, schema)
 
 
 def test_a_dead_letter_validates_and_a_broken_one_does_not() -> None:

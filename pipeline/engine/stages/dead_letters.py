@@ -1,15 +1,24 @@
-"""Dead letters: a refused record with its reason, detail, origin and bytes."""
+"""Dead letters: a refused record with its reason, detail, origin and bytes.
+
+Why a bound on the bytes kept: a dead letter carries the original in base64 (4/3 of its
+size), so a raw message near the broker's limit made a dead letter the broker refused,
+and the retry stalled every record behind it. Above `MAX_ORIGINAL_BYTES` the original is
+cut, and its full length and SHA-256 are kept, so a dead letter always fits.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 from pipeline.engine.emit import Emit, SourceRef
-from pipeline.models import (
-    DeadLetter,
-    Rejection,
-)
+from pipeline.models import DeadLetter, Rejection
 from pipeline.topology import Topology
+
+#: The most bytes of an original a dead letter carries (base64: 4/3 of it, far below 1 MB).
+MAX_ORIGINAL_BYTES = 256 * 1024
+
+__all__ = ["MAX_ORIGINAL_BYTES", "dead_letter"]
 
 
 def dead_letter(
@@ -21,7 +30,13 @@ def dead_letter(
     stage: str,
     key: bytes | None = None,
 ) -> Emit:
-    """A dead letter for `raw` with its reason, detail and origin."""
+    """A dead letter for `raw` (a whole record, or one refused element of a batch) with
+    its reason, detail and origin."""
+    kept = raw
+    digest: str | None = None
+    if len(raw) > MAX_ORIGINAL_BYTES:
+        kept = raw[:MAX_ORIGINAL_BYTES]
+        digest = hashlib.sha256(raw).hexdigest()
     letter = DeadLetter(
         reason=rejection.reason,
         detail=rejection.detail[:2000],
@@ -29,7 +44,10 @@ def dead_letter(
         source_topic=source.topic,
         partition=source.partition,
         offset=source.offset,
-        original=raw,
+        original=kept,
+        original_size=len(raw),
+        original_sha256=digest,
+        element=rejection.element,
         received_at=datetime.now(UTC),
     )
     return Emit(

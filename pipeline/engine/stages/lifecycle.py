@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from pipeline.engine.emit import ORIGIN_SPAN, Emit, Position, SourceRef
 from pipeline.engine.stages.dead_letters import dead_letter
 from pipeline.engine.state import KeyedStates
 from pipeline.models import (
     Incident,
+    IncidentEvents,
     IncidentUpdate,
     Rejection,
     RejectReason,
@@ -52,9 +53,6 @@ class IncidentRecord:
         )
 
 
-_INCIDENT_EVENTS = TypeAdapter(list[Incident])
-
-
 class LifecycleStage:
     """Detection events, handling units' updates and SLA clocks -> published transitions.
 
@@ -81,7 +79,7 @@ class LifecycleStage:
         """Merge detection's events (one message: an incident's events in order) into the
         incident they belong to."""
         try:
-            incidents = _INCIDENT_EVENTS.validate_json(raw)
+            incidents = IncidentEvents.model_validate_json(raw).root
         except ValidationError as exc:
             rejection = Rejection(reason=RejectReason.schema_violation, detail=str(exc))
             return [dead_letter(self.topology, rejection, raw, source, stage="lifecycle")]

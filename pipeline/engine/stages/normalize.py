@@ -6,11 +6,14 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import orjson
+
 from pipeline.engine.batches import MAX_BATCH_READINGS, ReadingColumns
 from pipeline.engine.emit import Emit, Record
 from pipeline.engine.stages.dead_letters import dead_letter
 from pipeline.ingest.dedup import DuplicateFilter
-from pipeline.ingest.normalize import Normalizer, NormalReading
+from pipeline.ingest.normalize import Normalizer
+from pipeline.models import ReadingRow
 from pipeline.topology import Topology
 
 
@@ -67,14 +70,16 @@ class NormalizeStage:
         for record in records:
             raw = record.value or b""
             source = record.source
-            result = self.normalizer.normalize(raw, record.headers, source=record.topic)
+            result = self.normalizer.normalize(
+                raw, record.headers, source=record.topic, arrived_us=record.arrived_us
+            )
             out.formats[(record.topic, result.format or "unknown")] += 1
             traced = source.partition is not None and source.offset is not None
             for index, item in enumerate(result.items):
-                if isinstance(item, NormalReading):
+                if isinstance(item, ReadingRow):
                     if out.newest_us is None or item.observed_at_us > out.newest_us:
                         out.newest_us = item.observed_at_us
-                    key = item.areas.district or self._city
+                    key = item.district or self._city
                     batch = columns.get(key)
                     if batch is None:
                         batch = columns[key] = ReadingColumns()
@@ -87,9 +92,11 @@ class NormalizeStage:
                 key_bytes = item.category.encode()
                 out.emits.append(Emit(self._reports, key_bytes, value, "report", headers=origin))
             for rejection in result.rejections:
-                out.emits.append(
-                    dead_letter(self.topology, rejection, raw, source, stage="normalize")
-                )
+                original = raw
+                if rejection.element is not None and result.elements is not None:
+                    original = orjson.dumps(result.elements[rejection.element])
+                letter = dead_letter(self.topology, rejection, original, source, stage="normalize")
+                out.emits.append(letter)
         out.emits.extend(self._batch_emit(key, batch) for key, batch in columns.items())
         return out
 

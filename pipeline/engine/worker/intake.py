@@ -121,7 +121,7 @@ class RawIntake(Service):
     ) -> None:
         records = [
             Record(m.topic, m.key, m.value, tuple(m.headers or ()), m.partition, m.offset,
-                   m.timestamp / 1000 if m.timestamp is not None else None)
+                   m.timestamp)
             for messages in fetched.values()
             for m in messages
         ]  # fmt: skip

@@ -111,8 +111,8 @@ class OpenIncidentsGauge:
             gauge.labels(district, severity).set(count)
 
 
-def age(timestamp: float | None, now: float) -> float:
-    """Seconds from a Kafka record's timestamp (Faust gives seconds) to `now`."""
-    if not timestamp:
+def age(timestamp_ms: int | None, now: float) -> float:
+    """Seconds from a Kafka record's timestamp (milliseconds) to `now` (seconds)."""
+    if not timestamp_ms:
         return 0.0
-    return max(0.0, now - timestamp)
+    return max(0.0, now - timestamp_ms / 1000)

@@ -102,7 +102,7 @@ class Wiring:
         now = time.time()
         latency = metrics.child(metrics.processing_latency, stage)
         for record in records:
-            latency.observe(age(record.timestamp, now))
+            latency.observe(age(record.timestamp_ms, now))
         for emit in out.emits:
             count_emit(metrics, emit, stage)
         for (topic, fmt), seen in out.formats.items():

@@ -88,14 +88,17 @@ class ReportDraft:
     area: str | None = None
     urgent: bool | None = None
     category_name: str | None = None
+    group: int = 0
+    """Index of the source element within its document (a batch of requests)."""
 
 
 @dataclass(slots=True)
 class Problem:
-    """Why one document (or one element of a batch) was refused."""
+    """Why one document (or one element of a batch, `index`) was refused."""
 
     reason: RejectReason
     detail: str
+    index: int | None = None
 
 
 @dataclass(slots=True)
@@ -104,6 +107,9 @@ class ParseOutput:
 
     items: list[Observation | ReportDraft] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    elements: list[Any] | None = None
+    """The batch's elements when the document was a batch (a bad one is dead-lettered
+    alone, by its index)."""
 
 
 class SchemaError(ValueError):

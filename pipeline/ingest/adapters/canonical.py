@@ -93,8 +93,9 @@ def parse_one(doc: Any) -> Observation | ReportDraft:
 
 def parse(doc: Any, out: ParseOutput, group: int = 0) -> None:
     """Append the items of one document (an object or one array element) to ``out``."""
-    del group  # one object is one item: nothing to group
-    out.items.append(parse_one(doc))
+    item = parse_one(doc)
+    item.group = group  # its index in a batch: a bad one is dead-lettered alone
+    out.items.append(item)
 
 
 ADAPTERS = (

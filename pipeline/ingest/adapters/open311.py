@@ -35,7 +35,6 @@ def looks_like(doc: Mapping[str, Any]) -> bool:
 
 def parse(doc: Any, out: ParseOutput, group: int = 0) -> None:
     """Append one service request to ``out``; SchemaError when it is not one."""
-    del group
     if not isinstance(doc, dict):
         msg = "expected a GeoReport v2 service request object"
         raise SchemaError(msg)
@@ -66,6 +65,7 @@ def parse(doc: Any, out: ParseOutput, group: int = 0) -> None:
             lat=lat,
             lon=lon,
             category_name=as_text(doc.get("service_name"), "service_name", required=False),
+            group=group,
         )
     )
 

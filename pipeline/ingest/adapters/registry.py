@@ -193,13 +193,15 @@ class AdapterRegistry:
                 detail = f"batch of {len(body)} elements (at most {MAX_BATCH})"
                 out.problems.append(Problem(RejectReason.schema_violation, detail))
                 return out
+            out.elements = body
             for index, element in enumerate(body):
                 before = len(out.items)
                 try:
                     parser(element, out, index)
                 except SchemaError as exc:
                     del out.items[before:]
-                    out.problems.append(Problem(RejectReason.schema_violation, f"[{index}] {exc}"))
+                    detail = f"[{index}] {exc}"
+                    out.problems.append(Problem(RejectReason.schema_violation, detail, index))
             return out
         try:
             parser(body, out, 0)
