@@ -514,11 +514,11 @@ class ReadingBatch(BaseModel):
         return len(self.event_id)
 
     @classmethod
-    def of(cls, readings: Sequence[Reading]) -> ReadingBatch:
-        """A batch holding `readings` (no origins): for producers that batch themselves."""
+    def of(cls, readings: Sequence[Reading], arrived_us: Sequence[int | None] = ()) -> ReadingBatch:
+        """A batch holding `readings` (no origins; arrivals if given, one per reading)."""
         rows = [ReadingRow.of(reading) for reading in readings]
         columns = {name: [getattr(row, name) for row in rows] for name in _ROW_COLUMNS}
-        return cls(**columns)
+        return cls(**columns, arrived_us=list(arrived_us))
 
     def rows(self) -> Iterator[ReadingRow]:
         """The batch's readings as rows, in order (the fast way to walk a batch)."""

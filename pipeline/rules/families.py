@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from pipeline.models import Reading
+from pipeline.models import ReadingRow
 from pipeline.rules.detection.family import THRESHOLD
 from pipeline.rules.detection.state import state_key
 from pipeline.rules.lifecycle import IncidentEvent
@@ -87,7 +87,9 @@ class RuleFamily(Protocol[RuleT_contra, StateT]):
         """Whether ``rule`` (one entry of ``topology.rules``) is of this family."""
         ...
 
-    def subject_for(self, reading: Reading, rule: RuleT_contra, topology: Topology) -> str | None:
+    def subject_for(
+        self, reading: ReadingRow, rule: RuleT_contra, topology: Topology
+    ) -> str | None:
         """The subject ``rule`` evaluates ``reading`` under; None: not this rule's."""
         ...
 
@@ -96,7 +98,7 @@ class RuleFamily(Protocol[RuleT_contra, StateT]):
         ...
 
     def step(
-        self, state: StateT, reading: Reading, rule: RuleT_contra, topology: Topology
+        self, state: StateT, reading: ReadingRow, rule: RuleT_contra, topology: Topology
     ) -> tuple[StateT, list[IncidentEvent]]:
         """Feed one reading of the state's subject; the state and the incident events."""
         ...

@@ -124,6 +124,10 @@ def _diagnosis(worker: WorkerProcess) -> str:
     return "\n".join([*counters, *complaints[-40:], worker.log()[-1500:]])
 
 
+#: Seconds of arrival time after which a silent sensor stops holding windows back.
+IDLE = 3
+
+
 @dataclass
 class Scenario:
     """A demo topology writing to its own ClickHouse database, and readings for it."""
@@ -131,7 +135,8 @@ class Scenario:
     topology: Topology
     store: ClickHouseStore
     messages: list[bytes]  # `minutes` of readings from four sensors in two districts
-    closers: list[bytes]  # one reading per district far ahead: closes every window
+    closers: list[bytes]  # one reading per district far ahead: closes every window once
+    # every other sensor has been idle (nothing arrived from it) for IDLE seconds
     expected: dict[tuple[str, str, str, datetime], dict[str, Any]]
     keys: set[tuple[str, str, str]]
     since: datetime
@@ -141,6 +146,13 @@ class Scenario:
     def stored(self) -> dict[tuple[str, str, str, datetime], dict[str, Any]]:
         return _stored(self.store, self.keys, self.since, self.until)
 
+    async def close_windows(self, bootstrap: str) -> None:
+        """Let the other sensors go idle (arrival time), then send the closers: no single
+        reading ahead may move a watermark while others still report."""
+        await asyncio.sleep(IDLE + 1.5)
+        raw = self.topology.topics.name("raw_sensors")
+        await produce(bootstrap, raw, self.closers, key_of=sensor_key)
+
 
 async def _scenario(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, ch_server: ClickHouseHTTPServer,
@@ -149,6 +161,7 @@ async def _scenario(
     database = f"e2e_{uuid.uuid4().hex[:10]}"
     data = demo_data()
     data["sinks"] = {"store": "clickhouse", "clickhouse": {"database": database}}
+    data["event_time"] = {"idle_timeout": f"{IDLE}s"}
     path, topology = await deploy(
         data, bootstrap=kafka_bootstrap, tmp_path=tmp_path, prefix=topic_prefix
     )
@@ -189,7 +202,7 @@ async def test_store_equals_offline_recomputation_after_kill_and_outage(
         kafka_bootstrap, topic_prefix, tmp_path, ch_server, minutes=6,
         worker_id=f"agg-{topic_prefix}",
     )  # fmt: skip
-    topology, messages, closers, expected = sc.topology, sc.messages, sc.closers, sc.expected
+    topology, messages, expected = sc.topology, sc.messages, sc.expected
     raw = topology.topics.name("raw_sensors")
     worker = sc.worker
 
@@ -203,11 +216,12 @@ async def test_store_equals_offline_recomputation_after_kill_and_outage(
     )
     first.stop(signal.SIGKILL)  # mid-stream: windows open, offsets possibly uncommitted
 
-    await produce(kafka_bootstrap, raw, messages[half:] + closers, key_of=sensor_key)
+    await produce(kafka_bootstrap, raw, messages[half:], key_of=sensor_key)
     ch_server.down()  # the store is away for 30 s while the worker restarts and works
     second = worker().start()
     try:
-        await asyncio.sleep(30)
+        await sc.close_windows(kafka_bootstrap)
+        await asyncio.sleep(30 - IDLE)
         assert second.alive(), second.log()[-3000:]
         ch_server.up()
         deadline = time.monotonic() + 120
@@ -257,17 +271,16 @@ async def test_a_warm_shutdown_during_a_store_outage_loses_no_reading(
         kafka_bootstrap, topic_prefix, tmp_path, ch_server, minutes=3,
         worker_id=f"warm-{topic_prefix}",
     )  # fmt: skip
-    topology, messages, closers, expected = sc.topology, sc.messages, sc.closers, sc.expected
+    topology, messages, expected = sc.topology, sc.messages, sc.expected
     worker = sc.worker
     ch_server.down()
     await produce(
-        kafka_bootstrap, topology.topics.name("raw_sensors"), messages + closers,
-        key_of=sensor_key,
-    )  # fmt: skip
+        kafka_bootstrap, topology.topics.name("raw_sensors"), messages, key_of=sensor_key
+    )
     first = worker().start()
     try:
         await consume_until(
-            kafka_bootstrap, [topology.topics.name("readings")], len(messages) + 2,
+            kafka_bootstrap, [topology.topics.name("readings")], len(messages),
             settle=1.0, worker=first,
         )  # fmt: skip
         await asyncio.sleep(8)  # several commit intervals while analyze retries the store
@@ -282,6 +295,7 @@ async def test_a_warm_shutdown_during_a_store_outage_loses_no_reading(
         kafka_bootstrap, group, topology.topics.name("readings"), topology.topics.partitions
     )
     assert done < end, f"the unfinished batch was committed: {done} of {end}"
+    await sc.close_windows(kafka_bootstrap)  # the last windows close once the rest is idle
     ch_server.up()
     sc.store.init()  # what the worker would create, so the polling below can read
 

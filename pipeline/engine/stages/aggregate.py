@@ -34,6 +34,7 @@ class AggregateStage:
             allowed_lateness=agg.allowed_lateness,
             city_code=topology.city.code,
             levels=self._levels,
+            idle_timeout=topology.event_time.idle(agg.window),
         )
         self.states: KeyedStates[WindowState] = KeyedStates(
             backing, WindowState.from_dict, WindowState.to_dict
@@ -59,14 +60,16 @@ class AggregateStage:
     ) -> list[AggregateRow]:
         """Count the batch's readings; return the rows of the windows they closed."""
         state = self.states.get(key, self._new)
-        readings = batch.readings()
-        if state.max_event_us is None and readings:
-            # A new state waits for the area's registered sensors.
-            state.expect(self._sensors_by_key.get(key, ()), readings[0].observed_at)
-        for reading, position in zip(readings, where, strict=True):
-            if self.states.already_applied(key, position):
+        breached = self.breaches.value
+        already_applied = self.states.already_applied
+        for row, position in zip(batch.rows(), where, strict=True):
+            if not state.started:  # a new state waits for the area's registered sensors
+                state.clock.expect(
+                    self._sensors_by_key.get(key, ()), row.observed_at_us, row.arrived_us
+                )
+            if position is not None and already_applied(key, position):
                 continue
-            if state.add(reading, self.breaches(reading)):
+            if state.add_row(row, breached(row.metric, row.value)):
                 self.late += 1
         return state.advance()
 

@@ -12,8 +12,7 @@ from pipeline.models import (
     CitizenReport,
     ReadingBatch,
 )
-from pipeline.rules import clusters
-from pipeline.rules import detection as detect
+from pipeline.rules import clusters, families
 from pipeline.rules.incidents import (
     IncidentEvent,
 )
@@ -80,36 +79,43 @@ class DetectStage:
         cluster_backing: MutableMapping[str, Any],
     ) -> None:
         self.topology = topology
-        self.states: KeyedStates[detect.DetectorState] = KeyedStates(
-            backing, detect.DetectorState.from_dict, detect.DetectorState.to_dict
+        self.states: KeyedStates[Any] = KeyedStates(
+            backing, families.state_from_dict, families.state_to_dict
         )
         self.cluster_states: KeyedStates[clusters.ClusterState] = KeyedStates(
             cluster_backing, clusters.ClusterState.from_dict, clusters.ClusterState.to_dict
         )
-        self._rules_by_metric: dict[str, list[Any]] = {}
+        self._rules: dict[str, Any] = {}
+        self._by_metric: dict[str, list[tuple[Any, Any, str]]] = {}
         for rule in topology.rules:
-            self._rules_by_metric.setdefault(str(rule.metric), []).append(rule)
+            family = families.family_for(rule)
+            self._rules[str(rule.id)] = (rule, family)
+            self._by_metric.setdefault(str(rule.metric), []).append((rule, family, str(rule.id)))
 
     def on_readings(
         self, key: str, batch: ReadingBatch, where: Sequence[Position | None]
     ) -> list[IncidentEvent]:
         """Evaluate every rule of each reading's metric, in batch order."""
         events: list[IncidentEvent] = []
-        for reading, position in zip(batch.readings(), where, strict=True):
-            rules = self._rules_by_metric.get(reading.metric)
-            if not rules:
+        topology = self.topology
+        states = self.states
+        by_metric = self._by_metric
+        for row, position in zip(batch.rows(), where, strict=True):
+            rules = by_metric.get(row.metric)
+            if rules is None:
                 continue
-            for rule in rules:
-                subject = detect.subject_for(reading, rule, self.topology)
+            for rule, family, rule_id in rules:
+                subject = family.subject_for(row, rule, topology)
                 if subject is None:
                     continue
-                entry = state_table_key(key, detect.state_key(str(rule.id), subject))
-                if self.states.already_applied(entry, position):
+                entry = state_table_key(key, families.state_key(rule_id, subject))
+                if position is not None and states.already_applied(entry, position):
                     continue
-                state = self.states.peek(entry) or detect.new_state(rule, subject)
-                new, emitted = detect.step(state, reading, rule, self.topology)
-                self.states.replace(entry, new)
-                events.extend(emitted)
+                state = states.peek(entry) or family.new_state(rule, subject)
+                new, emitted = family.step(state, row, rule, topology)
+                states.replace(entry, new)
+                if emitted:
+                    events.extend(emitted)
         return events
 
     def on_report(
@@ -125,13 +131,13 @@ class DetectStage:
 
     def finish(self, watermark: datetime) -> list[IncidentEvent]:
         """Push every state's watermark (end of a dry run's input)."""
-        rules = {str(rule.id): rule for rule in self.topology.rules}
         events: list[IncidentEvent] = []
         for entry in self.states.keys():
             state = self.states.peek(entry)
             if state is None:
                 continue
-            new, emitted = detect.advance(state, watermark, rules[state.rule_id], self.topology)
+            rule, family = self._rules[state.rule_id]
+            new, emitted = family.advance(state, watermark, rule, self.topology)
             self.states.replace(entry, new)
             events.extend(emitted)
         return events

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pipeline.models import Reading
+from pipeline.models import Reading, ReadingRow
 from pipeline.rules.detection.spec import Spec, breach, spec_of
 from pipeline.rules.detection.state import DetectorState, state_key
 from pipeline.rules.detection.step import advance, new_state, step, subject_for
@@ -81,6 +81,10 @@ class BreachCheck:
             spec = spec_of(rule)
             self._by_metric.setdefault(spec.metric, []).append(spec)
 
-    def __call__(self, reading: Reading) -> bool:
-        specs = self._by_metric.get(reading.metric)
-        return bool(specs) and any(breach(spec, reading.value) for spec in specs or ())
+    def __call__(self, reading: Reading | ReadingRow) -> bool:
+        return self.value(reading.metric, reading.value)
+
+    def value(self, metric: str, value: float) -> bool:
+        """Whether `value` of `metric` breaches any threshold rule of that metric."""
+        specs = self._by_metric.get(metric)
+        return specs is not None and any(breach(spec, value) for spec in specs)

@@ -1,17 +1,19 @@
 """The threshold rule family's entry in the rule-family registry (:mod:`pipeline.rules.families`).
 
 Why a thin object over the module functions: the engine calls a family through one
-protocol whatever the rule kind; the functions stay importable on their own for the
-engine as it is today and for the tests.
+protocol whatever the rule kind; the functions stay importable on their own for the tests.
+What the step needs of the topology besides the rule (the lateness in microseconds, the
+sensors registered in each area) is worked out once per topology, not per reading.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipeline.models import Reading
+from pipeline.models import ReadingRow
 from pipeline.rules.detection import step as _step
 from pipeline.rules.detection.state import DetectorState
 from pipeline.rules.lifecycle import IncidentEvent
@@ -28,7 +30,7 @@ class ThresholdFamily:
         """Whether ``rule`` is a threshold rule of the topology."""
         return isinstance(rule, Rule)
 
-    def subject_for(self, reading: Reading, rule: Rule, topology: Topology) -> str | None:
+    def subject_for(self, reading: ReadingRow, rule: Rule, topology: Topology) -> str | None:
         """The sensor or area ``reading`` is evaluated under (None: not this rule's)."""
         return _step.subject_for(reading, rule, topology)
 
@@ -37,10 +39,16 @@ class ThresholdFamily:
         return _step.new_state(rule, subject)
 
     def step(
-        self, state: DetectorState, reading: Reading, rule: Rule, topology: Topology
+        self, state: DetectorState, reading: ReadingRow, rule: Rule, topology: Topology
     ) -> tuple[DetectorState, list[IncidentEvent]]:
-        """Feed one reading (see :func:`~pipeline.rules.detection.step.step`)."""
-        return _step.step(state, reading, rule, topology)
+        """Feed one reading (see :func:`~pipeline.rules.detection.step.step_row`)."""
+        facts = _facts(topology)
+        expected: tuple[str, ...] = ()
+        if state.clock is None and isinstance(rule.scope, AreaScope):
+            expected = facts.sensors.get((state.subject, str(rule.metric)), ())
+        return _step.step_row(
+            state, reading, rule, topology, lateness=facts.lateness_us, expected=expected
+        )
 
     def advance(
         self, state: DetectorState, watermark: datetime, rule: Rule, topology: Topology
@@ -63,3 +71,40 @@ class ThresholdFamily:
 
 #: The one threshold family object the registry holds.
 THRESHOLD = ThresholdFamily()
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What the step needs of one topology besides each rule."""
+
+    lateness_us: int
+    sensors: dict[tuple[str, str], tuple[str, ...]]
+    """(area code, metric) -> the sensors registered for it in that area or below."""
+
+
+_FACTS: dict[int, tuple[Topology, _Facts]] = {}
+
+
+def _facts(topology: Topology) -> _Facts:
+    cached = _FACTS.get(id(topology))
+    if cached is not None and cached[0] is topology:
+        return cached[1]
+    area_metrics = {
+        (str(rule.scope.area), str(rule.metric))
+        for rule in topology.rules
+        if isinstance(rule, Rule) and isinstance(rule.scope, AreaScope)
+    }
+    levels = {level for level, _ in area_metrics}
+    sensors: dict[tuple[str, str], list[str]] = {}
+    for sensor in topology.sensors if area_metrics else ():
+        for level, code in topology.admin_codes(sensor.area).items():
+            if str(level) not in levels:
+                continue
+            for metric in sensor.metrics:
+                if (str(level), metric) in area_metrics:
+                    sensors.setdefault((str(code), metric), []).append(sensor.id)
+    facts = _Facts(_step.lateness_us(topology), {key: tuple(ids) for key, ids in sensors.items()})
+    if len(_FACTS) >= 8:
+        _FACTS.clear()
+    _FACTS[id(topology)] = (topology, facts)
+    return facts

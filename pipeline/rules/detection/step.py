@@ -1,20 +1,24 @@
 """The pure step of a threshold rule: readings in, incident events out, per (rule, subject).
 
 Why a pure step over plain state (shared/notes/style.md item 3): the worker loads the
-:class:`~.state.DetectorState` of one (rule, subject), calls :func:`step`, stores the state
-back and produces the returned events; the same code runs in ``cityops dry-run`` and in
-the tests. The semantics are documented on :mod:`pipeline.rules.detection`.
+:class:`~.state.DetectorState` of one (rule, subject), calls :func:`step_row`, stores the
+state back and produces the returned events; the same code runs in ``cityops dry-run`` and
+in the tests. The semantics are documented on :mod:`pipeline.rules.detection`.
+
+The hot path works on :class:`~pipeline.models.ReadingRow` and integer microseconds; a
+datetime or a pydantic model is made only when an incident event is.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import bisect
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from pipeline.aggregates.accumulator import Accumulator, window_start
-from pipeline.aggregates.codec import from_micros as _from_micros
-from pipeline.aggregates.codec import iso as _iso
-from pipeline.aggregates.codec import to_micros as _micros
+from pipeline.aggregates.accumulator import Accumulator
+from pipeline.aggregates.codec import MICROSECOND, iso, to_micros
+from pipeline.aggregates.watermark import SourceClock
 from pipeline.models import (
     AdminCodes,
     AreaLevel,
@@ -23,30 +27,33 @@ from pipeline.models import (
     IncidentAction,
     IncidentKind,
     Reading,
+    ReadingRow,
     Severity,
 )
 from pipeline.rules.detection.spec import Spec, breach, cleared, peak, spec_of
-from pipeline.rules.detection.state import DetectorState, Sample, Streak
+from pipeline.rules.detection.state import Areas, DetectorState, Sample, Streak
 from pipeline.rules.lifecycle import MAX_EVENT_IDS, IncidentEvent, incident_id, new_incident
 from pipeline.topology import Rule, Topology
 
 Events = tuple[DetectorState, list[IncidentEvent]]
 
 
-def subject_for(reading: Reading, rule: Rule, topology: Topology) -> str | None:
+def subject_for(reading: Reading | ReadingRow, rule: Rule, topology: Topology) -> str | None:
     """The subject a rule evaluates ``reading`` under (None: the rule does not apply)."""
     spec = spec_of(rule)
     if reading.metric != spec.metric:
         return None
     if spec.area_level is None:
         return reading.sensor_id
-    return _area_code(reading.areas, spec.area_level, topology)
+    row = reading if isinstance(reading, ReadingRow) else ReadingRow.of(reading)
+    return area_subject(row, spec.area_level, topology)
 
 
-def _area_code(areas: AdminCodes, level: str, topology: Topology) -> str | None:
+def area_subject(row: ReadingRow, level: str, topology: Topology) -> str | None:
+    """The reading's area code at `level` (the city's code for the city level)."""
     if level == AreaLevel.city:
         return topology.city.code
-    code = getattr(areas, level, None)
+    code = getattr(row, level, None)
     return code if isinstance(code, str) and code else None
 
 
@@ -55,37 +62,94 @@ def new_state(rule: Rule, subject: str) -> DetectorState:
     return DetectorState(rule_id=str(rule.id), subject=subject)
 
 
+def lateness_us(topology: Topology) -> int:
+    """The lateness rule evaluation allows, in microseconds."""
+    return topology.detection_lateness // MICROSECOND
+
+
 def step(state: DetectorState, reading: Reading, rule: Rule, topology: Topology) -> Events:
+    """Feed one reading model (see :func:`step_row`; the models' convenience form)."""
+    return step_row(state, ReadingRow.of(reading), rule, topology)
+
+
+def step_row(
+    state: DetectorState,
+    row: ReadingRow,
+    rule: Rule,
+    topology: Topology,
+    *,
+    lateness: int | None = None,
+    expected: Sequence[str] = (),
+) -> Events:
     """Feed one reading of this state's subject; return the state and the incident events.
 
     The state is updated in place and returned (the worker stores what it gets back).
     Readings of another metric or another subject are ignored (returned state unchanged).
+    `lateness` (µs) saves the caller's lookup; `expected` are the sensors registered in an
+    area rule's area, which its windows wait for from the first reading on.
     """
     spec = spec_of(rule)
-    if subject_for(reading, rule, topology) != state.subject:
-        return state, []
-    at = reading.observed_at.astimezone(UTC)
+    if lateness is None:
+        lateness = lateness_us(topology)
     if spec.area_level is None:
-        if _is_late(state, at, reading.event_id) or any(
-            s.event_id == reading.event_id for s in state.buffer
-        ):
-            state.late += 1
+        if row.metric != spec.metric or row.sensor_id != state.subject:
             return state, []
-        areas = reading.areas.model_dump(exclude_none=True, exclude={"schema_version"})
-        sample = Sample(at, reading.event_id, reading.value, areas, [reading.event_id])
+        return _sensor_step(state, spec, row, lateness, topology)
+    if row.metric != spec.metric or area_subject(row, spec.area_level, topology) != state.subject:
+        return state, []
+    return _area_step(state, spec, row, lateness, expected, topology)
+
+
+def _sensor_step(
+    state: DetectorState, spec: Spec, row: ReadingRow, lateness: int, topology: Topology
+) -> Events:
+    at = row.observed_at_us
+    if _is_late(state, at, row.event_id) or any(s.event_id == row.event_id for s in state.buffer):
+        state.late += 1
+        return state, []
+    areas: Areas = (row.district, row.street, row.grid, row.community)
+    sample = Sample(at, row.event_id, row.value, areas, (row.event_id,))
+    if not state.buffer or state.buffer[-1].key() <= sample.key():
         state.buffer.append(sample)
-        state.buffer.sort(key=Sample.key)
     else:
-        if state.last_at is not None and at < state.last_at:
-            state.late += 1
-            return state, []
-        start = window_start(_micros(at), spec.window_us)
-        window = state.windows.get(start)
-        if window is None:
-            window = state.windows[start] = Accumulator()
-        window.add_event(reading.value, reading.event_id, MAX_EVENT_IDS)
-    state.max_seen = at if state.max_seen is None else max(state.max_seen, at)
-    return drain(state, spec, state.max_seen - topology.detection_lateness, topology)
+        bisect.insort(state.buffer, sample, key=Sample.key)
+    if state.max_seen_us is None or at > state.max_seen_us:
+        state.max_seen_us = at
+    return drain(state, spec, state.max_seen_us - lateness, topology)
+
+
+def _area_step(
+    state: DetectorState,
+    spec: Spec,
+    row: ReadingRow,
+    lateness: int,
+    expected: Sequence[str],
+    topology: Topology,
+) -> Events:
+    at = row.observed_at_us
+    clock = state.clock
+    if clock is None:
+        idle = topology.event_time.idle(timedelta(microseconds=spec.window_us))
+        clock = state.clock = SourceClock(lateness, idle // MICROSECOND)
+        clock.expect(expected, at, row.arrived_us)
+    width = spec.window_us
+    start = at - at % width
+    closed = clock.watermark()
+    last = state.last_at_us
+    if (last is not None and start + width <= last) or (
+        closed is not None and start + width <= closed
+    ):
+        state.late += 1
+        return state, []
+    window = state.windows.get(start)
+    if window is None:
+        window = state.windows[start] = Accumulator()
+    window.add_event(row.value, row.event_id, MAX_EVENT_IDS)
+    clock.observe(row.sensor_id, at, row.arrived_us)
+    mark = clock.watermark()
+    if mark is None:
+        return state, []
+    return drain(state, spec, mark, topology)
 
 
 def advance(state: DetectorState, watermark: datetime, rule: Rule, topology: Topology) -> Events:
@@ -93,61 +157,69 @@ def advance(state: DetectorState, watermark: datetime, rule: Rule, topology: Top
 
     The caller promises that no reading older than ``watermark`` will be fed afterwards;
     one that is, is dropped as late (for area rules: one whose window has closed). Call it
-    at end of input, or with a partition-wide event-time clock so that quiet subjects'
-    windows still close.
+    at end of input so that every window is evaluated.
     """
-    return drain(state, spec_of(rule), watermark.astimezone(UTC), topology)
+    micros = to_micros(watermark)
+    if state.clock is not None:
+        state.clock.push(micros)
+    return drain(state, spec_of(rule), micros, topology)
 
 
-def _is_late(state: DetectorState, at: datetime, event_id: str) -> bool:
+def _is_late(state: DetectorState, at: int, event_id: str) -> bool:
     """Older than the watermark, or not after the last evaluated reading (a replay)."""
-    if state.watermark is not None and at < state.watermark:
+    if state.watermark_us is not None and at < state.watermark_us:
         return True
-    if state.last_at is None:
+    if state.last_at_us is None:
         return False
-    return (at, event_id) <= (state.last_at, state.last_event_id)
+    return (at, event_id) <= (state.last_at_us, state.last_event_id)
 
 
-def drain(state: DetectorState, spec: Spec, watermark: datetime, topology: Topology) -> Events:
+def drain(state: DetectorState, spec: Spec, watermark: int, topology: Topology) -> Events:
     """Raise the state's watermark and evaluate every sample it has reached, in order."""
-    if state.watermark is None or watermark > state.watermark:
-        state.watermark = watermark
+    if state.watermark_us is None or watermark > state.watermark_us:
+        state.watermark_us = watermark
     events: list[IncidentEvent] = []
     for sample in _due_samples(state, spec, watermark, topology):
         # A window's sample stands for many readings: only its end orders what follows.
-        state.last_at = sample.at
+        state.last_at_us = sample.at_us
         state.last_event_id = sample.event_id if spec.area_level is None else ""
         events.extend(evaluate(state, spec, sample, topology))
     return state, events
 
 
 def _due_samples(
-    state: DetectorState, spec: Spec, watermark: datetime, topology: Topology
+    state: DetectorState, spec: Spec, watermark: int, topology: Topology
 ) -> list[Sample]:
     """Buffered readings at or before ``watermark``, or the area windows it closed."""
-    due: list[Sample] = []
     if spec.area_level is None:
-        while state.buffer and state.buffer[0].at <= watermark:
-            due.append(state.buffer.pop(0))
+        buffer = state.buffer
+        count = 0
+        while count < len(buffer) and buffer[count].at_us <= watermark:
+            count += 1
+        due = buffer[:count]
+        del buffer[:count]
         return due
     width = spec.window_us
+    closed: list[Sample] = []
     for start in sorted(state.windows):
-        end = _from_micros(start + width)
-        if end > watermark:
+        if start + width > watermark:
             break
         window = state.windows.pop(start)
-        codes = topology.admin_codes(state.subject)
-        areas = {str(lvl): str(code) for lvl, code in codes.items() if str(lvl) != "city"}
-        due.append(
+        closed.append(
             Sample(
-                at=end,
+                at_us=start + width,
                 event_id=window.first_event_id,
                 value=window.statistic(spec.statistic),
-                areas=areas,
-                event_ids=list(window.event_ids),
+                areas=_areas_of(state.subject, topology),
+                event_ids=tuple(window.event_ids),
             )
         )
-    return due
+    return closed
+
+
+def _areas_of(code: str, topology: Topology) -> Areas:
+    codes = {str(level): str(area) for level, area in topology.admin_codes(code).items()}
+    return (codes.get("district"), codes.get("street"), codes.get("grid"), codes.get("community"))
 
 
 def evaluate(
@@ -167,7 +239,8 @@ def evaluate(
         return []
     streak = _extend_streak(state, spec, sample)
     held = (spec.count is not None and streak.count >= spec.count) or (
-        spec.duration is not None and sample.at - streak.first_at >= spec.duration
+        spec.duration is not None
+        and sample.at_us - streak.first_at_us >= spec.duration // MICROSECOND
     )
     if not held:
         return []
@@ -201,6 +274,7 @@ def _add_evidence(
         if event_id not in ids:
             ids.append(event_id)
     upgrade = severity.rank > incident.severity.rank
+    at = sample.at
     evidence = ev.model_copy(
         update={
             "event_ids": tuple(ids),
@@ -208,12 +282,12 @@ def _add_evidence(
             if ev.peak_value is None
             else peak(spec, ev.peak_value, sample.value),
             "threshold": threshold if upgrade else ev.threshold,
-            "last_at": sample.at,
+            "last_at": at,
             "count": ev.count + 1,
         }
     )
     action = IncidentAction.upgrade if upgrade else IncidentAction.evidence
-    update: dict[str, Any] = {"evidence": evidence, "updated_at": sample.at, "last_action": action}
+    update: dict[str, Any] = {"evidence": evidence, "updated_at": at, "last_action": action}
     if upgrade:
         update["severity"] = severity
     state.incident = incident.model_copy(update=update)
@@ -224,7 +298,7 @@ def _extend_streak(state: DetectorState, spec: Spec, sample: Sample) -> Streak:
     """Count a breaching sample into the current streak (starting one if needed)."""
     streak = state.streak
     if streak is None:
-        streak = Streak(sample.at, 0, sample.value, [])
+        streak = Streak(sample.at_us, 0, sample.value, [])
     streak.count += 1
     streak.peak = peak(spec, streak.peak, sample.value)
     for event_id in sample.event_ids:
@@ -245,8 +319,10 @@ def _open(
     """The condition held long enough: open an incident with the streak as evidence."""
     severity, threshold = met
     state.streak = None
+    first_at = streak.first_at
+    district, street, grid, community = sample.areas
     state.incident = new_incident(
-        incident_id=incident_id(spec.rule_id, state.subject, _iso(streak.first_at)),
+        incident_id=incident_id(spec.rule_id, state.subject, iso(first_at)),
         rule_id=spec.rule_id,
         kind=IncidentKind.threshold_breach,
         severity=severity,
@@ -258,11 +334,11 @@ def _open(
             event_ids=tuple(streak.event_ids),
             peak_value=streak.peak,
             threshold=threshold,
-            first_at=streak.first_at,
+            first_at=first_at,
             last_at=sample.at,
             count=streak.count,
         ),
-        areas=AdminCodes(**sample.areas),
+        areas=AdminCodes(district=district, street=street, grid=grid, community=community),
         opened_at=sample.at,
         topology=topology,
     )

@@ -361,12 +361,47 @@ def test_windows_wait_for_a_sensor_that_trails_its_neighbours() -> None:
 
 
 def test_an_idle_sensor_stops_holding_windows_back() -> None:
+    """Idle means nothing has arrived from it for `idle_timeout` of arrival time."""
     s = state(idle_timeout=timedelta(minutes=5))
-    s.add(_from("quiet", T_BASE, 1.0), False)
-    s.add(_from("busy", T_BASE + 2 * MINUTE, 1.0), False)
+
+    def add(sensor: str, at: datetime) -> bool:  # a live stream: arrival = event time
+        return s.add(_from(sensor, at, 1.0), False, to_micros(at))
+
+    add("quiet", T_BASE)
+    add("busy", T_BASE + 2 * MINUTE)
     assert s.advance() == []  # "quiet" still counts: its 08:00 window stays open
-    s.add(_from("busy", T_BASE + 6 * MINUTE, 1.0), False)
+    add("busy", T_BASE + 6 * MINUTE)
     closed = {r.window_start for r in s.advance()}
     assert T_BASE in closed and T_BASE + 2 * MINUTE in closed
     restored = WindowState.from_dict(json.loads(json.dumps(s.to_dict())))
     assert restored.sources == {"busy": to_micros(T_BASE + 6 * MINUTE)}
+
+
+def test_a_reading_from_the_future_does_not_make_the_others_idle() -> None:
+    """One sensor stamped a day ahead (arriving now) moves nothing: the others still hold
+    the windows, and their next readings count."""
+    s = state(idle_timeout=timedelta(minutes=5))
+    now = to_micros(T_BASE)
+    assert not s.add(_from("a", T_BASE, 1.0), False, now)
+    assert not s.add(_from("b", T_BASE, 1.0), False, now)
+    assert not s.add(_from("ahead", T_BASE + timedelta(days=1), 9.0), False, now + 1)
+    assert s.advance() == []
+    for minute in range(1, 4):
+        arrived = now + to_micros(datetime(1970, 1, 1, 0, minute, tzinfo=UTC))
+        assert not s.add(_from("a", T_BASE + minute * MINUTE, 1.0), False, arrived)
+        assert not s.add(_from("b", T_BASE + minute * MINUTE, 1.0), False, arrived)
+    assert s.late_count == 0
+    # a and b are at 08:03: with 30 s of lateness 08:00 and 08:01 have closed, 08:02 not
+    street = {r.window_start: r.count for r in s.advance() if r.level == AreaLevel.street}
+    assert street == {T_BASE + m * MINUTE: 2 for m in range(2)}
+
+
+def test_without_arrival_times_no_source_is_ever_idle() -> None:
+    """A dry run without arrival times waits for every source, then closes at the end."""
+    s = state(idle_timeout=timedelta(minutes=5))
+    s.add(_from("quiet", T_BASE, 1.0), False)
+    s.add(_from("busy", T_BASE + 60 * MINUTE, 1.0), False)
+    assert s.advance() == []
+    assert not s.add(_from("quiet", T_BASE + MINUTE, 1.0), False)  # not late
+    rows = s.flush_all()
+    assert sum(r.count for r in rows if r.level == AreaLevel.street) == 3

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import yaml
 
+from pipeline.aggregates.codec import to_micros
 from pipeline.engine.batches import positions
 from pipeline.engine.emit import ORIGIN_HEADER, ORIGIN_SPAN, Position, Record, SourceRef, origin_of
 from pipeline.engine.stages import (
@@ -47,19 +48,25 @@ def _raw(value: bytes, offset: int, topic: str = "raw") -> Record:
     return Record(topic, None, value, (), 2 if topic == "raw" else 0, offset)
 
 
+def _live(reading: Reading) -> ReadingBatch:
+    """A one-reading batch that arrived when it was observed (a live stream)."""
+    return ReadingBatch.of([reading], [to_micros(reading.observed_at)])
+
+
 def _run_aggregate(backing: dict[str, Any], offsets: range) -> list[Any]:
     stage = AggregateStage(load_topology(DEMO), backing)
     rows = []
     for i in offsets:
-        rows += stage.on_readings("310101", ReadingBatch.of([_reading(i, 10.0 + i)]), _at(i))
+        rows += stage.on_readings("310101", _live(_reading(i, 10.0 + i)), _at(i))
     stage.states.persist()
     return rows
 
 
 def test_a_replay_after_restart_does_not_count_readings_twice() -> None:
     backing: dict[str, Any] = {}
-    # The district's other registered sensors stay silent: after the idle timeout (10 min)
-    # they stop holding windows back, so 60 readings 20 s apart close windows.
+    # The district's other registered sensors stay silent: after the idle timeout (10 min
+    # of arrival time) they stop holding windows back, so 60 readings 20 s apart close
+    # windows.
     first = _run_aggregate(backing, range(0, 40))
     # Killed after the table was written but before offsets 30..39 were committed:
     again = _run_aggregate(backing, range(30, 60))

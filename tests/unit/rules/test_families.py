@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from pipeline.models import Reading
+from pipeline.models import Reading, ReadingRow
 from pipeline.rules.detection import THRESHOLD, DetectorState
 from pipeline.rules.families import (
     DEFAULT_KIND,
@@ -57,16 +57,16 @@ class QuietFamily:
     def matches(self, rule: object) -> bool:
         return isinstance(rule, QuietRule)
 
-    def subject_for(self, reading: Reading, rule: QuietRule, topology: Topology) -> str | None:
+    def subject_for(self, reading: ReadingRow, rule: QuietRule, topology: Topology) -> str | None:
         return reading.sensor_id
 
     def new_state(self, rule: QuietRule, subject: str) -> QuietState:
         return QuietState(rule.id, subject)
 
     def step(
-        self, state: QuietState, reading: Reading, rule: QuietRule, topology: Topology
+        self, state: QuietState, reading: ReadingRow, rule: QuietRule, topology: Topology
     ) -> tuple[QuietState, list[IncidentEvent]]:
-        state.last_at = reading.observed_at
+        state.last_at = reading.to_reading().observed_at
         return state, []
 
     def advance(
@@ -108,7 +108,7 @@ def test_a_rule_no_family_claims_is_a_lookup_error() -> None:
 def test_states_carry_their_family_and_untagged_ones_are_threshold_states() -> None:
     rule = TOPO_LATE.rules[0]
     fresh = THRESHOLD.new_state(rule, "aq-1")
-    state, _ = THRESHOLD.step(fresh, reading("aq-1", 0, 80), rule, TOPO_LATE)
+    state, _ = THRESHOLD.step(fresh, ReadingRow.of(reading("aq-1", 0, 80)), rule, TOPO_LATE)
     data = json.loads(json.dumps(state_to_dict(state)))
     assert data[FAMILY_FIELD] == DEFAULT_KIND == "threshold"
     assert {k: v for k, v in data.items() if k != FAMILY_FIELD} == state.to_dict()
@@ -126,7 +126,7 @@ def test_a_second_family_plugs_in_beside_the_first() -> None:
     threshold_rule = TOPO_LATE.rules[0]
     assert registry.family_for(quiet_rule) is QUIET
     assert registry.family_for(threshold_rule) is THRESHOLD
-    r = reading("aq-1", 3, 80)
+    r = ReadingRow.of(reading("aq-1", 3, 80))
     quiet, _ = QUIET.step(QUIET.new_state(quiet_rule, "aq-1"), r, quiet_rule, TOPO_LATE)
     threshold, _ = THRESHOLD.step(
         THRESHOLD.new_state(threshold_rule, "aq-1"), r, threshold_rule, TOPO_LATE
@@ -149,7 +149,7 @@ def run_through_registry(readings: list[Reading], topo: Topology) -> dict[Key, l
     encoded states (decoded and encoded again around every reading)."""
     table: dict[str, dict[str, Any]] = {}
     out: dict[Key, list[IncidentEvent]] = defaultdict(list)
-    for r in readings:
+    for r in map(ReadingRow.of, readings):
         for rule in topo.rules:
             family = family_for(rule)
             subject = family.subject_for(r, rule, topo)

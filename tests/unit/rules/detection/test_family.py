@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from pipeline.rules.detection import THRESHOLD, DetectorState, new_state, step, subject_for
+from pipeline.models import ReadingRow
+from pipeline.rules.detection import THRESHOLD, DetectorState, new_state, subject_for
+from pipeline.rules.detection.step import step_row
 from tests.unit.rules.detect_world import HUANGPU, T0, reading, report, topology
 from tests.unit.rules.detection.drive import A
 
@@ -28,12 +30,22 @@ def test_horizon_is_the_area_window_or_nothing() -> None:
 def test_answers_as_the_module_functions_do() -> None:
     rule = RULES["pm25-district"]
     r = reading("aq-1", 1, 300)
-    assert THRESHOLD.subject_for(r, rule, TOPO) == subject_for(r, rule, TOPO) == HUANGPU
+    row = ReadingRow.of(r)
+    assert THRESHOLD.subject_for(row, rule, TOPO) == subject_for(r, rule, TOPO) == HUANGPU
+    registered = tuple(
+        sensor.id
+        for sensor in TOPO.sensors
+        if "pm25" in sensor.metrics and TOPO.admin_codes(sensor.area).get("district") == HUANGPU
+    )
+    assert len(registered) > 1
     through_family = THRESHOLD.new_state(rule, HUANGPU)
     direct = new_state(rule, HUANGPU)
-    through_family, none_yet = THRESHOLD.step(through_family, r, rule, TOPO)
-    direct, _ = step(direct, r, rule, TOPO)
+    through_family, none_yet = THRESHOLD.step(through_family, row, rule, TOPO)
+    # The family hands the step the sensors registered in the area: its windows wait for them.
+    direct, _ = step_row(direct, row, rule, TOPO, expected=registered)
     assert none_yet == [] and through_family.to_dict() == direct.to_dict()
+    assert through_family.clock is not None
+    assert set(through_family.clock.sources()) == set(registered)
     data = json.loads(json.dumps(THRESHOLD.state_to_dict(through_family)))
     restored = THRESHOLD.state_from_dict(data)
     _, events = THRESHOLD.advance(restored, T0 + timedelta(minutes=10), rule, TOPO)

@@ -225,9 +225,12 @@ def test_area_mean_window_is_evaluated_when_it_closes() -> None:
         reading("aq-2", 2, 200),
         reading("aq-3", 9.9, 120),
         reading("aq-4", 3, 900),  # Xuhui: another subject
-        reading("aq-1", 10, 10),  # next window: closes [0, 10) for Huangpu
+        reading("aq-1", 10, 10),  # next window, but aq-2 and aq-3 still hold [0, 10) open
+        reading("aq-3", 10.5, 10),
     ]
-    events = run(readings, rule_id="pm25-district")
+    assert run(readings, rule_id="pm25-district") == []
+    # [0, 10) closes once every sensor of Huangpu seen so far has passed it.
+    events = run([*readings, reading("aq-2", 11, 10)], rule_id="pm25-district")
     assert actions(events) == [(A.open, Severity.yellow)]
     inc = events[0].incident
     assert inc.subject == HUANGPU and inc.subject_kind == "area"
