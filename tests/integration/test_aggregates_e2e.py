@@ -274,9 +274,7 @@ async def test_a_warm_shutdown_during_a_store_outage_loses_no_reading(
     topology, messages, expected = sc.topology, sc.messages, sc.expected
     worker = sc.worker
     ch_server.down()
-    await produce(
-        kafka_bootstrap, topology.topics.name("raw_sensors"), messages, key_of=sensor_key
-    )
+    await produce(kafka_bootstrap, topology.topics.name("raw_sensors"), messages, key_of=sensor_key)
     first = worker().start()
     try:
         await consume_until(
