@@ -484,6 +484,12 @@ class ReadingBatch(BaseModel):
     origin_source: list[Annotated[int, Field(ge=0)]] = []
     origin_offset: list[Annotated[int, Field(ge=0)]] = []
     origin_index: list[Annotated[int, Field(ge=0)]] = []
+    progress: dict[str, Annotated[int, Field(ge=0)]] = {}
+    """Raw partition (`topic:partition`) -> the newest arrival (µs) the sender had
+    normalized from it when it sent this message: every reading of this key from that
+    partition up to there is in this message or an earlier one. Windows use it to tell a
+    silent sensor from one whose records are still on their way. A message may carry
+    progress and no readings."""
 
     @model_validator(mode="after")
     def _equal_lengths(self) -> ReadingBatch:

@@ -3,31 +3,55 @@ reports, and a source that stopped reporting stops holding it back.
 
 Why per source: one district's sensors reach a worker through different raw partitions,
 read in bursts, so a catching-up sensor can trail its neighbours by minutes of event time;
-the windows wait for it (Flink's min-over-inputs watermark). Why idleness in *arrival*
-time: measured in event time from the newest reading, one reading stamped a day ahead
-made every other sensor look idle, the watermark jumped, and every later reading of the
-district was dropped as late. Arrival is the raw record's log-append time, which no
-producer sets; a source is idle when nothing of it has arrived for `idle_us` while the
-state kept receiving. Where arrival is unknown (a dry run without timestamps) no source
-is ever idle: windows close when every source has passed them, or at the end of input.
+the windows wait for it (Flink's min-over-inputs watermark). No single reading moves the
+watermark beyond the slowest active source, so one reading stamped a day ahead changes
+nothing.
 
-So no single reading moves the watermark beyond the slowest active source, and readings
-of in-order sources are never late, whatever the interleaving of their partitions.
+When is a source idle? When nothing of it arrived for `idle_us` *while its raw partition
+kept delivering*: its partition's progress (the newest arrival, a log-append time, that
+the intake has normalized from that partition) is more than `idle_us` past the source's
+latest arrival. Measured on its own partition, a backlog (a restart, a broker outage) never
+makes a source look idle: its records are behind in the same partition, and the progress
+waits for them. A source whose partition is not known yet (a registered sensor that never
+reported) is idle once every partition has moved `idle_us` past its registration. Where
+arrival is unknown (a dry run without timestamps) no source is ever idle: windows close
+when every source has passed them, or at the end of input.
+
+Progress reaches a state with the readings batches of its key (the intake also sends a
+batch with no readings, at most once a second, to a key that got none), so it always
+follows the readings it covers.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["SourceClock"]
+__all__ = ["NO_PARTITION", "Progress", "SourceClock"]
+
+#: The partition of a reading whose origin has none (a dry run's line with a timestamp).
+NO_PARTITION = ""
+
+Progress = dict[str, int]
+"""Raw partition (`topic:partition`) -> the newest arrival (µs) normalized from it."""
+
+
+def merge_progress(into: Progress, update: Mapping[str, int]) -> bool:
+    """Raise `into` to `update` partition by partition (progress never goes back);
+    whether anything moved."""
+    moved = False
+    for partition, arrived in update.items():
+        if arrived > into.get(partition, -1):
+            into[partition] = arrived
+            moved = True
+    return moved
 
 
 class SourceClock:
-    """Each source's newest event time and latest arrival; the watermark they allow."""
+    """Each source's newest event time, latest arrival and partition; the watermark."""
 
-    __slots__ = ("_heap", "closed_us", "idle_us", "lateness_us", "newest", "now_us", "seen")
+    __slots__ = ("_heap", "closed_us", "home", "idle_us", "lateness_us", "newest", "seen")
 
     def __init__(self, lateness_us: int, idle_us: int) -> None:
         self.lateness_us = lateness_us
@@ -35,28 +59,39 @@ class SourceClock:
         self.newest: dict[str, int] = {}
         """Source -> its newest event time (µs)."""
         self.seen: dict[str, int] = {}
-        """Source -> arrival (µs) of its latest reading; absent when unknown."""
-        self.now_us: int | None = None
-        """The newest arrival seen: the state's own processing clock."""
+        """Source -> arrival (µs) of its latest reading, or of its registration."""
+        self.home: dict[str, str] = {}
+        """Source -> the raw partition its latest reading came from (absent: not known)."""
         self.closed_us: int | None = None
         """A watermark pushed from outside (end of input), never lowered."""
         self._heap: list[tuple[int, str]] = []
 
-    def _idle(self, source: str, horizon: int | None) -> bool:
-        if horizon is None:
-            return False
+    def idle(self, source: str, progress: Mapping[str, int]) -> bool:
+        """Whether `source` has been silent for `idle_us` while its partition went on."""
         seen = self.seen.get(source)
-        return seen is not None and seen < horizon
+        if seen is None or not progress:
+            return False
+        home = self.home.get(source)
+        if home is None:
+            return min(progress.values()) - seen > self.idle_us
+        now = progress.get(home)
+        return now is not None and now - seen > self.idle_us
 
-    def observe(self, source: str, event_us: int, arrived_us: int | None) -> None:
+    def observe(
+        self,
+        source: str,
+        event_us: int,
+        arrived_us: int | None,
+        partition: str | None,
+        progress: Mapping[str, int],
+    ) -> None:
         """Count a reading of `source` (call after deciding it is not late)."""
-        horizon = self._horizon()
-        woke = self._idle(source, horizon)
+        woke = self.idle(source, progress)
         if arrived_us is not None:
-            if self.now_us is None or arrived_us > self.now_us:
-                self.now_us = arrived_us
             if arrived_us > self.seen.get(source, -1):
                 self.seen[source] = arrived_us
+            if partition is not None:
+                self.home[source] = partition
         newest = self.newest.get(source)
         if newest is None or event_us > newest:
             self.newest[source] = event_us
@@ -79,44 +114,39 @@ class SourceClock:
         if self.closed_us is None or watermark_us > self.closed_us:
             self.closed_us = watermark_us
 
-    def _horizon(self) -> int | None:
-        return None if self.now_us is None else self.now_us - self.idle_us
-
-    def slowest(self) -> int | None:
+    def slowest(self, progress: Mapping[str, int]) -> int | None:
         """The newest event time of the slowest active source (None: no active source)."""
-        horizon = self._horizon()
         heap, newest = self._heap, self.newest
         while heap:
             micros, source = heap[0]
-            if newest.get(source) != micros or self._idle(source, horizon):
+            if newest.get(source) != micros or self.idle(source, progress):
                 heapq.heappop(heap)  # superseded by a newer reading of that source, or idle
                 continue
             return micros
         return None
 
-    def watermark(self) -> int | None:
+    def watermark(self, progress: Mapping[str, int]) -> int | None:
         """The watermark: the slowest active source's newest time minus the lateness, or
         the pushed one if higher (None before anything is known)."""
-        slowest = self.slowest()
+        slowest = self.slowest(progress)
         mark = None if slowest is None else slowest - self.lateness_us
         if self.closed_us is None:
             return mark
         return self.closed_us if mark is None else max(mark, self.closed_us)
 
-    def sources(self) -> dict[str, int]:
+    def sources(self, progress: Mapping[str, int]) -> dict[str, int]:
         """Sources that can still hold the watermark back, with their newest time."""
-        horizon = self._horizon()
-        return {s: us for s, us in self.newest.items() if not self._idle(s, horizon)}
+        return {s: us for s, us in self.newest.items() if not self.idle(s, progress)}
 
     # -- persistence ---------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, progress: Mapping[str, int]) -> dict[str, Any]:
         """A JSON-able snapshot: active sources only (idle ones hold nothing back)."""
-        active = self.sources()
+        active = self.sources(progress)
         return {
             "newest": active,
             "seen": {s: us for s, us in self.seen.items() if s in active},
-            "now_us": self.now_us,
+            "home": {s: p for s, p in self.home.items() if s in active},
             "closed_us": self.closed_us,
         }
 
@@ -126,7 +156,7 @@ class SourceClock:
         clock = cls(lateness_us, idle_us)
         clock.newest = {str(s): int(us) for s, us in data.get("newest", {}).items()}
         clock.seen = {str(s): int(us) for s, us in data.get("seen", {}).items()}
-        clock.now_us = data.get("now_us")
+        clock.home = {str(s): str(p) for s, p in data.get("home", {}).items()}
         clock.closed_us = data.get("closed_us")
         clock._heap = [(us, s) for s, us in clock.newest.items()]
         heapq.heapify(clock._heap)

@@ -37,7 +37,7 @@ from typing import Any
 
 from pipeline.aggregates.accumulator import Accumulator, window_micros
 from pipeline.aggregates.codec import MICROSECOND, from_micros, to_micros
-from pipeline.aggregates.watermark import SourceClock
+from pipeline.aggregates.watermark import NO_PARTITION, Progress, SourceClock, merge_progress
 from pipeline.models import AggregateRow, AreaLevel, Reading, ReadingRow
 
 _US = MICROSECOND
@@ -64,6 +64,8 @@ class WindowState:
     cells: dict[Key, Accumulator] = field(default_factory=dict)
     idle_timeout: timedelta | None = None
     clock: SourceClock = field(init=False)
+    progress: Progress = field(default_factory=dict)
+    """Raw partition -> newest arrival normalized (see `SourceClock`)."""
 
     def __post_init__(self) -> None:
         self._window_us = window_micros(self.window)
@@ -93,7 +95,7 @@ class WindowState:
     @property
     def sources(self) -> dict[str, int]:
         """Sources that can still hold windows back, with their newest event time (µs)."""
-        return self.clock.sources()
+        return self.clock.sources(self.progress)
 
     def expect(
         self, sources: Iterable[str], since: datetime, arrived_us: int | None = None
@@ -105,7 +107,7 @@ class WindowState:
     @property
     def watermark(self) -> datetime | None:
         """The current watermark, or None before the first reading."""
-        micros = self.clock.watermark()
+        micros = self.clock.watermark(self.progress)
         return None if micros is None else from_micros(micros)
 
     @property
@@ -116,18 +118,23 @@ class WindowState:
     # -- the step ------------------------------------------------------------------------
 
     def add(self, reading: Reading, breached: bool, arrived_us: int | None = None) -> bool:
-        """Fold a reading model into its windows; True (nothing counted) when it is late."""
-        return self.add_row(ReadingRow.of(reading, arrived_us), breached)
+        """Fold a reading model into its windows; True (nothing counted) when it is late.
+        With an arrival time and no partition, arrival order is the partition's."""
+        if arrived_us is not None:
+            merge_progress(self.progress, {NO_PARTITION: arrived_us})
+        partition = None if arrived_us is None else NO_PARTITION
+        return self.add_row(ReadingRow.of(reading, arrived_us), breached, partition)
 
-    def add_row(self, row: ReadingRow, breached: bool) -> bool:
-        """Fold one reading into its windows; True (and nothing counted) when it is late."""
+    def add_row(self, row: ReadingRow, breached: bool, partition: str | None = None) -> bool:
+        """Fold one reading (from raw `partition`) into its windows; True (and nothing
+        counted) when it is late."""
         event_us = row.observed_at_us
         start = event_us - event_us % self._window_us
-        watermark = self.clock.watermark()
+        watermark = self.clock.watermark(self.progress)
         if watermark is not None and watermark >= start + self._window_us:
             self.late_count += 1
             return True
-        self.clock.observe(row.sensor_id, event_us, row.arrived_us)
+        self.clock.observe(row.sensor_id, event_us, row.arrived_us, partition, self.progress)
         metric = row.metric
         value = row.value
         cells = self.cells
@@ -159,7 +166,7 @@ class WindowState:
         """
         if watermark is not None:
             self.clock.push(to_micros(watermark))
-        current = self.clock.watermark()
+        current = self.clock.watermark(self.progress)
         if current is None:
             return []
         window_us = self._window_us
@@ -210,7 +217,8 @@ class WindowState:
             "levels": [level.value for level in self.levels],
             "late_count": self.late_count,
             "idle_timeout_us": self.clock.idle_us,
-            "clock": self.clock.to_dict(),
+            "clock": self.clock.to_dict(self.progress),
+            "progress": dict(self.progress),
             "cells": [
                 [level, area, metric, start, c.count, list(c.partials), c.min, c.max, c.breaches]
                 for (level, area, metric, start), c in self.cells.items()
@@ -234,6 +242,7 @@ class WindowState:
         state.clock = SourceClock.from_dict(
             data["clock"], state.clock.lateness_us, state.clock.idle_us
         )
+        state.progress = {str(p): int(us) for p, us in data.get("progress", {}).items()}
         for level, area, metric, start, count, partials, low, high, breaches in data["cells"]:
             state.cells[(str(level), str(area), str(metric), int(start))] = Accumulator(
                 count=int(count),

@@ -8,10 +8,11 @@ with orjson; reading validates the whole message in one pydantic pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Mapping
 
 import orjson
 
+from pipeline.aggregates.watermark import NO_PARTITION
 from pipeline.engine.emit import ORIGIN_SPAN, Position, SourceRef, partition_name
 from pipeline.models import READING_BATCH_VERSION, ReadingBatch, ReadingRow
 
@@ -19,7 +20,7 @@ from pipeline.models import READING_BATCH_VERSION, ReadingBatch, ReadingRow
 #: so a full batch stays far below the broker's 1 MB message limit.
 MAX_BATCH_READINGS = 1000
 
-__all__ = ["MAX_BATCH_READINGS", "ReadingColumns", "positions"]
+__all__ = ["MAX_BATCH_READINGS", "ReadingColumns", "home_partition", "positions"]
 
 
 class ReadingColumns:
@@ -84,8 +85,8 @@ class ReadingColumns:
         self.origin_offset.append(origin.offset)
         self.origin_index.append(index)
 
-    def encode(self) -> bytes:
-        """The message value: a `ReadingBatch` as JSON."""
+    def encode(self, progress: Mapping[str, int] | None = None) -> bytes:
+        """The message value: a `ReadingBatch` as JSON (with the intake's `progress`)."""
         traced = len(self.origin_source) == len(self.event_id)
         return orjson.dumps(
             {
@@ -108,6 +109,7 @@ class ReadingColumns:
                 "origin_source": self.origin_source if traced else [],
                 "origin_offset": self.origin_offset if traced else [],
                 "origin_index": self.origin_index if traced else [],
+                "progress": progress or {},
             }
         )
 
@@ -131,12 +133,8 @@ def positions(batch: ReadingBatch, record: SourceRef) -> list[Position | None]:
     return [Position(where, base + i) for i in range(len(batch))]
 
 
-def rows(
-    batch: ReadingBatch,
-) -> Iterator[tuple[str, str, str, float, int, str | None, str | None, str | None]]:
-    """The columns the analyze stages read, zipped: (event_id, sensor_id, metric, value,
-    observed_at_us, district, street, grid)."""
-    return zip(
-        batch.event_id, batch.sensor_id, batch.metric, batch.value, batch.observed_at_us,
-        batch.district, batch.street, batch.grid, strict=True,
-    )  # fmt: skip
+def home_partition(row: ReadingRow, position: Position | None) -> str | None:
+    """The raw partition a reading came from, for idleness (None: arrival unknown)."""
+    if row.arrived_us is None:
+        return None
+    return NO_PARTITION if position is None else position.partition

@@ -93,8 +93,8 @@ class Record:
     """One message as a stage receives it, from Kafka or from the local engine.
 
     `partition` and `offset` are None where there are none (a dry run's input line has an
-    offset, its line number, but no partition), and `timestamp` is the broker's, in
-    seconds, when known.
+    offset, its line number, but no partition); `timestamp_ms` is the record's Kafka
+    timestamp (on the raw topics, its log-append time: when it arrived), when known.
     """
 
     topic: str

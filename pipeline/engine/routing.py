@@ -11,7 +11,7 @@ the worker: `intake` (the raw topics: stateless normalization, a plain batch con
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -35,8 +35,15 @@ from pipeline.topology import Topology
 Group = Literal["intake", "analyze", "lifecycle"]
 GROUPS: tuple[Group, ...] = ("intake", "analyze", "lifecycle")
 
-#: The state tables the stages keep, by name (a Faust table each in the worker).
-TABLES = ("detector", "clusters", "windows", "incidents")
+#: The state tables each consumer group's stages keep (a Faust table each in the worker).
+#: A group persists and sends only its own: another group's states may be halfway
+#: through a batch that has not finished (a batch waiting for the store, say).
+GROUP_TABLES: dict[Group, tuple[str, ...]] = {
+    "intake": (),
+    "analyze": ("detector", "clusters", "progress", "windows"),
+    "lifecycle": ("incidents",),
+}
+TABLES = tuple(name for names in GROUP_TABLES.values() for name in names)
 
 Backing = Callable[[str], MutableMapping[str, Any]]
 
@@ -51,6 +58,8 @@ class Output:
     formats: Counter[tuple[str, str]] = field(default_factory=Counter)
     event_times_us: list[int] = field(default_factory=list)
     """The newest event time of each readings batch made or analyzed (event-time lag)."""
+    caught_up: Collection[str] = ()
+    """Raw partitions the intake has read to their end (an input, for normalization)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +87,9 @@ class Pipeline:
             max_message_bytes=max_message_bytes,
             dedup_window_seconds=dedup_window_seconds,
         )
-        self.detect = DetectStage(topology, backing("detector"), backing("clusters"))
+        self.detect = DetectStage(
+            topology, backing("detector"), backing("clusters"), backing("progress")
+        )
         self.aggregate = AggregateStage(topology, backing("windows"))
         self.lifecycle = LifecycleStage(topology, backing("incidents"))
         name = topology.topics.name
@@ -100,10 +111,11 @@ class Pipeline:
         """The input topics one consumer group reads."""
         return [topic for topic, route in self.routes.items() if route.group == group]
 
-    def handle(self, records: Sequence[Record]) -> Output:
+    def handle(self, records: Sequence[Record], caught_up: Collection[str] = ()) -> Output:
         """Run a batch of records through their stages, in order; runs of records of one
-        topic are handed over together (the intake batches readings across records)."""
-        out = Output()
+        topic are handed over together (the intake batches readings across records).
+        `caught_up`: raw partitions read to their end (see `NormalizeStage.on_raw`)."""
+        out = Output(caught_up=caught_up)
         start = 0
         while start < len(records):
             topic = records[start].topic
@@ -118,11 +130,14 @@ class Pipeline:
             start = end
         return out
 
-    def persist(self) -> None:
-        """Write every changed state back to its table (once per batch)."""
-        self.detect.persist()
-        self.aggregate.persist()
-        self.lifecycle.persist()
+    def persist(self, group: Group | None = None) -> None:
+        """Write the changed states of one consumer group's stages (every group's: None)
+        back to their tables, once per batch."""
+        if group in (None, "analyze"):
+            self.detect.persist()
+            self.aggregate.persist()
+        if group in (None, "lifecycle"):
+            self.lifecycle.persist()
 
     def forget(self) -> None:
         """Drop every cached state (after a rebalance another worker may own the keys)."""
@@ -140,7 +155,7 @@ class Pipeline:
     # -- handlers --------------------------------------------------------------------
 
     def _raw(self, records: Sequence[Record], out: Output) -> None:
-        normalized = self.normalize.on_raw(records)
+        normalized = self.normalize.on_raw(records, out.caught_up)
         out.emits.extend(normalized.emits)
         out.formats.update(normalized.formats)
         if normalized.newest_us is not None:
@@ -150,13 +165,14 @@ class Pipeline:
         late_before = self.aggregate.late
         for record in records:
             batch = self._decode_batch(record, out)
-            if batch is None or not len(batch):
+            if batch is None:
                 continue
             key = (record.key or b"").decode()
             where = positions(batch, record.source)
             out.emits.extend(self._events(self.detect.on_readings(key, batch, where)))
             out.rows.extend(self.aggregate.on_readings(key, batch, where))
-            out.event_times_us.append(max(batch.observed_at_us))
+            if len(batch):
+                out.event_times_us.append(max(batch.observed_at_us))
         out.late += self.aggregate.late - late_before
 
     def _reports(self, records: Sequence[Record], out: Output) -> None:

@@ -98,9 +98,18 @@ class RuleFamily(Protocol[RuleT_contra, StateT]):
         ...
 
     def step(
-        self, state: StateT, reading: ReadingRow, rule: RuleT_contra, topology: Topology
+        self,
+        state: StateT,
+        reading: ReadingRow,
+        rule: RuleT_contra,
+        topology: Topology,
+        *,
+        partition: str | None = None,
+        progress: Mapping[str, int] | None = None,
     ) -> tuple[StateT, list[IncidentEvent]]:
-        """Feed one reading of the state's subject; the state and the incident events."""
+        """Feed one reading of the state's subject; the state and the incident events.
+        `partition` is the reading's raw partition and `progress` its key's intake
+        progress (see :class:`~pipeline.aggregates.watermark.SourceClock`)."""
         ...
 
     def advance(

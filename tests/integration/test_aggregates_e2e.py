@@ -224,6 +224,7 @@ async def test_store_equals_offline_recomputation_after_kill_and_outage(
         await asyncio.sleep(30 - IDLE)
         assert second.alive(), second.log()[-3000:]
         ch_server.up()
+        sc.store.init()  # what the worker creates (maybe not yet), so the polling can read
         deadline = time.monotonic() + 120
         while len(sc.stored()) < len(expected):
             missing = sorted(set(expected) - set(sc.stored()))
@@ -281,6 +282,7 @@ async def test_a_warm_shutdown_during_a_store_outage_loses_no_reading(
             kafka_bootstrap, [topology.topics.name("readings")], len(messages),
             settle=1.0, worker=first,
         )  # fmt: skip
+        await sc.close_windows(kafka_bootstrap)  # rows wait for the store that is down
         await asyncio.sleep(8)  # several commit intervals while analyze retries the store
         assert first.alive(), first.log()[-3000:]
     finally:
@@ -293,7 +295,6 @@ async def test_a_warm_shutdown_during_a_store_outage_loses_no_reading(
         kafka_bootstrap, group, topology.topics.name("readings"), topology.topics.partitions
     )
     assert done < end, f"the unfinished batch was committed: {done} of {end}"
-    await sc.close_windows(kafka_bootstrap)  # the last windows close once the rest is idle
     ch_server.up()
     sc.store.init()  # what the worker would create, so the polling below can read
 

@@ -56,13 +56,14 @@ def test_a_produced_readings_batch_validates_against_the_published_schema() -> N
     ]  # fmt: skip
     arrived_ms = int(datetime(2026, 11, 28, 8, 0, 10, tzinfo=UTC).timestamp() * 1000)
     records = [Record("raw", None, value, (), 1, 40 + i, arrived_ms) for i, value in enumerate(raw)]
-    (emit,) = stage.on_raw(records).emits
+    (emit,) = [e for e in stage.on_raw(records).emits if e.key == b"310101"]
     document = json.loads(emit.value)
     schema = _schema("readings")
     jsonschema.validate(document, schema)
     assert document["schema_version"] == 2 and len(document["event_id"]) == 3
     assert document["arrived_us"] == [arrived_ms * 1000] * 3
     assert document["origin_offset"] == [40, 41, 42]
+    assert document["progress"] == {"raw:1": arrived_ms * 1000}
     reading = Reading(
         event_id="e1",
         sensor_id="aq-1",

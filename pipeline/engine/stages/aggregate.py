@@ -7,7 +7,9 @@ from typing import Any
 
 import orjson
 
+from pipeline.aggregates.watermark import merge_progress
 from pipeline.aggregates.windows import WindowState
+from pipeline.engine.batches import home_partition
 from pipeline.engine.emit import Position
 from pipeline.engine.state import KeyedStates
 from pipeline.models import AggregateRow, AreaLevel, ReadingBatch
@@ -69,8 +71,11 @@ class AggregateStage:
                 )
             if position is not None and already_applied(key, position):
                 continue
-            if state.add_row(row, breached(row.metric, row.value)):
+            partition = home_partition(row, position)
+            if state.add_row(row, breached(row.metric, row.value), partition):
                 self.late += 1
+        # The batch's progress covers its own readings: counted after them.
+        merge_progress(state.progress, batch.progress)
         return state.advance()
 
     def finish(self) -> list[AggregateRow]:

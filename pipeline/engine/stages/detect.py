@@ -6,6 +6,8 @@ from collections.abc import Iterable, MutableMapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from pipeline.aggregates.watermark import Progress, merge_progress
+from pipeline.engine.batches import home_partition
 from pipeline.engine.emit import Emit, Position
 from pipeline.engine.state import KeyedStates
 from pipeline.models import (
@@ -77,8 +79,12 @@ class DetectStage:
         topology: Topology,
         backing: MutableMapping[str, Any],
         cluster_backing: MutableMapping[str, Any],
+        progress_backing: MutableMapping[str, Any] | None = None,
     ) -> None:
         self.topology = topology
+        self.progress: KeyedStates[Progress] = KeyedStates(
+            {} if progress_backing is None else progress_backing, dict, dict
+        )
         self.states: KeyedStates[Any] = KeyedStates(
             backing, families.state_from_dict, families.state_to_dict
         )
@@ -100,6 +106,7 @@ class DetectStage:
         topology = self.topology
         states = self.states
         by_metric = self._by_metric
+        progress = self.progress.peek(key) or {}
         for row, position in zip(batch.rows(), where, strict=True):
             rules = by_metric.get(row.metric)
             if rules is None:
@@ -112,10 +119,15 @@ class DetectStage:
                 if position is not None and states.already_applied(entry, position):
                     continue
                 state = states.peek(entry) or family.new_state(rule, subject)
-                new, emitted = family.step(state, row, rule, topology)
+                new, emitted = family.step(
+                    state, row, rule, topology,
+                    partition=home_partition(row, position), progress=progress,
+                )  # fmt: skip
                 states.replace(entry, new)
                 if emitted:
                     events.extend(emitted)
+        if merge_progress(progress, batch.progress):  # it covers the readings before it
+            self.progress.replace(key, progress)
         return events
 
     def on_report(
@@ -143,10 +155,11 @@ class DetectStage:
         return events
 
     def persist(self) -> int:
-        """Write changed rule and cluster states back; how many."""
-        return self.states.persist() + self.cluster_states.persist()
+        """Write changed rule, cluster and progress states back; how many."""
+        return self.states.persist() + self.cluster_states.persist() + self.progress.persist()
 
     def forget(self) -> None:
         """Drop the caches (after a rebalance)."""
         self.states.forget()
         self.cluster_states.forget()
+        self.progress.forget()

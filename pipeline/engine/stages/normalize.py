@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import orjson
 
+from pipeline.aggregates.watermark import NO_PARTITION, Progress, merge_progress
 from pipeline.engine.batches import MAX_BATCH_READINGS, ReadingColumns
-from pipeline.engine.emit import Emit, Record
+from pipeline.engine.emit import Emit, Record, partition_name
 from pipeline.engine.stages.dead_letters import dead_letter
 from pipeline.ingest.dedup import DuplicateFilter
 from pipeline.ingest.normalize import Normalizer
-from pipeline.models import ReadingRow
+from pipeline.models import AreaLevel, ReadingRow
 from pipeline.topology import Topology
 
 
@@ -28,12 +29,18 @@ class NormalizeOutput:
     """The newest event time among the batch's readings."""
 
 
+#: How often, in arrival time, a key that got no readings is sent the intake's progress.
+HEARTBEAT_US = 1_000_000
+
+
 class NormalizeStage:
     """Raw bytes from the raw topics -> readings batches, reports and dead letters.
 
     Readings go out as `ReadingBatch` messages keyed by district (the city's code when a
     reading has none), at most `MAX_BATCH_READINGS` per message, each reading naming its
-    raw origin; reports go out one per message keyed by category with the origin header.
+    raw origin and each message carrying the intake's progress per raw partition (a key
+    that got no readings gets its progress at most once a second of arrival time); reports
+    go out one per message keyed by category with the origin header.
 
     Re-sent events (same id within ``dedup_window_seconds``) are dead-lettered as
     ``duplicate``; the window is this process's memory, so a restart forgets it (a replay
@@ -57,19 +64,31 @@ class NormalizeStage:
         self._readings = topology.topics.name("readings")
         self._reports = topology.topics.name("reports")
         self._city = topology.city.code
+        self.progress: Progress = {}
+        """Raw partition -> the newest arrival normalized from it (see `ReadingBatch`)."""
+        self._keys = [
+            *(str(a.code) for a in topology.areas if a.level == AreaLevel.district),
+            self._city,
+        ]
+        self._told: dict[str, int] = {}
 
     def forget(self) -> None:
         """Forget seen ids (after a rebalance the partitions may be someone else's)."""
         if self.normalizer.dedup is not None:
             self.normalizer.dedup.clear()
 
-    def on_raw(self, records: Sequence[Record]) -> NormalizeOutput:
-        """Every output of a batch of raw records, readings batched per key."""
+    def on_raw(self, records: Sequence[Record], caught_up: Collection[str] = ()) -> NormalizeOutput:
+        """Every output of a batch of raw records, readings batched per key.
+
+        `caught_up` names raw partitions the intake has read to their end: nothing else
+        arrived on them, so their progress moves to the newest arrival seen anywhere.
+        """
         out = NormalizeOutput()
         columns: dict[str, ReadingColumns] = {}
         for record in records:
             raw = record.value or b""
             source = record.source
+            self._advance(record)
             result = self.normalizer.normalize(
                 raw, record.headers, source=record.topic, arrived_us=record.arrived_us
             )
@@ -97,8 +116,35 @@ class NormalizeStage:
                     original = orjson.dumps(result.elements[rejection.element])
                 letter = dead_letter(self.topology, rejection, original, source, stage="normalize")
                 out.emits.append(letter)
+        if caught_up and self.progress:
+            newest = max(self.progress.values())
+            merge_progress(self.progress, dict.fromkeys(caught_up, newest))
         out.emits.extend(self._batch_emit(key, batch) for key, batch in columns.items())
+        out.emits.extend(self._heartbeats())
         return out
 
+    def _advance(self, record: Record) -> None:
+        """Count `record`'s arrival into its partition's progress."""
+        arrived = record.arrived_us
+        if arrived is None:
+            return
+        where = NO_PARTITION
+        if record.partition is not None:
+            where = partition_name(record.topic, record.partition)
+        if arrived > self.progress.get(where, -1):
+            self.progress[where] = arrived
+
     def _batch_emit(self, key: str, batch: ReadingColumns) -> Emit:
-        return Emit(self._readings, key.encode(), batch.encode(), "reading", count=len(batch))
+        if self.progress:
+            self._told[key] = max(self.progress.values())
+        value = batch.encode(dict(self.progress))
+        return Emit(self._readings, key.encode(), value, "reading", count=len(batch))
+
+    def _heartbeats(self) -> list[Emit]:
+        """Progress alone, to every key told nothing for `HEARTBEAT_US` of arrival time, so
+        a district's windows learn that its silent partitions moved on."""
+        if not self.progress:
+            return []
+        now = max(self.progress.values())
+        quiet = [k for k in self._keys if now - self._told.get(k, -HEARTBEAT_US) >= HEARTBEAT_US]
+        return [self._batch_emit(key, ReadingColumns()) for key in quiet]

@@ -33,27 +33,28 @@ def register(app: faust.App, w: Wiring) -> None:
     async def analyze_agent(stream: faust.StreamT[bytes]) -> None:
         """Detection and aggregation in one pass over readings batches and reports."""
         async for events in w.batches(stream):
-            async with unacknowledged_on_failure("analyze"):
-                await w.finish(w.run("analyze", records_of(events)))
+            async with unacknowledged_on_failure("analyze"), w.locks["analyze"]:
+                await w.finish("analyze", w.run("analyze", records_of(events)))
 
     @app.agent(w.topic("lifecycle"), name="lifecycle", concurrency=1)
     async def lifecycle_agent(stream: faust.StreamT[bytes]) -> None:
         """Detection events and units' updates -> published transitions and the audit."""
         async for events in w.batches(stream):
-            async with unacknowledged_on_failure("lifecycle"):
-                await w.finish(w.run("lifecycle", records_of(events)))
+            async with unacknowledged_on_failure("lifecycle"), w.locks["lifecycle"]:
+                await w.finish("lifecycle", w.run("lifecycle", records_of(events)))
                 w.open_gauge.refresh()
 
     @app.timer(w.settings.sla_check_seconds)  # type: ignore[untyped-decorator]  # faust is untyped
     async def sla_clock() -> None:
-        emits = w.pipeline.lifecycle.check_deadlines(datetime.now(UTC))
-        city = w.topology.topics.name("incidents_city")
-        for emit in emits:
-            if emit.kind == "incident" and emit.reason == "escalate" and emit.topic == city:
-                w.metrics.sla_breaches.labels(*severity_level(emit.value)).inc()
-            count_emit(w.metrics, emit, "lifecycle")
-        await w.finish(Output(emits=emits))
-        w.open_gauge.refresh()
+        async with unacknowledged_on_failure("sla"), w.locks["lifecycle"]:
+            emits = w.pipeline.lifecycle.check_deadlines(datetime.now(UTC))
+            city = w.topology.topics.name("incidents_city")
+            for emit in emits:
+                if emit.kind == "incident" and emit.reason == "escalate" and emit.topic == city:
+                    w.metrics.sla_breaches.labels(*severity_level(emit.value)).inc()
+                count_emit(w.metrics, emit, "lifecycle")
+            await w.finish("lifecycle", Output(emits=emits))
+            w.open_gauge.refresh()
 
     async def forget_cached_state(*_: Any, **__: Any) -> None:
         # Another worker may own (and change) these keys now; re-read them from the table.

@@ -27,7 +27,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import TopicPartition
 from mode import Service
 
-from pipeline.engine.emit import Record
+from pipeline.engine.emit import Record, partition_name
 from pipeline.engine.worker.wiring import Wiring
 from pipeline.kafka.producer import BatchSender
 
@@ -49,6 +49,8 @@ class _Revoked(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is 
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         self.intake.w.pipeline.normalize.forget()
+        for tp in revoked:
+            self.intake._next.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         return None
@@ -63,6 +65,7 @@ class RawIntake(Service):
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.sender = BatchSender(self._producer, on_retry=self._retrying)
+        self._next: dict[TopicPartition, int] = {}
 
     def _producer(self) -> AIOKafkaProducer:
         assert self.producer is not None  # noqa: S101  # started in on_start
@@ -113,6 +116,8 @@ class RawIntake(Service):
             fetched = await consumer.getmany(
                 timeout_ms=timeout_ms, max_records=self.w.settings.batch_size
             )
+            for tp in consumer.assignment() - self._next.keys():
+                self._next[tp] = await consumer.position(tp)  # newly assigned: where it starts
             if fetched:
                 await self._process(consumer, fetched)
 
@@ -125,9 +130,10 @@ class RawIntake(Service):
             for messages in fetched.values()
             for m in messages
         ]  # fmt: skip
-        out = self.w.run("intake", records)
-        await self.sender.send_all(out.emits)
         offsets = {tp: messages[-1].offset + 1 for tp, messages in fetched.items()}
+        self._next.update(offsets)
+        out = self.w.run("intake", records, self._caught_up(consumer))
+        await self.sender.send_all(out.emits)
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
@@ -135,6 +141,15 @@ class RawIntake(Service):
             log.warning("intake commit failed (%s); the batch will be read again", exc)
             return
         await self._report_lag(consumer, offsets)
+
+    def _caught_up(self, consumer: AIOKafkaConsumer) -> list[str]:
+        """Assigned raw partitions read to their end as far as the last fetch knows."""
+        done: list[str] = []
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is not None and self._next.get(tp, -1) >= end:
+                done.append(partition_name(tp.topic, tp.partition))
+        return done
 
     async def _report_lag(
         self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]

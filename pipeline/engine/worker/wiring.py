@@ -6,9 +6,10 @@ and each consumer body is a few lines over `Wiring`'s methods and the pure pipel
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ import faust
 
 from pipeline.aggregates.codec import to_micros
 from pipeline.engine.emit import Record
-from pipeline.engine.routing import TABLES, Group, Output, Pipeline
+from pipeline.engine.routing import GROUP_TABLES, GROUPS, TABLES, Group, Output, Pipeline
 from pipeline.engine.worker.outputs import Outputs
 from pipeline.engine.worker.tables import ChangelogRecord, StateTable, state_table
 from pipeline.engine.worker.telemetry import (
@@ -51,6 +52,11 @@ class Wiring:
     open_gauge: OpenIncidentsGauge
     late_log: LateReadingsLog = field(default_factory=LateReadingsLog)
     tables: dict[str, StateTable] = field(default_factory=dict)
+    locks: dict[Group, asyncio.Lock] = field(
+        default_factory=lambda: {group: asyncio.Lock() for group in GROUPS}
+    )
+    """One batch at a time per group: the SLA clock changes lifecycle states too, and must
+    not persist them halfway through the lifecycle agent's batch."""
 
     @classmethod
     def build(
@@ -94,9 +100,11 @@ class Wiring:
             self.settings.batch_size, self.settings.batch_within_seconds
         )
 
-    def run(self, group: Group, records: Sequence[Record]) -> Output:
+    def run(
+        self, group: Group, records: Sequence[Record], caught_up: Collection[str] = ()
+    ) -> Output:
         """Run a batch through the pipeline and count what it produced."""
-        out = self.pipeline.handle(records)
+        out = self.pipeline.handle(records, caught_up)
         stage = STAGE_OF[group]
         metrics = self.metrics
         now = time.time()
@@ -117,19 +125,20 @@ class Wiring:
         metrics.child(metrics.batch_events, stage).observe(len(records))
         return out
 
-    async def finish(self, out: Output) -> None:
+    async def finish(self, group: Group, out: Output) -> None:
         """Produce a batch's outputs, store its closed windows, then its state changes:
-        everything is on the broker (and in the store) before the batch is acknowledged."""
+        everything is on the broker (and in the store) before the batch is acknowledged.
+        Only `group`'s own states: another group may be in the middle of a batch."""
         await self.outputs.send(out.emits)
         if out.rows:
             self.metrics.windows_closed.inc(len(out.rows))
             await self.writer.write(out.rows)
-        self.pipeline.persist()
-        await self.outputs.send(self.changelog_records())
+        self.pipeline.persist(group)
+        await self.outputs.send(self.changelog_records(group))
 
-    def changelog_records(self) -> list[ChangelogRecord]:
-        """Every table change queued since the last call."""
-        return [record for table in self.tables.values() for record in table.drain()]
+    def changelog_records(self, group: Group) -> list[ChangelogRecord]:
+        """The table changes `group`'s stages queued since the last call."""
+        return [record for name in GROUP_TABLES[group] for record in self.tables[name].drain()]
 
     def _kind(self, topic: str) -> str:
         names = self.topology.topics.name
@@ -137,9 +146,17 @@ class Wiring:
 
 
 def records_of(events: Sequence[Any]) -> list[Record]:
-    """Faust events as the pipeline's records."""
+    """Faust events as the pipeline's records (Faust gives timestamps in seconds)."""
     return [
-        Record(m.topic, m.key, m.value, tuple(m.headers or ()), m.partition, m.offset, m.timestamp)
+        Record(
+            m.topic,
+            m.key,
+            m.value,
+            tuple(m.headers or ()),
+            m.partition,
+            m.offset,
+            None if m.timestamp is None else round(m.timestamp * 1000),
+        )  # fmt: skip
         for m in (event.message for event in events)
     ]
 

@@ -39,7 +39,14 @@ class ThresholdFamily:
         return _step.new_state(rule, subject)
 
     def step(
-        self, state: DetectorState, reading: ReadingRow, rule: Rule, topology: Topology
+        self,
+        state: DetectorState,
+        reading: ReadingRow,
+        rule: Rule,
+        topology: Topology,
+        *,
+        partition: str | None = None,
+        progress: Mapping[str, int] | None = None,
     ) -> tuple[DetectorState, list[IncidentEvent]]:
         """Feed one reading (see :func:`~pipeline.rules.detection.step.step_row`)."""
         facts = _facts(topology)
@@ -47,8 +54,10 @@ class ThresholdFamily:
         if state.clock is None and isinstance(rule.scope, AreaScope):
             expected = facts.sensors.get((state.subject, str(rule.metric)), ())
         return _step.step_row(
-            state, reading, rule, topology, lateness=facts.lateness_us, expected=expected
-        )
+            state, reading, rule, topology,
+            lateness=facts.lateness_us, expected=expected, partition=partition,
+            progress=progress or {},
+        )  # fmt: skip
 
     def advance(
         self, state: DetectorState, watermark: datetime, rule: Rule, topology: Topology

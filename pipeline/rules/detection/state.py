@@ -178,7 +178,7 @@ class DetectorState:
             "last_event_id": self.last_event_id,
             "buffer": [s.to_list() for s in self.buffer],
             "windows": {str(k): window_to_dict(w) for k, w in sorted(self.windows.items())},
-            "clock": None if self.clock is None else self.clock.to_dict(),
+            "clock": None if self.clock is None else self.clock.to_dict({}),
             "lateness_us": None if self.clock is None else self.clock.lateness_us,
             "idle_us": None if self.clock is None else self.clock.idle_us,
             "streak": None if self.streak is None else self.streak.to_dict(),

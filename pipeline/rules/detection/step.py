@@ -12,7 +12,7 @@ datetime or a pydantic model is made only when an incident event is.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ from pipeline.rules.lifecycle import MAX_EVENT_IDS, IncidentEvent, incident_id, 
 from pipeline.topology import Rule, Topology
 
 Events = tuple[DetectorState, list[IncidentEvent]]
+_NO_PROGRESS: Mapping[str, int] = {}
 
 
 def subject_for(reading: Reading | ReadingRow, rule: Rule, topology: Topology) -> str | None:
@@ -80,13 +81,18 @@ def step_row(
     *,
     lateness: int | None = None,
     expected: Sequence[str] = (),
+    partition: str | None = None,
+    progress: Mapping[str, int] = _NO_PROGRESS,
 ) -> Events:
     """Feed one reading of this state's subject; return the state and the incident events.
 
     The state is updated in place and returned (the worker stores what it gets back).
     Readings of another metric or another subject are ignored (returned state unchanged).
     `lateness` (µs) saves the caller's lookup; `expected` are the sensors registered in an
-    area rule's area, which its windows wait for from the first reading on.
+    area rule's area, which its windows wait for from the first reading on; `partition`
+    (the reading's raw partition) and `progress` (its key's, see
+    :class:`~pipeline.aggregates.watermark.SourceClock`) tell an area rule which of its
+    sensors are idle.
     """
     spec = spec_of(rule)
     if lateness is None:
@@ -97,7 +103,7 @@ def step_row(
         return _sensor_step(state, spec, row, lateness, topology)
     if row.metric != spec.metric or area_subject(row, spec.area_level, topology) != state.subject:
         return state, []
-    return _area_step(state, spec, row, lateness, expected, topology)
+    return _area_step(state, spec, row, lateness, expected, partition, progress, topology)
 
 
 def _sensor_step(
@@ -124,6 +130,8 @@ def _area_step(
     row: ReadingRow,
     lateness: int,
     expected: Sequence[str],
+    partition: str | None,
+    progress: Mapping[str, int],
     topology: Topology,
 ) -> Events:
     at = row.observed_at_us
@@ -134,7 +142,7 @@ def _area_step(
         clock.expect(expected, at, row.arrived_us)
     width = spec.window_us
     start = at - at % width
-    closed = clock.watermark()
+    closed = clock.watermark(progress)
     last = state.last_at_us
     if (last is not None and start + width <= last) or (
         closed is not None and start + width <= closed
@@ -145,8 +153,8 @@ def _area_step(
     if window is None:
         window = state.windows[start] = Accumulator()
     window.add_event(row.value, row.event_id, MAX_EVENT_IDS)
-    clock.observe(row.sensor_id, at, row.arrived_us)
-    mark = clock.watermark()
+    clock.observe(row.sensor_id, at, row.arrived_us, partition, progress)
+    mark = clock.watermark(progress)
     if mark is None:
         return state, []
     return drain(state, spec, mark, topology)

@@ -49,8 +49,11 @@ def _raw(value: bytes, offset: int, topic: str = "raw") -> Record:
 
 
 def _live(reading: Reading) -> ReadingBatch:
-    """A one-reading batch that arrived when it was observed (a live stream)."""
-    return ReadingBatch.of([reading], [to_micros(reading.observed_at)])
+    """A one-reading batch that arrived when it was observed (a live stream) on raw
+    partition "r:0", with the intake's progress on that partition."""
+    arrived = to_micros(reading.observed_at)
+    batch = ReadingBatch.of([reading], [arrived])
+    return batch.model_copy(update={"progress": {"r:0": arrived}})
 
 
 def _run_aggregate(backing: dict[str, Any], offsets: range) -> list[Any]:
@@ -144,13 +147,13 @@ def test_detection_persists_one_entry_per_touched_rule_state_under_its_record_ke
     stage = DetectStage(topology, backing, {})
     pm25_rules = [r for r in topology.rules if str(r.metric) == "pm25"]
     _detect(stage, _reading(0, 10.0), 0)
-    first = stage.persist()
+    first = stage.states.persist()
     assert first == len(backing) >= 1
     assert all(record_key_of(key) == "310101" for key in backing)
     assert len(backing) <= len(pm25_rules)  # one entry per rule and subject, not a bundle
     other = _reading(1, 11.0).model_copy(update={"sensor_id": "aq-002", "event_id": "o1"})
     _detect(stage, other, 1)
-    touched = stage.persist()
+    touched = stage.states.persist()
     # A second sensor writes its own sensor-scoped states (area-scoped ones are shared).
     assert 1 <= touched <= first
     assert stage.persist() == 0, "nothing changed since the last persist"

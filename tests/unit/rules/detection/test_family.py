@@ -45,7 +45,7 @@ def test_answers_as_the_module_functions_do() -> None:
     direct, _ = step_row(direct, row, rule, TOPO, expected=registered)
     assert none_yet == [] and through_family.to_dict() == direct.to_dict()
     assert through_family.clock is not None
-    assert set(through_family.clock.sources()) == set(registered)
+    assert set(through_family.clock.sources({})) == set(registered)
     data = json.loads(json.dumps(THRESHOLD.state_to_dict(through_family)))
     restored = THRESHOLD.state_from_dict(data)
     _, events = THRESHOLD.advance(restored, T0 + timedelta(minutes=10), rule, TOPO)
