@@ -67,4 +67,5 @@ def register(app: faust.App, w: Wiring) -> None:
         with contextlib.suppress(StoppedMidBatch):  # stopped before the store came up
             await w.writer.write([])
 
+    app.add_dependency(w.outputs)  # started before the intake, stopped after it
     app.add_dependency(RawIntake(w, loop=app.loop, beacon=app.beacon))

@@ -22,14 +22,14 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import TopicPartition
 from mode import Service
 
 from pipeline.engine.emit import Record, partition_name
 from pipeline.engine.worker.wiring import Wiring
-from pipeline.kafka.producer import BatchSender
+from pipeline.kafka.clients import client_options
 
 __all__ = ["RawIntake", "intake_group"]
 
@@ -63,31 +63,12 @@ class RawIntake(Service):
         super().__init__(**kwargs)
         self.w = w
         self.consumer: AIOKafkaConsumer | None = None
-        self.producer: AIOKafkaProducer | None = None
-        self.sender = BatchSender(self._producer, on_retry=self._retrying)
         self._next: dict[TopicPartition, int] = {}
-
-    def _producer(self) -> AIOKafkaProducer:
-        assert self.producer is not None  # noqa: S101  # started in on_start
-        return self.producer
-
-    def _retrying(self, error: BaseException, delay: float) -> None:
-        log.error("the broker refused normalized outputs (%s); retrying in %.1fs", error, delay)
 
     async def on_start(self) -> None:
         settings = self.w.settings
-        bootstrap = settings.kafka_bootstrap_servers
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id=f"{settings.worker_id}-intake",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            max_batch_size=1 << 20,
-            max_request_size=settings.max_message_bytes + (64 << 10),
-        )
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **client_options(settings),
             client_id=f"{settings.worker_id}-intake",
             group_id=intake_group(settings.worker_id),
             enable_auto_commit=False,
@@ -96,7 +77,6 @@ class RawIntake(Service):
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
         )
-        await self.producer.start()
         await self.consumer.start()
         self.consumer.subscribe(self.w.pipeline.topics("intake"), listener=_Revoked(self))
 
@@ -104,8 +84,6 @@ class RawIntake(Service):
         # No commit here: an unfinished batch is re-read by the next owner.
         if self.consumer is not None:
             await self.consumer.stop()
-        if self.producer is not None:
-            await self.producer.stop()
 
     @Service.task
     async def _consume(self) -> None:
@@ -133,7 +111,7 @@ class RawIntake(Service):
         offsets = {tp: messages[-1].offset + 1 for tp, messages in fetched.items()}
         self._next.update(offsets)
         out = self.w.run("intake", records, self._caught_up(consumer))
-        await self.sender.send_all(out.emits)
+        await self.w.outputs.send(out.emits)
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:

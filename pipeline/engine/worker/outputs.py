@@ -7,9 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaProducer
+from mode import Service
 
 from pipeline.engine.emit import Emit
 from pipeline.engine.worker.tables import ChangelogRecord
+from pipeline.kafka.clients import output_producer
 from pipeline.kafka.producer import BatchSender
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
@@ -17,34 +20,49 @@ from pipeline.settings import Settings
 __all__ = ["Outputs"]
 
 
-class Outputs:
-    """Where the agents' emits go, one call per batch.
+class Outputs(Service):
+    """Where the worker's emits go, one call per batch, through one producer of its own.
 
-    At-least-once: one `send_batch` per partition through the app's own producer (Faust
-    flushes it before every commit), waiting for the broker's acknowledgement. Exactly-once:
-    record by record through Faust, whose transaction manager must see every send.
+    At-least-once: one `send_batch` per partition, waiting for the broker's
+    acknowledgement (`acks=all`, idempotent: see `output_producer`), so a batch's outputs
+    are on the broker before its offsets are committed. Exactly-once: record by record
+    through Faust, whose transaction manager must see every send.
     """
 
-    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.app = app
+        self.settings = settings
         self.metrics = metrics
         self.transactional = settings.processing_guarantee == "exactly_once"
-        self.log = logging.getLogger("pipeline.engine.worker.app")
+        self.logger = logging.getLogger("pipeline.engine.worker.outputs")
         self._topics: dict[str, faust.TopicT] = {}
-        self._batches = BatchSender(self._producer, on_retry=self._retrying)
+        self.producer: AIOKafkaProducer | None = None
+        self.sender = BatchSender(self._producer, on_retry=self._retrying)
 
-    def _producer(self) -> Any:
-        return self.app.producer._ensure_producer()  # type: ignore[attr-defined]  # the aiokafka producer under Faust's
+    async def on_start(self) -> None:
+        self.producer = output_producer(self.settings, f"{self.settings.worker_id}-outputs")
+        await self.producer.start()
+
+    async def on_stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+
+    def _producer(self) -> AIOKafkaProducer:
+        if self.producer is None:
+            msg = "the outputs producer is not started"
+            raise RuntimeError(msg)
+        return self.producer
 
     def _retrying(self, error: BaseException, delay: float) -> None:
-        self.log.error("the broker refused outputs (%s); retrying in %.1fs", error, delay)
+        self.logger.error("the broker refused outputs (%s); retrying in %.1fs", error, delay)
 
     async def send(self, emits: Sequence[Emit | ChangelogRecord]) -> None:
         """Produce every emit; return once the broker has them (at-least-once)."""
         if not emits:
             return
         if not self.transactional:
-            await self._batches.send_all(emits)
+            await self.sender.send_all(emits)
             return
         for emit in emits:
             topic = self._topics.get(emit.topic)

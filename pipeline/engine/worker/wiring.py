@@ -79,7 +79,7 @@ class Wiring:
             settings=settings,
             topology=topology,
             metrics=metrics,
-            outputs=Outputs(app, settings, metrics),
+            outputs=Outputs(app, settings, metrics, loop=app.loop, beacon=app.beacon),
             store=store,
             writer=StoreWriter(
                 store, metrics, backend=topology.sinks.store, stopping=lambda: bool(app.should_stop)
