@@ -167,6 +167,7 @@ class RejectReason(StrEnum):
     unit_outside_area = "unit_outside_area"
     clock_skew = "clock_skew"
     too_old = "too_old"
+    processing_error = "processing_error"
 
 
 class _Event(BaseModel):

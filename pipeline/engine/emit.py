@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -29,10 +30,10 @@ def partition_name(topic: str, partition: int) -> str:
     return f"{topic}:{partition}"
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
+class Position(NamedTuple):
     """Where an event sits in its source partition, to tell a replay from news: `partition`
-    names it (`topic:partition`) and `offset` increases along it."""
+    names it (`topic:partition`) and `offset` increases along it. (A tuple: one is made
+    per reading.)"""
 
     partition: str
     offset: int
@@ -104,6 +105,9 @@ class Record:
     partition: int | None = None
     offset: int | None = None
     timestamp_ms: int | None = None
+    element: int | None = None
+    """For one element split out of a batch message (a reading of a readings batch): its
+    index there. None: the record is the whole message."""
 
     @property
     def arrived_us(self) -> int | None:

@@ -30,7 +30,7 @@ import json
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ from pipeline.models import (
     Incident,
     Severity,
 )
-from pipeline.topology import AreaScope, Topology
+from pipeline.topology import Topology
 
 FORMAT_CHOICES = ("auto", *FORMATS)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -239,7 +239,7 @@ class LocalEngine:
         self.flush()
         watermark: datetime | None = None
         if self.latest_event is not None:
-            watermark = self.latest_event + self._widest_area_window()
+            watermark = self.latest_event + self.pipeline.detect.horizon()
         self._drain(self.pipeline.finish(watermark))
         self.pipeline.persist()  # the worker's serialization path, exercised once
         states = self.pipeline.lifecycle.states
@@ -255,12 +255,6 @@ class LocalEngine:
             self.late,
             watermark,
         )
-
-    def _widest_area_window(self) -> timedelta:
-        widths = [
-            rule.scope.window for rule in self.topology.rules if isinstance(rule.scope, AreaScope)
-        ]
-        return max(widths, default=timedelta(0))
 
     def _run(self, records: list[Record]) -> None:
         self._drain(self.pipeline.handle(records))

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from pipeline.engine.batches import positions
+from pipeline.engine.batches import one_reading, positions
 from pipeline.engine.emit import Emit, Record, origin_of
 from pipeline.engine.stages import (
     AggregateStage,
@@ -129,6 +129,22 @@ class Pipeline:
             route.handle(records[start:end], out)
             start = end
         return out
+
+    def split(self, record: Record) -> list[Record]:
+        """A record as the smallest units a stage can take alone: a readings batch as one
+        record per reading (each a batch of one that names its place in the original, so
+        replays are still recognised), anything else as itself. Used to isolate the one
+        reading that makes a stage fail."""
+        if record.topic != self.topology.topics.name("readings"):
+            return [record]
+        try:
+            batch = ReadingBatch.model_validate_json(record.value)
+        except ValidationError:
+            return [record]
+        return [
+            replace(record, value=one_reading(batch, index, record), element=index)
+            for index in range(len(batch))
+        ]
 
     def persist(self, group: Group | None = None) -> None:
         """Write the changed states of one consumer group's stages (every group's: None)

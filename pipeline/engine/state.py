@@ -3,7 +3,7 @@ Faust table in the worker. `persist()` writes back what changed, once per batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from pipeline.engine.emit import Position
@@ -81,6 +81,36 @@ class KeyedStates(Generic[S]):
             return True
         offsets[position.partition] = position.offset
         return False
+
+    def fresh(self, key: str, where: Sequence[Position | None]) -> list[bool]:
+        """For a batch of events of `key` at `where` (in order, increasing along each
+        partition), which are new: `already_applied` for each, but looking the offsets
+        up once per partition."""
+        if key not in self._cache:
+            self._decode(key)
+        offsets = self._offsets.setdefault(key, {})
+        marks: list[bool] = []
+        append = marks.append
+        current: str | None = None
+        last = -1
+        for position in where:
+            if position is None:
+                append(True)
+                continue
+            partition, offset = position
+            if partition != current:
+                if current is not None:
+                    offsets[current] = last
+                current = partition
+                last = offsets.get(partition, -1)
+            if offset <= last:
+                append(False)
+            else:
+                append(True)
+                last = offset
+        if current is not None:
+            offsets[current] = last
+        return marks
 
     def keys(self) -> list[str]:
         """Every key known locally (backing mapping and cache)."""

@@ -44,6 +44,10 @@ class DuplicateFilter:
     def __len__(self) -> int:
         return len(self._seen)
 
+    def now(self) -> float:
+        """The filter's clock (a caller may read it once for a whole batch)."""
+        return self._clock()
+
     def _expire(self, now: float) -> None:
         seen = self._seen
         horizon = now - self._window

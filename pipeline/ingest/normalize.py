@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from hashlib import blake2b
 from typing import Any
 
@@ -25,7 +26,12 @@ import orjson
 from pydantic import ValidationError
 
 from pipeline.aggregates.codec import EPOCH, from_micros, iso, to_micros
-from pipeline.ingest.adapters.base import DATASTREAM_PREFIX, Observation, ReportDraft
+from pipeline.ingest.adapters.base import (
+    DATASTREAM_PREFIX,
+    MAX_ID_LENGTH,
+    Observation,
+    ReportDraft,
+)
 from pipeline.ingest.adapters.registry import (
     HeaderError,
     HeadersLike,
@@ -58,9 +64,15 @@ _CACHE_LIMIT = 4096
 #: hold ~100 MB, while rebuilding a missed one costs a few microseconds.
 _SENSOR_CACHE = 16384
 _MAX_DESCRIPTION = 4000
+CANONICAL = "canonical"
 #: Whatever the arrival, event times from 2000 up to (not including) 2100 only.
 _EARLIEST_US = 946_684_800_000_000
 _LATEST_US = 4_102_444_800_000_000
+
+
+def _plain_text(value: Any) -> bool:
+    """Absent, or a string the general parser would take as it is."""
+    return value is None or (type(value) is str and 0 < len(value) <= MAX_ID_LENGTH)
 
 
 def _stamp(micros: int) -> str:
@@ -240,9 +252,33 @@ class Normalizer:
                 metric_name = entry[0] if entry is not None else obs.metric
             else:
                 metric_name = obs.metric
+        source_unit = obs.unit if obs.unit is not None else obs.default_unit
+        return self._resolve(
+            candidates, metric_name, obs.value, source_unit, obs.observed_at, obs.event_id,
+            obs.lat, obs.lon, obs.source_format, arrived_us, optional=obs.optional,
+        )  # fmt: skip
+
+    def _resolve(
+        self,
+        candidates: tuple[str, ...],
+        metric_name: str,
+        value: float,
+        source_unit: str | None,
+        observed_at: datetime,
+        ident: str | None,
+        lat: float | None,
+        lon: float | None,
+        source_format: str,
+        arrived_us: int | None,
+        *,
+        optional: bool = False,
+    ) -> ReadingRow:
+        """A parsed measurement resolved against the topology: catalogue name, sensor and
+        areas, canonical unit, physical range, time bounds, event id (the one place every
+        format's readings go through)."""
         metric = self._metrics.get(metric_name)
         if metric is None:
-            if obs.optional:
+            if optional:
                 raise _Skip
             raise _Reject(RejectReason.unknown_metric, f"{metric_name!r} is not in the catalogue")
 
@@ -253,23 +289,21 @@ class Normalizer:
                 break
         if info is not None:
             if metric_name not in info.metrics:
-                if obs.optional:
+                if optional:
                     raise _Skip
                 detail = f"sensor {info.sensor_id!r} is not registered for {metric_name!r}"
                 raise _Reject(RejectReason.unknown_metric, detail)
             sensor_id = info.sensor_id
             location: tuple[float, float] | None = info.location
             areas = info.areas
-        elif obs.lat is not None and obs.lon is not None:
+        elif lat is not None and lon is not None:
             sensor_id = candidates[0]
-            areas = self._place(obs.lat, obs.lon)
-            location = (obs.lat, obs.lon)
+            areas = self._place(lat, lon)
+            location = (lat, lon)
         else:
             detail = f"sensor {candidates[0][:80]!r} is not registered and gives no location"
             raise _Reject(RejectReason.unknown_sensor, detail)
 
-        value = obs.value
-        source_unit = obs.unit if obs.unit is not None else obs.default_unit
         if source_unit is not None and source_unit != metric.unit:
             sf, so, tf, to = self._conversion(metric_name, metric, source_unit)
             value = ((value * sf + so) - to) / tf
@@ -277,10 +311,9 @@ class Normalizer:
         if not low <= value <= high:
             detail = f"{metric_name}={value:g} {metric.unit} outside [{low:g}, {high:g}]"
             raise _Reject(RejectReason.out_of_range, detail)
-        observed_us = self._bounded(to_micros(obs.observed_at), arrived_us)
-        ident = obs.event_id
+        observed_us = self._bounded(to_micros(observed_at), arrived_us)
         if ident is None:
-            ident = event_id(sensor_id, metric_name, obs.observed_at.isoformat(), value)
+            ident = event_id(sensor_id, metric_name, observed_at.isoformat(), value)
         return ReadingRow(
             ident,
             sensor_id,
@@ -294,9 +327,73 @@ class Normalizer:
             areas.community,
             location[0] if location is not None else None,
             location[1] if location is not None else None,
-            obs.source_format,
+            source_format,
             arrived_us,
         )
+
+    def _canonical_reading(self, doc: dict[str, Any], arrived_us: int | None) -> ReadingRow | None:
+        """The common case, fast: one canonical reading with plain, well-typed fields and
+        no location, resolved without the general parser's intermediate objects. None when
+        the document is anything else (the general path then gives the same answer)."""
+        sensor, metric, value = doc.get("sensor_id"), doc.get("metric"), doc.get("value")
+        observed, unit, ident = doc.get("observed_at"), doc.get("unit"), doc.get("event_id")
+        if (
+            type(sensor) is not str
+            or type(metric) is not str
+            or type(observed) is not str
+            or not 0 < len(sensor) <= MAX_ID_LENGTH
+            or not 0 < len(metric) <= MAX_ID_LENGTH
+            or not 10 <= len(observed) <= 80
+            or "/" in observed
+            or (unit is not None and (type(unit) is not str or not 0 < len(unit) <= MAX_ID_LENGTH))
+            or (
+                ident is not None
+                and (type(ident) is not str or not 0 < len(ident) <= MAX_ID_LENGTH)
+            )
+            or "location" in doc
+            or "lat" in doc
+            or "lon" in doc
+            or "report_id" in doc
+        ):
+            return None
+        if type(value) is int:
+            if not -(1 << 53) < value < 1 << 53:
+                return None
+            value = float(value)
+        elif type(value) is not float:
+            return None
+        try:
+            at = datetime.fromisoformat(observed)
+        except ValueError:
+            return None
+        if at.tzinfo is not UTC:
+            return None
+        return self._resolve(
+            (sensor,), metric, value, unit, at, ident, None, None, CANONICAL, arrived_us
+        )
+
+    def _canonical_fast(
+        self,
+        doc: dict[str, Any],
+        result: NormalizeResult,
+        arrived_us: int | None,
+        now: float | None,
+    ) -> NormalizeResult | None:
+        """`result` for a plain canonical reading, or None to take the general path."""
+        try:
+            row = self._canonical_reading(doc, arrived_us)
+        except _Reject as exc:
+            result.format = CANONICAL
+            result.rejections.append(Rejection(reason=exc.reason, detail=exc.detail))
+            return result
+        if row is None:
+            return None
+        result.format = CANONICAL
+        if self.dedup is not None and self.dedup.seen(row.event_id, now):
+            result.rejections.append(Rejection(reason=RejectReason.duplicate, detail=row.event_id))
+        else:
+            result.items.append(row)
+        return result
 
     def _bounded(self, at_us: int, arrived_us: int | None) -> int:
         """`at_us` if it is a time the pipeline believes, else the rejection: before 2000 or
@@ -364,23 +461,30 @@ class Normalizer:
         *,
         source: str | None = None,
         arrived_us: int | None = None,
+        now: float | None = None,
     ) -> NormalizeResult:
         """Turn one raw message into events and rejections; never raises for bad input.
 
         ``source`` (the raw topic, for details) is informational only; ``arrived_us`` (the
-        record's log-append time) bounds the times the events may carry. A bug tripped by
+        record's log-append time) bounds the times the events may carry; ``now`` is the
+        duplicate filter's clock when the caller read it once for a batch. A bug tripped by
         some input becomes a ``schema_violation`` whose detail starts with "internal error"
         (the fuzz tests assert none occurs) rather than stopping the agent.
         """
         try:
-            return self._normalize(raw, headers, source, arrived_us)
+            return self._normalize(raw, headers, source, arrived_us, now)
         except Exception as exc:  # noqa: BLE001 - last resort: a record must never stop the agent
             detail = f"internal error: {type(exc).__name__}: {exc}"[:300]
             rejection = Rejection(reason=RejectReason.schema_violation, detail=detail)
             return NormalizeResult(rejections=[rejection])
 
     def _normalize(
-        self, raw: bytes, headers: HeadersLike, source: str | None, arrived_us: int | None
+        self,
+        raw: bytes,
+        headers: HeadersLike,
+        source: str | None,
+        arrived_us: int | None,
+        now: float | None,
     ) -> NormalizeResult:
         result = NormalizeResult()
         rejections = result.rejections
@@ -399,6 +503,10 @@ class Normalizer:
             detail = f"not JSON: {exc}"[:300]
             rejections.append(Rejection(reason=RejectReason.invalid_json, detail=detail))
             return result
+        if fmt is None and type(doc) is dict and "sensor_id" in doc and "metric" in doc:
+            fast = self._canonical_fast(doc, result, arrived_us, now)
+            if fast is not None:
+                return fast
         if fmt is None:
             fmt = detect_format(doc)
         if fmt is None:
@@ -446,7 +554,7 @@ class Normalizer:
                 detail = f"invalid event: {exc.errors()[0]['msg']}"[:300]
                 rejections.append(Rejection(reason=RejectReason.schema_violation, detail=detail))
                 continue
-            if dedup is not None and dedup.seen(ident):
+            if dedup is not None and dedup.seen(ident, now):
                 rejections.append(Rejection(reason=RejectReason.duplicate, detail=ident))
                 continue
             items.append(event)

@@ -2,16 +2,17 @@
 
 Why: a rule family (graded thresholds today; a rate of change or a silent sensor
 tomorrow) is a topology section model, one module here, its tests and its docs. The
-detect stage does not know the kinds: for each rule it asks :func:`family_for` and calls
-the family's ``subject_for`` / ``new_state`` / ``step`` / ``advance``, and it persists
-every family's states in one table through :func:`state_to_dict` / :func:`state_from_dict`.
+detect stage does not know the kinds: for each rule it asks :func:`family_for` for a
+runner (``subject`` / ``new_state`` / ``step`` / ``advance``), and it persists every
+family's states in one table through :func:`state_to_dict` / :func:`state_from_dict`.
 
 Adding a family:
 
 1. its section model in the topology (a frozen pydantic model, one more member of the
    ``rules`` union);
 2. one module in ``pipeline/rules/`` with a class that satisfies :class:`RuleFamily`
-   (a pure ``step`` over a plain state with ``rule_id`` and ``subject``, as
+   and a runner that satisfies :class:`RuleRunner` (a pure ``step`` over a plain state
+   with ``rule_id`` and ``subject``, as
    :mod:`pipeline.rules.detection` does), opening incidents through
    :func:`pipeline.rules.lifecycle.new_incident` with ids from
    :func:`~pipeline.rules.lifecycle.incident_id`;
@@ -27,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from pipeline.aggregates.watermark import Progress
 from pipeline.models import ReadingRow
 from pipeline.rules.detection.family import THRESHOLD
 from pipeline.rules.detection.state import state_key
@@ -41,6 +43,7 @@ __all__ = [
     "FamilyState",
     "Registry",
     "RuleFamily",
+    "RuleRunner",
     "family_for",
     "state_from_dict",
     "state_key",
@@ -66,11 +69,51 @@ RuleT_contra = TypeVar("RuleT_contra", contravariant=True)
 StateT = TypeVar("StateT", bound=FamilyState)
 
 
+class RuleRunner(Protocol[StateT]):
+    """One rule of one topology, ready to evaluate readings: everything the family needs
+    of the rule and the topology is worked out once, when the runner is made."""
+
+    @property
+    def rule_id(self) -> str:
+        """The id of the rule."""
+        ...
+
+    @property
+    def metric(self) -> str:
+        """The catalogue metric whose readings the rule evaluates."""
+        ...
+
+    def subject(self, reading: ReadingRow) -> str | None:
+        """The subject the rule evaluates ``reading`` under; None: not this rule's."""
+        ...
+
+    def new_state(self, subject: str) -> StateT:
+        """The empty state of the rule for one subject."""
+        ...
+
+    def step(
+        self, state: StateT, reading: ReadingRow, partition: str | None, progress: Progress
+    ) -> tuple[StateT, list[IncidentEvent]]:
+        """Feed one reading of the state's subject; the state and the incident events.
+        `partition` is the reading's raw partition and `progress` its key's intake
+        progress (see :class:`~pipeline.aggregates.watermark.SourceClock`)."""
+        ...
+
+    def advance(self, state: StateT, watermark: datetime) -> tuple[StateT, list[IncidentEvent]]:
+        """Evaluate everything at or before ``watermark`` (nothing older comes later)."""
+        ...
+
+    def horizon(self) -> timedelta:
+        """How far past the newest reading ``advance`` must go at end of input so that
+        everything fed is evaluated (an area window's width; 0 when none)."""
+        ...
+
+
 class RuleFamily(Protocol[RuleT_contra, StateT]):
-    """One kind of reading rule: which readings it wants, and its pure step.
+    """One kind of reading rule: which rules it claims, a runner per rule, a state codec.
 
     ``kind`` names the topology rule kind it evaluates; ``state_type`` is the class of its
-    states (for the codec). Everything else is a pure function of its arguments.
+    states (for the codec). Runners are pure functions of their arguments and the state.
     """
 
     @property
@@ -87,35 +130,8 @@ class RuleFamily(Protocol[RuleT_contra, StateT]):
         """Whether ``rule`` (one entry of ``topology.rules``) is of this family."""
         ...
 
-    def subject_for(
-        self, reading: ReadingRow, rule: RuleT_contra, topology: Topology
-    ) -> str | None:
-        """The subject ``rule`` evaluates ``reading`` under; None: not this rule's."""
-        ...
-
-    def new_state(self, rule: RuleT_contra, subject: str) -> StateT:
-        """The empty state of one (rule, subject)."""
-        ...
-
-    def step(
-        self,
-        state: StateT,
-        reading: ReadingRow,
-        rule: RuleT_contra,
-        topology: Topology,
-        *,
-        partition: str | None = None,
-        progress: Mapping[str, int] | None = None,
-    ) -> tuple[StateT, list[IncidentEvent]]:
-        """Feed one reading of the state's subject; the state and the incident events.
-        `partition` is the reading's raw partition and `progress` its key's intake
-        progress (see :class:`~pipeline.aggregates.watermark.SourceClock`)."""
-        ...
-
-    def advance(
-        self, state: StateT, watermark: datetime, rule: RuleT_contra, topology: Topology
-    ) -> tuple[StateT, list[IncidentEvent]]:
-        """Evaluate everything at or before ``watermark`` (nothing older comes later)."""
+    def runner(self, rule: RuleT_contra, topology: Topology) -> RuleRunner[StateT]:
+        """The rule made ready for `topology` (built once per worker and rule)."""
         ...
 
     def state_to_dict(self, state: StateT) -> dict[str, Any]:
@@ -124,11 +140,6 @@ class RuleFamily(Protocol[RuleT_contra, StateT]):
 
     def state_from_dict(self, data: Mapping[str, Any]) -> StateT:
         """Inverse of :meth:`state_to_dict`."""
-        ...
-
-    def horizon(self, rule: RuleT_contra) -> timedelta:
-        """How far past the newest reading ``advance`` must go at end of input so that
-        everything fed is evaluated (an area window's width; 0 when none)."""
         ...
 
 

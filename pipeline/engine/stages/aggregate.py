@@ -63,14 +63,14 @@ class AggregateStage:
         """Count the batch's readings; return the rows of the windows they closed."""
         state = self.states.get(key, self._new)
         breached = self.breaches.value
-        already_applied = self.states.already_applied
-        for row, position in zip(batch.rows(), where, strict=True):
+        fresh = self.states.fresh(key, where)
+        for row, position, new in zip(batch.rows(), where, fresh, strict=True):
+            if not new:
+                continue  # a replay: already counted
             if not state.started:  # a new state waits for the area's registered sensors
                 state.clock.expect(
                     self._sensors_by_key.get(key, ()), row.observed_at_us, row.arrived_us
                 )
-            if position is not None and already_applied(key, position):
-                continue
             partition = home_partition(row, position)
             if state.add_row(row, breached(row.metric, row.value), partition):
                 self.late += 1

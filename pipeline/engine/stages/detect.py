@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pipeline.aggregates.watermark import Progress, merge_progress
@@ -91,38 +91,35 @@ class DetectStage:
         self.cluster_states: KeyedStates[clusters.ClusterState] = KeyedStates(
             cluster_backing, clusters.ClusterState.from_dict, clusters.ClusterState.to_dict
         )
-        self._rules: dict[str, Any] = {}
-        self._by_metric: dict[str, list[tuple[Any, Any, str]]] = {}
+        self._runners: dict[str, Any] = {}
+        self._by_metric: dict[str, list[Any]] = {}
         for rule in topology.rules:
-            family = families.family_for(rule)
-            self._rules[str(rule.id)] = (rule, family)
-            self._by_metric.setdefault(str(rule.metric), []).append((rule, family, str(rule.id)))
+            runner = families.family_for(rule).runner(rule, topology)
+            self._runners[runner.rule_id] = runner
+            self._by_metric.setdefault(runner.metric, []).append(runner)
 
     def on_readings(
         self, key: str, batch: ReadingBatch, where: Sequence[Position | None]
     ) -> list[IncidentEvent]:
         """Evaluate every rule of each reading's metric, in batch order."""
         events: list[IncidentEvent] = []
-        topology = self.topology
         states = self.states
         by_metric = self._by_metric
         progress = self.progress.peek(key) or {}
         for row, position in zip(batch.rows(), where, strict=True):
-            rules = by_metric.get(row.metric)
-            if rules is None:
+            runners = by_metric.get(row.metric)
+            if runners is None:
                 continue
-            for rule, family, rule_id in rules:
-                subject = family.subject_for(row, rule, topology)
+            partition = home_partition(row, position)
+            for runner in runners:
+                subject = runner.subject(row)
                 if subject is None:
                     continue
-                entry = state_table_key(key, families.state_key(rule_id, subject))
+                entry = state_table_key(key, families.state_key(runner.rule_id, subject))
                 if position is not None and states.already_applied(entry, position):
                     continue
-                state = states.peek(entry) or family.new_state(rule, subject)
-                new, emitted = family.step(
-                    state, row, rule, topology,
-                    partition=home_partition(row, position), progress=progress,
-                )  # fmt: skip
+                state = states.peek(entry) or runner.new_state(subject)
+                new, emitted = runner.step(state, row, partition, progress)
                 states.replace(entry, new)
                 if emitted:
                     events.extend(emitted)
@@ -148,11 +145,15 @@ class DetectStage:
             state = self.states.peek(entry)
             if state is None:
                 continue
-            rule, family = self._rules[state.rule_id]
-            new, emitted = family.advance(state, watermark, rule, self.topology)
+            new, emitted = self._runners[state.rule_id].advance(state, watermark)
             self.states.replace(entry, new)
             events.extend(emitted)
         return events
+
+    def horizon(self) -> timedelta:
+        """How far past the newest reading the end of input must push the watermark so that
+        every rule evaluates everything it was fed (the widest area window)."""
+        return max((runner.horizon() for runner in self._runners.values()), default=timedelta(0))
 
     def persist(self) -> int:
         """Write changed rule, cluster and progress states back; how many."""

@@ -85,12 +85,14 @@ class NormalizeStage:
         """
         out = NormalizeOutput()
         columns: dict[str, ReadingColumns] = {}
+        dedup = self.normalizer.dedup
+        now = None if dedup is None else dedup.now()
         for record in records:
             raw = record.value or b""
             source = record.source
             self._advance(record)
             result = self.normalizer.normalize(
-                raw, record.headers, source=record.topic, arrived_us=record.arrived_us
+                raw, record.headers, source=record.topic, arrived_us=record.arrived_us, now=now
             )
             out.formats[(record.topic, result.format or "unknown")] += 1
             traced = source.partition is not None and source.offset is not None

@@ -17,8 +17,13 @@ from typing import Any
 
 import faust
 
-from pipeline.engine.routing import Output
-from pipeline.engine.worker.failure import StoppedMidBatch, unacknowledged_on_failure
+from pipeline.engine.emit import Record
+from pipeline.engine.routing import Group, Output
+from pipeline.engine.worker.failure import (
+    StoppedMidBatch,
+    blaming_records,
+    unacknowledged_on_failure,
+)
 from pipeline.engine.worker.intake import RawIntake
 from pipeline.engine.worker.telemetry import count_emit, severity_level
 from pipeline.engine.worker.wiring import Wiring, records_of
@@ -34,14 +39,14 @@ def register(app: faust.App, w: Wiring) -> None:
         """Detection and aggregation in one pass over readings batches and reports."""
         async for events in w.batches(stream):
             async with unacknowledged_on_failure("analyze"), w.locks["analyze"]:
-                await w.finish("analyze", w.run("analyze", records_of(events)))
+                await consume(w, "analyze", records_of(events))
 
     @app.agent(w.topic("lifecycle"), name="lifecycle", concurrency=1)
     async def lifecycle_agent(stream: faust.StreamT[bytes]) -> None:
         """Detection events and units' updates -> published transitions and the audit."""
         async for events in w.batches(stream):
             async with unacknowledged_on_failure("lifecycle"), w.locks["lifecycle"]:
-                await w.finish("lifecycle", w.run("lifecycle", records_of(events)))
+                await consume(w, "lifecycle", records_of(events))
                 w.open_gauge.refresh()
 
     @app.timer(w.settings.sla_check_seconds)  # type: ignore[untyped-decorator]  # faust is untyped
@@ -69,3 +74,23 @@ def register(app: faust.App, w: Wiring) -> None:
 
     app.add_dependency(w.outputs)  # started before the intake, stopped after it
     app.add_dependency(RawIntake(w, loop=app.loop, beacon=app.beacon))
+
+
+async def consume(w: Wiring, group: Group, records: list[Record]) -> None:
+    """One batch of a stateful group: run, send, store, persist; or, when the batch holds
+    a record that made a stage fail before (see `PoisonLog`), the same one record (one
+    reading of a readings batch) at a time, a known poison one dead-lettered instead."""
+    if not w.poison.careful(records):
+        with blaming_records(group, w.poison, records):
+            out = w.run(group, records)
+        await w.finish(group, out)
+        return
+    for unit in (unit for record in records for unit in w.pipeline.split(record)):
+        why = w.poison.poisoned(unit)
+        if why is not None:
+            await w.outputs.send([w.poisoned_letter(group, unit, why)])
+            continue
+        with blaming_records(group, w.poison, [unit]):
+            out = w.run(group, [unit])
+        await w.finish(group, out)
+    w.poison.cleared(records)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 
+from pipeline.engine.emit import Record
+from pipeline.engine.worker.poison import PoisonLog
 from pipeline.errors import StoppedMidBatch
 
 #: Exit status of a worker that stopped because a batch failed (EX_SOFTWARE).
@@ -26,8 +28,40 @@ __all__ = [
     "EXIT_BATCH_FAILED",
     "EXIT_STOPPED_MID_BATCH",
     "StoppedMidBatch",
+    "blaming_records",
     "unacknowledged_on_failure",
 ]
+
+
+@contextlib.contextmanager
+def blaming_records(agent: str, poison: PoisonLog, records: Sequence[Record]) -> Iterator[None]:
+    """Exit (unacknowledged) when the stages fail on `records`, blaming them first.
+
+    Only the pure stages' work belongs inside: their failure is tied to the records (a
+    batch becomes suspect, a single record poison, see `PoisonLog`). A failure while
+    sending or storing the outputs is not the records' fault: `unacknowledged_on_failure`
+    handles it.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if len(records) == 1:
+            poison.condemn(records[0], exc)
+            blame = "that record is poison: the next worker dead-letters it"
+        else:
+            poison.suspect(records)
+            blame = (
+                f"its {len(records)} records are suspects: the next worker takes them one by one"
+            )
+        log = logging.getLogger("pipeline.engine.worker")
+        log.critical(
+            "the %s agent's batch failed; %s; exiting before it is acknowledged",
+            agent,
+            blame,
+            exc_info=True,
+        )
+        logging.shutdown()
+        os._exit(EXIT_BATCH_FAILED)
 
 
 @contextlib.asynccontextmanager

@@ -17,9 +17,11 @@ from typing import Any
 import faust
 
 from pipeline.aggregates.codec import to_micros
-from pipeline.engine.emit import Record
+from pipeline.engine.emit import Emit, Record
 from pipeline.engine.routing import GROUP_TABLES, GROUPS, TABLES, Group, Output, Pipeline
+from pipeline.engine.stages import dead_letter
 from pipeline.engine.worker.outputs import Outputs
+from pipeline.engine.worker.poison import PoisonLog
 from pipeline.engine.worker.tables import ChangelogRecord, StateTable, state_table
 from pipeline.engine.worker.telemetry import (
     LateReadingsLog,
@@ -28,6 +30,7 @@ from pipeline.engine.worker.telemetry import (
     count_emit,
 )
 from pipeline.metrics import Metrics
+from pipeline.models import Rejection, RejectReason
 from pipeline.settings import Settings
 from pipeline.sinks import AggregateStore, StoreError, open_store
 from pipeline.sinks.writer import StoreWriter
@@ -50,6 +53,7 @@ class Wiring:
     writer: StoreWriter
     pipeline: Pipeline
     open_gauge: OpenIncidentsGauge
+    poison: PoisonLog
     late_log: LateReadingsLog = field(default_factory=LateReadingsLog)
     tables: dict[str, StateTable] = field(default_factory=dict)
     locks: dict[Group, asyncio.Lock] = field(
@@ -86,6 +90,7 @@ class Wiring:
             ),
             pipeline=pipeline,
             open_gauge=OpenIncidentsGauge(metrics, pipeline.lifecycle),
+            poison=PoisonLog.load(settings.data_dir / "poison.json"),
             tables=tables,
         )
 
@@ -135,6 +140,17 @@ class Wiring:
             await self.writer.write(out.rows)
         self.pipeline.persist(group)
         await self.outputs.send(self.changelog_records(group))
+
+    def poisoned_letter(self, group: Group, record: Record, why: str) -> Emit:
+        """The dead letter of a record that made `group`'s stages fail (`why`)."""
+        rejection = Rejection(
+            reason=RejectReason.processing_error, detail=why, element=record.element
+        )
+        letter = dead_letter(
+            self.topology, rejection, record.value, record.source, stage=STAGE_OF[group]
+        )
+        count_emit(self.metrics, letter, STAGE_OF[group])
+        return letter
 
     def changelog_records(self, group: Group) -> list[ChangelogRecord]:
         """The table changes `group`'s stages queued since the last call."""

@@ -164,6 +164,8 @@ class Adapter:
 
 def as_text(value: Any, name: str, *, required: bool = True) -> str | None:
     """A non-empty string (ints accepted for ids), bounded in length."""
+    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH:
+        return value  # the common case, first
     if value is None:
         if required:
             msg = f"{name}: missing"
@@ -206,6 +208,8 @@ def parse_time(value: Any, name: str) -> datetime:
     except ValueError as exc:
         msg = f"{name}: not an ISO 8601 time: {value[:40]!r}"
         raise SchemaError(msg) from exc
+    if parsed.tzinfo is UTC:
+        return parsed  # stamped Z or +00:00: already what we want
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         msg = f"{name}: time without a UTC offset: {value[:40]!r}"
         raise SchemaError(msg)

@@ -13,11 +13,69 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pipeline.aggregates.watermark import Progress
 from pipeline.models import ReadingRow
 from pipeline.rules.detection import step as _step
+from pipeline.rules.detection.spec import spec_of
 from pipeline.rules.detection.state import DetectorState
 from pipeline.rules.lifecycle import IncidentEvent
 from pipeline.topology import AreaScope, Rule, Topology
+
+
+class ThresholdRunner:
+    """One threshold rule made ready for one topology: its spec, the lateness in
+    microseconds and the sensors registered in each area, looked up once."""
+
+    __slots__ = ("_area_sensors", "_lateness", "_topology", "metric", "rule", "rule_id", "spec")
+
+    def __init__(self, rule: Rule, topology: Topology) -> None:
+        self.rule = rule
+        self.spec = spec_of(rule)
+        self.rule_id = self.spec.rule_id
+        self.metric = self.spec.metric
+        self._topology = topology
+        facts = _facts(topology)
+        self._lateness = facts.lateness_us
+        self._area_sensors = facts.sensors
+
+    def subject(self, reading: ReadingRow) -> str | None:
+        """The sensor or area ``reading`` is evaluated under (None: not this rule's)."""
+        if reading.metric != self.metric:
+            return None
+        level = self.spec.area_level
+        if level is None:
+            return reading.sensor_id
+        return _step.area_subject(reading, level, self._topology)
+
+    def new_state(self, subject: str) -> DetectorState:
+        """The empty state of the rule for one subject."""
+        return DetectorState(rule_id=self.rule_id, subject=subject)
+
+    def step(
+        self,
+        state: DetectorState,
+        reading: ReadingRow,
+        partition: str | None,
+        progress: Progress,
+    ) -> tuple[DetectorState, list[IncidentEvent]]:
+        """Feed one reading (see :func:`~pipeline.rules.detection.step.step_row`)."""
+        expected: tuple[str, ...] = ()
+        if state.clock is None and self.spec.area_level is not None:
+            expected = self._area_sensors.get((state.subject, self.metric), ())
+        return _step.step_row(
+            state, reading, self.rule, self._topology,
+            lateness=self._lateness, expected=expected, partition=partition, progress=progress,
+        )  # fmt: skip
+
+    def advance(
+        self, state: DetectorState, watermark: datetime
+    ) -> tuple[DetectorState, list[IncidentEvent]]:
+        """Evaluate what ``watermark`` reached (buffered readings, closed windows)."""
+        return _step.advance(state, watermark, self.rule, self._topology)
+
+    def horizon(self) -> timedelta:
+        """How far past a reading the watermark must go to evaluate it: its area window."""
+        return self.spec.window or timedelta(0)
 
 
 class ThresholdFamily:
@@ -30,40 +88,9 @@ class ThresholdFamily:
         """Whether ``rule`` is a threshold rule of the topology."""
         return isinstance(rule, Rule)
 
-    def subject_for(self, reading: ReadingRow, rule: Rule, topology: Topology) -> str | None:
-        """The sensor or area ``reading`` is evaluated under (None: not this rule's)."""
-        return _step.subject_for(reading, rule, topology)
-
-    def new_state(self, rule: Rule, subject: str) -> DetectorState:
-        """The empty state of one (rule, subject)."""
-        return _step.new_state(rule, subject)
-
-    def step(
-        self,
-        state: DetectorState,
-        reading: ReadingRow,
-        rule: Rule,
-        topology: Topology,
-        *,
-        partition: str | None = None,
-        progress: Mapping[str, int] | None = None,
-    ) -> tuple[DetectorState, list[IncidentEvent]]:
-        """Feed one reading (see :func:`~pipeline.rules.detection.step.step_row`)."""
-        facts = _facts(topology)
-        expected: tuple[str, ...] = ()
-        if state.clock is None and isinstance(rule.scope, AreaScope):
-            expected = facts.sensors.get((state.subject, str(rule.metric)), ())
-        return _step.step_row(
-            state, reading, rule, topology,
-            lateness=facts.lateness_us, expected=expected, partition=partition,
-            progress=progress or {},
-        )  # fmt: skip
-
-    def advance(
-        self, state: DetectorState, watermark: datetime, rule: Rule, topology: Topology
-    ) -> tuple[DetectorState, list[IncidentEvent]]:
-        """Evaluate what ``watermark`` reached (buffered readings, closed windows)."""
-        return _step.advance(state, watermark, rule, topology)
+    def runner(self, rule: Rule, topology: Topology) -> ThresholdRunner:
+        """The rule made ready for ``topology``."""
+        return ThresholdRunner(rule, topology)
 
     def state_to_dict(self, state: DetectorState) -> dict[str, Any]:
         """The state as JSON types."""
@@ -72,10 +99,6 @@ class ThresholdFamily:
     def state_from_dict(self, data: Mapping[str, Any]) -> DetectorState:
         """Inverse of :meth:`state_to_dict`."""
         return DetectorState.from_dict(data)
-
-    def horizon(self, rule: Rule) -> timedelta:
-        """How far past a reading the watermark must go to evaluate it: its area window."""
-        return rule.scope.window if isinstance(rule.scope, AreaScope) else timedelta(0)
 
 
 #: The one threshold family object the registry holds.

@@ -53,10 +53,15 @@ class Spec:
     window: timedelta | None
     statistic: str
     window_us: int = 0  # the window in microseconds (area scope; 0 for sensor scope)
+    safe_low: float = -math.inf
+    safe_high: float = math.inf
+    """Values in [safe_low, safe_high] meet no level: the common case, decided at once."""
 
 
 def breach(spec: Spec, value: float) -> tuple[Severity, float] | None:
     """The highest level ``value`` meets and that level's (violated) threshold, if any."""
+    if spec.safe_low <= value <= spec.safe_high:
+        return None
     met: tuple[Severity, float] | None = None
     for level in spec.levels:
         if spec.condition == "above" and level.low is not None and value > level.low:
@@ -143,6 +148,7 @@ def _spec_of(rule: Rule) -> Spec:
     elif clear is not None:
         clear_low = clear_high = float(clear)
     hold = rule.for_
+    safe_low, safe_high = _safe_band(condition, levels)
     return Spec(
         rule_id=str(rule.id),
         metric=str(rule.metric),
@@ -156,4 +162,17 @@ def _spec_of(rule: Rule) -> Spec:
         window=window,
         statistic=statistic,
         window_us=0 if window is None else window_micros(window),
+        safe_low=safe_low,
+        safe_high=safe_high,
     )
+
+
+def _safe_band(condition: str, levels: list[Level]) -> tuple[float, float]:
+    """The values that meet no level: every threshold on the good side of them."""
+    lows = [level.low for level in levels if level.low is not None]
+    highs = [level.high for level in levels if level.high is not None]
+    if condition == "above":
+        return -math.inf, min(lows, default=math.inf)
+    if condition == "below":
+        return max(highs, default=-math.inf), math.inf
+    return max(lows, default=-math.inf), min(highs, default=math.inf)

@@ -11,6 +11,7 @@ import yaml
 from pipeline.aggregates.codec import to_micros
 from pipeline.engine.batches import positions
 from pipeline.engine.emit import ORIGIN_HEADER, ORIGIN_SPAN, Position, Record, SourceRef, origin_of
+from pipeline.engine.routing import Pipeline
 from pipeline.engine.stages import (
     AggregateStage,
     DetectStage,
@@ -229,3 +230,45 @@ def test_the_first_record_of_a_new_state_is_remembered_as_applied() -> None:
     restarted.on_readings("310101", ReadingBatch.of([_reading(0, 10.0)]), _at(0))  # the replay
     rows = restarted.finish()
     assert [r.count for r in rows if r.level == "street"] == [1]
+
+
+def test_a_readings_batch_split_into_readings_gives_what_the_whole_gives() -> None:
+    """A suspect batch is replayed one reading at a time: same rows and events, and each
+    reading keeps its place (a replay of the split is recognised as one of the whole)."""
+    topology = load_topology(DEMO)
+    raw = [
+        orjson.dumps(
+            {
+                "event_id": f"s{i}",
+                "sensor_id": "aq-001",
+                "metric": "pm25",
+                "value": 70.0 + i,
+                "unit": "ug/m3",
+                "observed_at": (T0 + timedelta(seconds=20 * i)).isoformat(),
+            }
+        )  # fmt: skip
+        for i in range(40)
+    ]
+    records = [Record("raw", None, value, (), None, i) for i, value in enumerate(raw)]
+    (message,) = NormalizeStage(topology).on_raw(records).emits
+    record = Record(message.topic, message.key, message.value, (), 0, 3)
+
+    def analyze(units: list[Record]) -> tuple[list[Any], list[Any]]:
+        """Rows, and detection's events one by one (a batch groups an incident's events
+        in one message; one reading at a time gives one message each)."""
+        pipeline = Pipeline(topology, lambda _name: {})
+        out = [pipeline.handle([unit]) for unit in units]
+        done = pipeline.finish(T0 + timedelta(hours=1))
+        rows = [row for o in [*out, done] for row in o.rows]
+        events = [event for o in [*out, done] for e in o.emits for event in orjson.loads(e.value)]
+        return rows, events
+
+    pipeline = Pipeline(topology, lambda _name: {})
+    units = pipeline.split(record)
+    assert [unit.element for unit in units] == list(range(40))
+    assert analyze(units) == analyze([record])
+    whole = positions(ReadingBatch.model_validate_json(record.value), record.source)
+    split = [
+        positions(ReadingBatch.model_validate_json(unit.value), unit.source)[0] for unit in units
+    ]
+    assert split == whole

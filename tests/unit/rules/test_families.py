@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
+from pipeline.aggregates.watermark import Progress
 from pipeline.models import Reading, ReadingRow
 from pipeline.rules.detection import THRESHOLD, DetectorState
 from pipeline.rules.families import (
@@ -50,6 +51,35 @@ class QuietState:
     last_at: datetime | None = None
 
 
+class QuietRunner:
+    """A toy runner: remembers when each sensor last reported (no incidents yet)."""
+
+    def __init__(self, rule: QuietRule) -> None:
+        self.rule = rule
+        self.rule_id = rule.id
+        self.metric = "pm25"
+
+    def subject(self, reading: ReadingRow) -> str | None:
+        return reading.sensor_id
+
+    def new_state(self, subject: str) -> QuietState:
+        return QuietState(self.rule_id, subject)
+
+    def step(
+        self, state: QuietState, reading: ReadingRow, partition: str | None, progress: Progress
+    ) -> tuple[QuietState, list[IncidentEvent]]:
+        state.last_at = reading.to_reading().observed_at
+        return state, []
+
+    def advance(
+        self, state: QuietState, watermark: datetime
+    ) -> tuple[QuietState, list[IncidentEvent]]:
+        return state, []
+
+    def horizon(self) -> timedelta:
+        return self.rule.after
+
+
 class QuietFamily:
     kind = "quiet"
     state_type = QuietState
@@ -57,22 +87,8 @@ class QuietFamily:
     def matches(self, rule: object) -> bool:
         return isinstance(rule, QuietRule)
 
-    def subject_for(self, reading: ReadingRow, rule: QuietRule, topology: Topology) -> str | None:
-        return reading.sensor_id
-
-    def new_state(self, rule: QuietRule, subject: str) -> QuietState:
-        return QuietState(rule.id, subject)
-
-    def step(
-        self, state: QuietState, reading: ReadingRow, rule: QuietRule, topology: Topology
-    ) -> tuple[QuietState, list[IncidentEvent]]:
-        state.last_at = reading.to_reading().observed_at
-        return state, []
-
-    def advance(
-        self, state: QuietState, watermark: datetime, rule: QuietRule, topology: Topology
-    ) -> tuple[QuietState, list[IncidentEvent]]:
-        return state, []
+    def runner(self, rule: QuietRule, topology: Topology) -> QuietRunner:
+        return QuietRunner(rule)
 
     def state_to_dict(self, state: QuietState) -> dict[str, Any]:
         last = None if state.last_at is None else state.last_at.isoformat()
@@ -81,9 +97,6 @@ class QuietFamily:
     def state_from_dict(self, data: Mapping[str, Any]) -> QuietState:
         last = None if data["last_at"] is None else datetime.fromisoformat(data["last_at"])
         return QuietState(data["rule_id"], data["subject"], last)
-
-    def horizon(self, rule: QuietRule) -> timedelta:
-        return rule.after
 
 
 QUIET = QuietFamily()
@@ -107,8 +120,9 @@ def test_a_rule_no_family_claims_is_a_lookup_error() -> None:
 
 def test_states_carry_their_family_and_untagged_ones_are_threshold_states() -> None:
     rule = TOPO_LATE.rules[0]
-    fresh = THRESHOLD.new_state(rule, "aq-1")
-    state, _ = THRESHOLD.step(fresh, ReadingRow.of(reading("aq-1", 0, 80)), rule, TOPO_LATE)
+    runner = THRESHOLD.runner(rule, TOPO_LATE)
+    fresh = runner.new_state("aq-1")
+    state, _ = runner.step(fresh, ReadingRow.of(reading("aq-1", 0, 80)), None, {})
     data = json.loads(json.dumps(state_to_dict(state)))
     assert data[FAMILY_FIELD] == DEFAULT_KIND == "threshold"
     assert {k: v for k, v in data.items() if k != FAMILY_FIELD} == state.to_dict()
@@ -127,10 +141,10 @@ def test_a_second_family_plugs_in_beside_the_first() -> None:
     assert registry.family_for(quiet_rule) is QUIET
     assert registry.family_for(threshold_rule) is THRESHOLD
     r = ReadingRow.of(reading("aq-1", 3, 80))
-    quiet, _ = QUIET.step(QUIET.new_state(quiet_rule, "aq-1"), r, quiet_rule, TOPO_LATE)
-    threshold, _ = THRESHOLD.step(
-        THRESHOLD.new_state(threshold_rule, "aq-1"), r, threshold_rule, TOPO_LATE
-    )
+    quiet_runner = QUIET.runner(quiet_rule, TOPO_LATE)
+    quiet, _ = quiet_runner.step(quiet_runner.new_state("aq-1"), r, None, {})
+    threshold_runner = THRESHOLD.runner(threshold_rule, TOPO_LATE)
+    threshold, _ = threshold_runner.step(threshold_runner.new_state("aq-1"), r, None, {})
     table = {
         state_key(s.rule_id, s.subject): json.dumps(registry.state_to_dict(s))
         for s in (quiet, threshold)
@@ -151,21 +165,21 @@ def run_through_registry(readings: list[Reading], topo: Topology) -> dict[Key, l
     out: dict[Key, list[IncidentEvent]] = defaultdict(list)
     for r in map(ReadingRow.of, readings):
         for rule in topo.rules:
-            family = family_for(rule)
-            subject = family.subject_for(r, rule, topo)
+            runner = family_for(rule).runner(rule, topo)
+            subject = runner.subject(r)
             if subject is None:
                 continue
             key = state_key(str(rule.id), subject)
             stored = table.get(key)
-            state = family.new_state(rule, subject) if stored is None else state_from_dict(stored)
-            state, events = family.step(state, r, rule, topo)
+            state = runner.new_state(subject) if stored is None else state_from_dict(stored)
+            state, events = runner.step(state, r, None, {})
             table[key] = state_to_dict(state)
             out[(str(rule.id), subject)] += events
     rules = {str(rule.id): rule for rule in topo.rules}
     for key in sorted(table):
         state = state_from_dict(table[key])
         rule = rules[state.rule_id]
-        _, events = family_for(rule).advance(state, END, rule, topo)
+        _, events = family_for(rule).runner(rule, topo).advance(state, END)
         out[(state.rule_id, state.subject)] += events
     return {k: v for k, v in out.items() if v}
 

@@ -23,24 +23,25 @@ def test_claims_every_threshold_rule_and_nothing_else() -> None:
 
 
 def test_horizon_is_the_area_window_or_nothing() -> None:
-    assert THRESHOLD.horizon(RULES["pm25-district"]) == timedelta(minutes=10)
-    assert THRESHOLD.horizon(RULES["pm25-count"]) == timedelta(0)
+    assert THRESHOLD.runner(RULES["pm25-district"], TOPO).horizon() == timedelta(minutes=10)
+    assert THRESHOLD.runner(RULES["pm25-count"], TOPO).horizon() == timedelta(0)
 
 
 def test_answers_as_the_module_functions_do() -> None:
     rule = RULES["pm25-district"]
     r = reading("aq-1", 1, 300)
     row = ReadingRow.of(r)
-    assert THRESHOLD.subject_for(row, rule, TOPO) == subject_for(r, rule, TOPO) == HUANGPU
+    runner = THRESHOLD.runner(rule, TOPO)
+    assert runner.subject(row) == subject_for(r, rule, TOPO) == HUANGPU
     registered = tuple(
         sensor.id
         for sensor in TOPO.sensors
         if "pm25" in sensor.metrics and TOPO.admin_codes(sensor.area).get("district") == HUANGPU
     )
     assert len(registered) > 1
-    through_family = THRESHOLD.new_state(rule, HUANGPU)
+    through_family = runner.new_state(HUANGPU)
     direct = new_state(rule, HUANGPU)
-    through_family, none_yet = THRESHOLD.step(through_family, row, rule, TOPO)
+    through_family, none_yet = runner.step(through_family, row, None, {})
     # The family hands the step the sensors registered in the area: its windows wait for them.
     direct, _ = step_row(direct, row, rule, TOPO, expected=registered)
     assert none_yet == [] and through_family.to_dict() == direct.to_dict()
@@ -48,5 +49,5 @@ def test_answers_as_the_module_functions_do() -> None:
     assert set(through_family.clock.sources({})) == set(registered)
     data = json.loads(json.dumps(THRESHOLD.state_to_dict(through_family)))
     restored = THRESHOLD.state_from_dict(data)
-    _, events = THRESHOLD.advance(restored, T0 + timedelta(minutes=10), rule, TOPO)
+    _, events = runner.advance(restored, T0 + timedelta(minutes=10))
     assert [e.action for e in events] == [A.open]
