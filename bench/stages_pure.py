@@ -83,7 +83,9 @@ def raw_records(topology: Topology, readings: int, gateway: int) -> list[Record]
         chunk = docs[start : start + gateway]
         key = chunk[0][0]
         value = chunk[0][1] if gateway == 1 else b"[" + b",".join(d[1] for d in chunk) + b"]"
-        partition = zlib.crc32(key) % PARTITIONS if gateway == 1 else (start // gateway) % PARTITIONS
+        partition = (
+            zlib.crc32(key) % PARTITIONS if gateway == 1 else (start // gateway) % PARTITIONS
+        )
         arrived_ms = chunk[-1][2] // 1000 + 200  # arrives 0.2 s after the newest reading
         records.append(Record(topic, key, value, (), partition, offsets[partition], arrived_ms))
         offsets[partition] += 1
