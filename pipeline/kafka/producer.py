@@ -28,6 +28,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
+from pipeline.errors import StoppedMidBatch
+
 __all__ = [
     "BatchSender",
     "KeyPartitioner",
@@ -289,6 +291,11 @@ class BatchSender:
     returns, so its outputs must be on the broker by then; a refused batch is retried with
     backoff from its first refused record on (never dropped, order kept per partition,
     possibly duplicated, as at-least-once allows).
+
+    No wait is endless: a refusal the broker calls final (a record too large, say) raises
+    `ProduceError` at once, and retries give up after `give_up_after` seconds with the
+    same error (the worker then exits unacknowledged, and its supervisor restarts it); a
+    stop (`stopping()` true) raises `StoppedMidBatch` within half a second.
     """
 
     def __init__(
@@ -297,10 +304,14 @@ class BatchSender:
         *,
         backoff: Callable[[int], float] = lambda attempt: min(10.0, 0.2 * 2 ** (attempt - 1)),
         on_retry: Callable[[BaseException, float], None] | None = None,
+        stopping: Callable[[], bool] = lambda: False,
+        give_up_after: float = 300.0,
     ) -> None:
         self._producer = producer
         self._backoff = backoff
         self._on_retry = on_retry
+        self._stopping = stopping
+        self._give_up_after = give_up_after
         self.partitioner = KeyPartitioner()
 
     async def send_all(self, records: Iterable[Record | Any]) -> int:
@@ -321,18 +332,45 @@ class BatchSender:
             by_tp.setdefault(tp, []).append((record.key, record.value, headers))
         total = sum(len(pending) for pending in by_tp.values())
         attempt = 0
+        started = time.monotonic()
         while by_tp:
             refused = await self._send_once(producer, by_tp)
             if not refused:
                 break
             attempt += 1
             error = next(iter(refused.values()))[0]
+            if isinstance(error, KafkaError) and not error.retriable:
+                raise _refused(error)
+            if time.monotonic() - started > self._give_up_after:
+                msg = f"outputs still refused after {self._give_up_after:.0f} s: {error}"
+                raise ProduceError(msg) from error
             delay = self._backoff(attempt)
             if self._on_retry is not None:
                 self._on_retry(error, delay)
-            await asyncio.sleep(delay)
+            await self._pause(delay)
             by_tp = {tp: pending for tp, (_, pending) in refused.items()}
         return total
+
+    def _check_stop(self) -> None:
+        if self._stopping():
+            msg = "the worker is stopping while its outputs wait for the broker"
+            raise StoppedMidBatch(msg)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep before a retry, a slice at a time, noticing a stop."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self._check_stop()
+            await asyncio.sleep(min(left, 0.5))
+        self._check_stop()
+
+    async def _settle(self, futures: list[asyncio.Future[Any]]) -> None:
+        """Wait for the broker's answers, noticing a stop (an unreachable broker answers
+        only when the request times out)."""
+        pending = set(futures)
+        while pending:
+            self._check_stop()
+            _, pending = await asyncio.wait(pending, timeout=0.5)
 
     async def _send_once(
         self,
@@ -365,7 +403,7 @@ class BatchSender:
             except KafkaError as exc:  # metadata or queue timeout: nothing from `start` on left
                 not_queued[tp] = (exc, start)
         if sent:
-            await asyncio.wait([future for _, _, future in sent])
+            await self._settle([future for _, _, future in sent])
         refused: dict[tuple[str, int], tuple[BaseException, list[_Pending]]] = {}
         for tp, start, future in sent:
             error = future.exception()

@@ -13,6 +13,8 @@ At-least-once: offsets are committed only after the batch's outputs are acknowle
 worker killed (or a partition revoked) between send and commit re-reads the batch, and
 the readings come out again with the same raw origins, which the stages downstream
 apply once. A stop never waits for a batch: an unfinished batch is simply not committed.
+A failure of the intake ends the worker like a failed agent batch (status 70): a worker
+whose intake died silently would look alive and normalize nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from aiokafka.structs import TopicPartition
 from mode import Service
 
 from pipeline.engine.emit import Record, partition_name
+from pipeline.engine.worker.failure import unacknowledged_on_failure
 from pipeline.engine.worker.wiring import Wiring
 from pipeline.kafka.clients import client_options
 
@@ -91,13 +94,14 @@ class RawIntake(Service):
         assert consumer is not None  # noqa: S101  # started in on_start
         timeout_ms = round(self.w.settings.batch_within_seconds * 1000)
         while not self.should_stop:
-            fetched = await consumer.getmany(
-                timeout_ms=timeout_ms, max_records=self.w.settings.batch_size
-            )
-            for tp in consumer.assignment() - self._next.keys():
-                self._next[tp] = await consumer.position(tp)  # newly assigned: where it starts
-            if fetched:
-                await self._process(consumer, fetched)
+            async with unacknowledged_on_failure("intake"):
+                fetched = await consumer.getmany(
+                    timeout_ms=timeout_ms, max_records=self.w.settings.batch_size
+                )
+                for tp in consumer.assignment() - self._next.keys():
+                    self._next[tp] = await consumer.position(tp)  # assigned: where it starts
+                if fetched:
+                    await self._process(consumer, fetched)
 
     async def _process(
         self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[Any]]

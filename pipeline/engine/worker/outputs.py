@@ -38,7 +38,9 @@ class Outputs(Service):
         self.logger = logging.getLogger("pipeline.engine.worker.outputs")
         self._topics: dict[str, faust.TopicT] = {}
         self.producer: AIOKafkaProducer | None = None
-        self.sender = BatchSender(self._producer, on_retry=self._retrying)
+        self.sender = BatchSender(
+            self._producer, on_retry=self._retrying, stopping=lambda: bool(app.should_stop)
+        )
 
     async def on_start(self) -> None:
         self.producer = output_producer(self.settings, f"{self.settings.worker_id}-outputs")
