@@ -60,6 +60,8 @@ class Output:
     """The newest event time of each readings batch made or analyzed (event-time lag)."""
     caught_up: Collection[str] = ()
     """Raw partitions the intake has read to their end (an input, for normalization)."""
+    assigned: Collection[str] = ()
+    """Every raw partition the intake reads (an input, for normalization)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +113,17 @@ class Pipeline:
         """The input topics one consumer group reads."""
         return [topic for topic, route in self.routes.items() if route.group == group]
 
-    def handle(self, records: Sequence[Record], caught_up: Collection[str] = ()) -> Output:
+    def handle(
+        self,
+        records: Sequence[Record],
+        caught_up: Collection[str] = (),
+        assigned: Collection[str] = (),
+    ) -> Output:
         """Run a batch of records through their stages, in order; runs of records of one
         topic are handed over together (the intake batches readings across records).
-        `caught_up`: raw partitions read to their end (see `NormalizeStage.on_raw`)."""
-        out = Output(caught_up=caught_up)
+        `caught_up` and `assigned`: the intake's raw partitions read to their end, and all
+        of them (see `NormalizeStage.on_raw`)."""
+        out = Output(caught_up=caught_up, assigned=assigned)
         start = 0
         while start < len(records):
             topic = records[start].topic
@@ -171,7 +179,7 @@ class Pipeline:
     # -- handlers --------------------------------------------------------------------
 
     def _raw(self, records: Sequence[Record], out: Output) -> None:
-        normalized = self.normalize.on_raw(records, out.caught_up)
+        normalized = self.normalize.on_raw(records, out.caught_up, out.assigned)
         out.emits.extend(normalized.emits)
         out.formats.update(normalized.formats)
         if normalized.newest_us is not None:

@@ -77,12 +77,21 @@ class NormalizeStage:
         if self.normalizer.dedup is not None:
             self.normalizer.dedup.clear()
 
-    def on_raw(self, records: Sequence[Record], caught_up: Collection[str] = ()) -> NormalizeOutput:
+    def on_raw(
+        self,
+        records: Sequence[Record],
+        caught_up: Collection[str] = (),
+        assigned: Collection[str] = (),
+    ) -> NormalizeOutput:
         """Every output of a batch of raw records, readings batched per key.
 
         `caught_up` names raw partitions the intake has read to their end: nothing else
         arrived on them, so their progress moves to the newest arrival seen anywhere.
+        `assigned` names every raw partition the intake reads: one that has delivered
+        nothing yet enters the progress at 0, so no sensor that may live on it looks idle.
         """
+        for name in assigned:
+            self.progress.setdefault(name, 0)
         out = NormalizeOutput()
         columns: dict[str, ReadingColumns] = {}
         dedup = self.normalizer.dedup

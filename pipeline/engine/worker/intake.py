@@ -114,7 +114,8 @@ class RawIntake(Service):
         ]  # fmt: skip
         offsets = {tp: messages[-1].offset + 1 for tp, messages in fetched.items()}
         self._next.update(offsets)
-        out = self.w.run("intake", records, self._caught_up(consumer))
+        assigned = [partition_name(tp.topic, tp.partition) for tp in consumer.assignment()]
+        out = self.w.run("intake", records, self._caught_up(consumer), assigned)
         await self.w.outputs.send(out.emits)
         try:
             await consumer.commit(offsets)

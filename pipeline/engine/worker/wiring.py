@@ -106,10 +106,14 @@ class Wiring:
         )
 
     def run(
-        self, group: Group, records: Sequence[Record], caught_up: Collection[str] = ()
+        self,
+        group: Group,
+        records: Sequence[Record],
+        caught_up: Collection[str] = (),
+        assigned: Collection[str] = (),
     ) -> Output:
         """Run a batch through the pipeline and count what it produced."""
-        out = self.pipeline.handle(records, caught_up)
+        out = self.pipeline.handle(records, caught_up, assigned)
         stage = STAGE_OF[group]
         metrics = self.metrics
         now = time.time()
