@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
 from pipeline.errors import StoppedMidBatch
@@ -150,6 +150,16 @@ class KeyPartitioner:
             if len(self._cache) < 200_000:
                 self._cache[(topic, key)] = found
         return found
+
+
+def _final(error: BaseException) -> bool:
+    """A refusal no retry changes (a record too large, a topic we may not write); a local
+    timeout (queue full, metadata not yet there) is worth retrying whatever aiokafka says."""
+    return (
+        isinstance(error, KafkaError)
+        and not error.retriable
+        and not isinstance(error, KafkaTimeoutError)
+    )
 
 
 def _refused(error: BaseException) -> ProduceError:
@@ -339,7 +349,7 @@ class BatchSender:
                 break
             attempt += 1
             error = next(iter(refused.values()))[0]
-            if isinstance(error, KafkaError) and not error.retriable:
+            if _final(error):
                 raise _refused(error)
             if time.monotonic() - started > self._give_up_after:
                 msg = f"outputs still refused after {self._give_up_after:.0f} s: {error}"

@@ -1,0 +1,78 @@
+"""The batch sender never waits without end: it gives up after its bound, stops within
+half a second when the worker stops, and does not retry a refusal no retry can change."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+
+from pipeline.errors import StoppedMidBatch
+from pipeline.kafka.producer import BatchSender, ProduceError
+
+
+@dataclass
+class _Record:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+class _Builder:
+    def append(self, **_: Any) -> object:
+        return object()
+
+
+class _Refusing:
+    """A producer whose every batch is refused with `error`."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.sends = 0
+
+    def create_batch(self) -> _Builder:
+        return _Builder()
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
+
+    async def send_batch(self, builder: Any, topic: str, *, partition: int) -> Any:
+        self.sends += 1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_exception(self.error)
+        return future
+
+
+def _sender(producer: _Refusing, **options: Any) -> BatchSender:
+    return BatchSender(lambda: producer, backoff=lambda attempt: 0.05, **options)  # type: ignore[arg-type,return-value]  # duck-typed producer
+
+
+RECORDS = [_Record("t", b"k", b"v")]
+
+
+async def test_retries_give_up_after_the_bound() -> None:
+    producer = _Refusing(KafkaTimeoutError("queue full"))
+    started = time.monotonic()
+    with pytest.raises(ProduceError, match="still refused after"):
+        await _sender(producer, give_up_after=0.5).send_all(RECORDS)
+    assert 0.5 <= time.monotonic() - started < 3 and producer.sends > 2
+
+
+async def test_a_stop_ends_the_wait_within_half_a_second() -> None:
+    producer = _Refusing(KafkaTimeoutError("broker down"))
+    stop_at = time.monotonic() + 0.3
+    sender = _sender(producer, stopping=lambda: time.monotonic() > stop_at)
+    with pytest.raises(StoppedMidBatch):
+        await sender.send_all(RECORDS)
+    assert time.monotonic() - stop_at < 1.0
+
+
+async def test_a_final_refusal_is_not_retried() -> None:
+    producer = _Refusing(MessageSizeTooLargeError())
+    with pytest.raises(ProduceError, match="refused"):
+        await _sender(producer).send_all(RECORDS)
+    assert producer.sends == 1
