@@ -194,8 +194,8 @@ def _private_key(path: Path | None) -> Ed25519PrivateKey:
         return load_private_key(where.read_bytes())
     except OSError as exc:
         fail(f"--key: cannot read {where}: {exc.strerror or exc}")
-    except (ValueError, TypeError) as exc:
-        fail(f"--key: {where} is not an Ed25519 private key in PEM ({exc})")
+    except (ValueError, TypeError):
+        fail(f"--key: {where} is not an Ed25519 private key in PEM")
 
 
 def _send(
