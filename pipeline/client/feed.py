@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import orjson
@@ -13,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
+from pipeline.client.base import AsyncResource
 from pipeline.client.errors import IncompatibleSchema
 from pipeline.kafka.clients import client_options
 from pipeline.models import SCHEMA_VERSION, Incident
@@ -58,7 +58,7 @@ class Delivery:
     offset: int
 
 
-class IncidentFeed:
+class IncidentFeed(AsyncResource):
     """Follows incident topics in a consumer group, yielding :class:`Delivery` records.
 
     At-least-once: the offsets of what was yielded are committed when the next batch is
@@ -98,18 +98,14 @@ class IncidentFeed:
         self._buffer: deque[ConsumerRecord[bytes, bytes]] = deque()
         self._handled: dict[TopicPartition, int] = {}
 
-    async def __aenter__(self) -> IncidentFeed:
+    async def start(self) -> None:
+        """Join the consumer group."""
         await self.consumer.start()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def close(self, *, clean: bool) -> None:
+        """Commit what was handled (when the body ended cleanly) and leave the group."""
         try:
-            if exc_type is None:
+            if clean:
                 await self.commit()
         finally:
             await self.consumer.stop()

@@ -6,7 +6,6 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
-from types import TracebackType
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -14,6 +13,7 @@ from aiokafka.partitioner import murmur2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
+from pipeline.client.base import AsyncResource
 from pipeline.client.errors import NoReply
 from pipeline.kafka.clients import client_options
 from pipeline.models import IncidentUpdate, UnitAction, UpdateReply
@@ -30,7 +30,7 @@ def reply_partition(incident_id: str, partitions: int) -> int:
     return int(murmur2(incident_id.encode()) & 0x7FFFFFFF) % partitions
 
 
-class UnitClient:
+class UnitClient(AsyncResource):
     """Sends one unit's updates, signed with its private key, and waits for the replies.
 
     `send` returns the :class:`~pipeline.models.UpdateReply`: check `accepted`, and
@@ -52,21 +52,17 @@ class UnitClient:
         self.replies = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False)
         self._one_at_a_time = asyncio.Lock()  # the reply consumer follows one partition
 
-    async def __aenter__(self) -> UnitClient:
+    async def start(self) -> None:
+        """Connect the producer and the reply reader."""
         await self.producer.start()
         try:
             await self.replies.start()
         except BaseException:
             await self.producer.stop()
             raise
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def close(self, *, clean: bool) -> None:
+        """Disconnect both."""
         try:
             await self.replies.stop()
         finally:

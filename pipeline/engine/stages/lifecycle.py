@@ -183,7 +183,7 @@ class LifecycleStage:
         if isinstance(outcome, Rejection):
             return self._refuse(outcome, update, record, when, state.incident)
         emits = self._commit(outcome)
-        emits.append(self._reply(_accepted(update, outcome.incident, when)))
+        emits.append(self._reply(_reply_to(update, when, outcome.incident)))
         return emits
 
     def _refuse(
@@ -194,18 +194,7 @@ class LifecycleStage:
         when: datetime,
         incident: Incident | None = None,
     ) -> list[Emit]:
-        reply = UpdateReply(
-            update_id=update.update_id,
-            incident_id=update.incident_id,
-            unit=update.unit,
-            action=str(update.action),
-            accepted=False,
-            reason=rejection.reason,
-            detail=rejection.detail,
-            state=None if incident is None else incident.state,
-            version=None if incident is None else incident.version,
-            received_at=when,
-        )
+        reply = _reply_to(update, when, incident, rejection)
         return [self._reply(reply), self._dead_letter(rejection, record, update.incident_id)]
 
     def _refuse_unreadable(
@@ -299,15 +288,24 @@ class LifecycleStage:
         return emits
 
 
-def _accepted(update: IncidentUpdate, incident: Incident, when: datetime) -> UpdateReply:
+def _reply_to(
+    update: IncidentUpdate,
+    when: datetime,
+    incident: Incident | None,
+    rejection: Rejection | None = None,
+) -> UpdateReply:
+    """The reply to `update`: accepted (no `rejection`) or refused, with the incident's
+    state and version after it (when the incident is known)."""
     return UpdateReply(
         update_id=update.update_id,
         incident_id=update.incident_id,
         unit=update.unit,
         action=str(update.action),
-        accepted=True,
-        state=incident.state,
-        version=incident.version,
+        accepted=rejection is None,
+        reason=None if rejection is None else rejection.reason,
+        detail=None if rejection is None else rejection.detail,
+        state=None if incident is None else incident.state,
+        version=None if incident is None else incident.version,
         received_at=when,
     )
 
