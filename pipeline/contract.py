@@ -6,6 +6,8 @@ produces; a test regenerates them and fails when the committed files in `schemas
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +21,20 @@ from pipeline.models import (
     AuditEvent,
     CitizenReport,
     DeadLetter,
+    Evidence,
     Incident,
+    IncidentAction,
     IncidentEvents,
+    IncidentLocation,
+    IncidentState,
     IncidentUpdate,
     ReadingBatch,
+    SystemAction,
+    UnitAction,
+    UpdateReply,
 )
+from pipeline.rules.lifecycle import ACTION_MEANINGS, REFUSALS, TRANSITIONS
+from pipeline.rules.units import SIGNATURE_HEADER
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,16 @@ class TopicContract:
         """The schema's file name in `schemas/` (versioned: a breaking change is a new file)."""
         return f"{self.kind}.v{self.version}.schema.json"
 
+
+_SIGNATURE = (
+    "Base64 Ed25519 signature of the record's value bytes by the unit named in `unit` "
+    "(its public key is in the topology's unit keys file); an unsigned update is refused."
+)
+_INCIDENT_TOPIC = (
+    "one record per change a unit acts on (open, severity, escalation, state; evidence at "
+    "most once per incidents.evidence_interval), the incident's latest snapshot keyed by "
+    "its id (compacted: keep the highest version per id)"
+)
 
 _ORIGIN = (
     "The raw record this event was made from, `topic:partition:offset:n` (its n-th event): "
@@ -85,7 +106,7 @@ TOPICS: tuple[TopicContract, ...] = (
         "{prefix}incidents.city",
         Incident,
         "incident_id",
-        "Every incident and every change to it, city-wide.",
+        f"Every incident in the city: {_INCIDENT_TOPIC}.",
         "send",
     ),
     TopicContract(
@@ -93,7 +114,7 @@ TOPICS: tuple[TopicContract, ...] = (
         "{prefix}incidents.district.{district}",
         Incident,
         "incident_id",
-        "Incidents in one district (6-digit code), every change in order per incident.",
+        f"Incidents in one district (6-digit code): {_INCIDENT_TOPIC}.",
         "send",
     ),
     TopicContract(
@@ -101,7 +122,7 @@ TOPICS: tuple[TopicContract, ...] = (
         "{prefix}incidents.street.{street}",
         Incident,
         "incident_id",
-        "Incidents in one street/town (9-digit code).",
+        f"Incidents in one street/town (9-digit code): {_INCIDENT_TOPIC}.",
         "send",
     ),
     TopicContract(
@@ -109,8 +130,21 @@ TOPICS: tuple[TopicContract, ...] = (
         "{prefix}incidents.updates",
         IncidentUpdate,
         "incident_id",
-        "Actions from handling units: dispatch, acknowledge, resolve, close, reopen, comment.",
+        "Actions from handling units: dispatch, acknowledge, resolve, close, reopen, comment; "
+        "signed, and answered on the replies topic (docs/incidents.md). The topic is "
+        "LogAppendTime: the broker's receive time is the time an update takes effect.",
         "receive",
+        {SIGNATURE_HEADER: _SIGNATURE},
+    ),
+    TopicContract(
+        "incident_replies",
+        "{prefix}incidents.replies",
+        UpdateReply,
+        "incident_id",
+        "The pipeline's answer to every update whose ids are readable: accepted, or refused "
+        "with a reason; a unit finds its own by `update_id` on the partition of the "
+        "incident's key.",
+        "send",
     ),
     TopicContract(
         "incident_events",
@@ -211,3 +245,96 @@ _PARAMETERS = {
     "district": "A district code from the topology, e.g. 310101",
     "street": "A street/town code from the topology, e.g. 310101002",
 }
+
+
+# --------------------------------------------------------------------------- docs/incidents.md
+
+_DOC_BLOCK = re.compile(
+    r"(?P<head><!-- generated: (?P<name>[a-z-]+) -->\n).*?(?P<tail><!-- end generated -->)",
+    re.DOTALL,
+)
+
+
+def incident_doc_blocks() -> dict[str, str]:
+    """The parts of docs/incidents.md that come from the code, by block name."""
+    return {
+        "transitions": _transitions_table(),
+        "actions": _actions_table(),
+        "refusals": _refusals_table(),
+        "incident-fields": _fields_table(Incident),
+        "evidence-fields": _fields_table(Evidence),
+        "location-fields": _fields_table(IncidentLocation),
+        "update-fields": _fields_table(IncidentUpdate),
+        "reply-fields": _fields_table(UpdateReply),
+    }
+
+
+def render_incident_doc(text: str) -> str:
+    """``text`` (docs/incidents.md) with every generated block rewritten from the code."""
+    blocks = incident_doc_blocks()
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group("name")
+        if name not in blocks:
+            msg = f"unknown generated block {name!r} (known: {', '.join(blocks)})"
+            raise KeyError(msg)
+        return f"{match.group('head')}{blocks[name]}{match.group('tail')}"
+
+    return _DOC_BLOCK.sub(fill, text)
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _transitions_table() -> str:
+    states = list(IncidentState)
+    rows = [
+        (f"`{action}`", *(f"→ `{TRANSITIONS[action][s]}`" if s in TRANSITIONS[action] else "—"
+                          for s in states))
+        for action in (IncidentAction(a) for a in UnitAction)
+    ]  # fmt: skip
+    return _table(("unit action \\ from", *(f"`{s}`" for s in states)), rows)
+
+
+def _actions_table() -> str:
+    rows = []
+    for action in IncidentAction:
+        who = [name for name, enum in (("unit", UnitAction), ("system", SystemAction))
+               if action in enum.__members__]  # fmt: skip
+        rows.append((f"`{action}`", " and ".join(who), ACTION_MEANINGS[action]))
+    return _table(("action", "sent by", "meaning"), rows)
+
+
+def _refusals_table() -> str:
+    return _table(("reason", "why"), [(f"`{r}`", text) for r, text in REFUSALS.items()])
+
+
+def _fields_table(model: type[BaseModel]) -> str:
+    schema = model.model_json_schema(mode="serialization")
+    required = set(schema.get("required", ()))
+    rows = []
+    for name, prop in schema["properties"].items():
+        meaning = model.model_fields[name].description or ""
+        if name == "schema_version":
+            meaning = "Version of this record's schema; a breaking change is a new version."
+        kind = _type_name(prop) + ("" if name in required else ", optional")
+        rows.append((f"`{name}`", kind, meaning))
+    return _table(("field", "type", "meaning"), rows)
+
+
+def _type_name(prop: dict[str, Any]) -> str:
+    if "$ref" in prop:
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
+    if "anyOf" in prop:
+        return " or ".join(_type_name(p) for p in prop["anyOf"])
+    if "enum" in prop:
+        return "one of " + ", ".join(f"`{v}`" for v in prop["enum"])
+    if "const" in prop:
+        return f"`{prop['const']}`"
+    kind = str(prop.get("type", "any"))
+    if prop.get("format") == "date-time":
+        return "time (ISO 8601, UTC)"
+    return kind

@@ -214,11 +214,11 @@ class Pipeline:
 
     def _incident_events(self, records: Sequence[Record], out: Output) -> None:
         for record in records:
-            out.emits.extend(self.lifecycle.on_incident_events(record.value, record.source))
+            out.emits.extend(self.lifecycle.on_incident_events(record))
 
     def _updates(self, records: Sequence[Record], out: Output) -> None:
         for record in records:
-            out.emits.extend(self.lifecycle.on_update(record.value, record.source))
+            out.emits.extend(self.lifecycle.on_update(record))
 
     # -- helpers ---------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ previous event (``prev_hash``; 64 zeros for the first), and its own ``hash`` is:
 
 where the canonical JSON has sorted keys, no whitespace, UTF-8 and datetimes as ISO 8601
 in UTC. ``prev_hash`` is one of the hashed fields, so altering, dropping or reordering any
-event breaks the chain at a point :func:`verify` can name.
+event breaks the chain at a point :func:`verify` can name. Fields added since the first
+version (``update_id``, ``sent_at``: :data:`OPTIONAL_FIELDS`) are hashed only when set, so
+chains written before them still verify.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from pipeline.models import AuditEvent, IncidentAction, IncidentState
 from pipeline.rules.lifecycle import Transition
 
 GENESIS_HASH = "0" * 64
+#: Hashed only when not None (added after chains were first written).
+OPTIONAL_FIELDS = ("update_id", "sent_at")
 
 
 def canonical_json(payload: Mapping[str, Any]) -> bytes:
@@ -37,6 +41,9 @@ def canonical_json(payload: Mapping[str, Any]) -> bytes:
 def event_hash(event: AuditEvent) -> str:
     """The hash ``event`` should carry: sha256 over its canonical JSON without ``hash``."""
     payload = event.model_dump(mode="json", exclude={"hash"})
+    for name in OPTIONAL_FIELDS:
+        if payload.get(name) is None:
+            payload.pop(name, None)
     return hashlib.sha256(canonical_json(payload)).hexdigest()
 
 
@@ -68,6 +75,8 @@ class AuditChain:
         from_state: IncidentState | None,
         to_state: IncidentState,
         reason: str | None = None,
+        update_id: str | None = None,
+        sent_at: datetime | None = None,
     ) -> AuditEvent:
         """Chain and return the next event of ``incident_id`` (and advance its head)."""
         head = self.heads.get(incident_id) or ChainHead()
@@ -80,6 +89,8 @@ class AuditChain:
             from_state=from_state,
             to_state=to_state,
             reason=reason,
+            update_id=update_id,
+            sent_at=sent_at,
             prev_hash=head.hash,
             hash=GENESIS_HASH,  # placeholder: the hash never covers itself
         )
@@ -97,6 +108,8 @@ class AuditChain:
             from_state=transition.from_state,
             to_state=transition.to_state,
             reason=transition.reason,
+            update_id=transition.update_id,
+            sent_at=transition.sent_at,
         )
 
     def to_dict(self) -> dict[str, Any]:

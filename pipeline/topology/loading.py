@@ -21,6 +21,7 @@ from pipeline.topology.boundaries import load_boundaries
 from pipeline.topology.catalogue import Metric
 from pipeline.topology.checks import cross_check
 from pipeline.topology.errors import ErrorList, TopologyError, convert, dedupe, key_path
+from pipeline.topology.incidents import check_unit_keys, read_unit_keys
 from pipeline.topology.model import Topology, check_timezone
 from pipeline.topology.reports import ReportCategory
 from pipeline.topology.rules import Rule
@@ -112,6 +113,8 @@ def parse_topology(data: Any, base_dir: Path) -> Topology:
         errors += boundary_errors
     else:
         features = None
+    unit_keys, key_errors = _unit_keys(sections, base_dir)
+    errors += key_errors
     if errors:
         raise TopologyError(dedupe(errors))
     try:
@@ -121,7 +124,19 @@ def parse_topology(data: Any, base_dir: Path) -> Topology:
     except ValidationError as exc:  # every check above passed: only a bug gets here
         raise TopologyError(convert(exc, ())) from exc
     topology._features = features
+    topology._unit_keys = unit_keys
     return topology
+
+
+def _unit_keys(sections: Mapping[str, Any], base_dir: Path) -> tuple[Any, ErrorList]:
+    """The keys file the ``incidents`` section names, read and checked (None: no section)."""
+    section = sections.get("incidents")
+    if section is None or section.unit_keys is None:
+        return None, []
+    keys, errors = read_unit_keys(section.unit_keys, base_dir)
+    if "areas" in sections:
+        errors += check_unit_keys(keys, {a.code for a in sections["areas"] if a is not None})
+    return keys, errors
 
 
 def _inline_sensor_file(raw: dict[str, Any], base_dir: Path) -> tuple[ErrorList, bool]:

@@ -25,6 +25,7 @@ from pipeline.topology.checks import cross_check
 from pipeline.topology.detection import Detection
 from pipeline.topology.errors import Issues, TopologyError, path_to_loc, short
 from pipeline.topology.event_time import EventTime
+from pipeline.topology.incidents import IncidentsSection, UnitKey, read_unit_keys
 from pipeline.topology.reports import ReportCategory
 from pipeline.topology.rules import Rule
 from pipeline.topology.sensors import Datastream, DatastreamId, Sensor
@@ -69,12 +70,14 @@ class Topology(Frozen):
     aggregation: Aggregation = Aggregation()
     event_time: EventTime = EventTime()
     sinks: Sinks = Sinks()
+    incidents: IncidentsSection = IncidentsSection()
 
     _base_dir: Path = PrivateAttr(default_factory=lambda: Path("."))
     _areas: dict[str, Area] = PrivateAttr(default_factory=dict)
     _sensors: dict[str, Sensor] = PrivateAttr(default_factory=dict)
     _features: list[tuple[str, Any]] | None = PrivateAttr(default=None)
     _index: Any = PrivateAttr(default=None)
+    _unit_keys: dict[str, UnitKey] | None = PrivateAttr(default=None)
 
     @field_validator("timezone")
     @classmethod
@@ -181,6 +184,18 @@ class Topology(Frozen):
         point = Point(lon, lat)
         hits = [features[int(i)][0] for i in self._index.query(point, predicate="intersects")]
         return sorted(set(hits), key=lambda c: (-LEVEL_DEPTH[self._areas[c].level], c))
+
+    # ---- handling units
+
+    def unit_keys(self) -> dict[str, UnitKey]:
+        """The handling units of ``incidents.unit_keys`` by id (read once; empty without)."""
+        if self._unit_keys is None:
+            rel = self.incidents.unit_keys
+            keys, errors = ({}, []) if rel is None else read_unit_keys(rel, self._base_dir)
+            if errors:
+                raise TopologyError(errors)
+            self._unit_keys = keys
+        return self._unit_keys
 
     # ---- topics
 

@@ -38,6 +38,7 @@ TopicKind = Literal[
     "incidents_district",
     "incidents_street",
     "incident_updates",
+    "incident_replies",
     "incident_events",
     "audit",
 ]
@@ -52,11 +53,13 @@ _TOPIC_SUFFIX: dict[str, str] = {
     "incidents_district": "incidents.district.",
     "incidents_street": "incidents.street.",
     "incident_updates": "incidents.updates",
+    "incident_replies": "incidents.replies",
     "incident_events": "incidents.events",
     "audit": "incidents.audit",
 }
-#: Topics whose records' timestamps are their arrival (LogAppendTime): the raw input.
-_ARRIVAL_STAMPED = frozenset({"raw_sensors", "raw_reports"})
+#: Topics whose records' timestamps are their arrival (LogAppendTime): the raw input, and
+#: the units' updates (their receive time drives SLAs, reopen windows and the audit).
+_ARRIVAL_STAMPED = frozenset({"raw_sensors", "raw_reports", "incident_updates"})
 
 _TOPIC_RETENTION: dict[str, str] = {
     "raw_sensors": "raw",
@@ -68,11 +71,16 @@ _TOPIC_RETENTION: dict[str, str] = {
     "incidents_district": "incidents",
     "incidents_street": "incidents",
     "incident_updates": "incidents",
+    "incident_replies": "incidents",
     "incident_events": "incidents",
     "audit": "audit",
 }
-# Incident topics carry the latest snapshot per incident id: state, so compacted.
+# Incident topics carry the latest snapshot per incident id: state, so compacted. The broker
+# compacts only closed segments, and only when enough of the log is dirty: a segment rolls
+# at least hourly and a tenth of dirty log is enough, else a topic stayed uncompacted for
+# the default week-long segment.
 _COMPACTED = frozenset({"incidents_city", "incidents_district", "incidents_street"})
+_COMPACTION = {"segment.ms": str(3_600_000), "min.cleanable.dirty.ratio": "0.1"}
 MAX_TOPIC_NAME = 249
 
 
@@ -132,6 +140,8 @@ class Topics(Frozen):
             policy = "delete"
         per_area = kind in ("incidents_district", "incidents_street")
         config = {"cleanup.policy": policy, "retention.ms": ms}
+        if kind in _COMPACTED:
+            config.update(_COMPACTION)
         if kind in _ARRIVAL_STAMPED:
             # The broker stamps arrival: event-time checks trust it, a producer cannot set it.
             config["message.timestamp.type"] = "LogAppendTime"

@@ -3,8 +3,8 @@
 Two sensors in two districts breach the PM2.5 rule: exactly one incident each opens, it is
 published on the city topic and on its own district's and street's topics and nowhere else,
 the unacknowledged one escalates street -> district -> city (SLA shortened to seconds), the
-other is acknowledged, resolved and closed through the updates topic, refused updates are
-dead-lettered with their reasons, and the audit topic verifies.
+other is acknowledged, resolved and closed through the updates topic (signed by its
+units), refused updates are dead-lettered with their reasons, and the audit topic verifies.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pipeline.models import AuditEvent
 from pipeline.rules.audit import verify
 from pipeline.topology import Topology, parse_topology
 from tests.support.paths import ROOT
+from tests.support.units import Units, update_value
 from tests.support.worker import WorkerProcess, produce, sensor_key
 
 DEMO = ROOT / "topologies" / "demo.yaml"
@@ -38,9 +39,13 @@ SLA = {"ack": "2s", "resolve": "1h"}
 DETECTION_ACTIONS = {"evidence", "upgrade", "escalate"}
 
 
+UNITS = Units(["310101", "310101002", "310104", "310104014"])
+
+
 def _fast_sla_topology(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
     data["sla"] = {severity: dict(SLA) for severity in ("red", "orange", "yellow", "blue")}
+    data["incidents"] = {"unit_keys": str(UNITS.write(tmp_path))}
     path = tmp_path / "fast-sla.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path, data
@@ -57,11 +62,16 @@ def _readings(sensor: str, values: list[float], start: datetime) -> list[bytes]:
     ]  # fmt: skip
 
 
-def _update(incident_id: str, action: str, unit: str, n: int) -> bytes:
-    return orjson.dumps({
-        "update_id": f"u-{n}", "incident_id": incident_id, "action": action, "unit": unit,
-        "at": datetime.now(UTC).isoformat(), "note": f"test step {n}",
-    })  # fmt: skip
+def _update(incident_id: str, action: str, unit: str, n: int) -> tuple[bytes, list[Any]]:
+    """A signed update record (value, headers)."""
+    value = update_value(f"u-{n}", incident_id, action, unit, datetime.now(UTC), f"test step {n}")
+    return UNITS.signed(value, unit)
+
+
+async def _send(bootstrap: str, topic: str, updates: list[tuple[bytes, list[Any]]]) -> None:
+    for value, headers in updates:
+        key = orjson.loads(value)["incident_id"].encode()
+        await produce(bootstrap, topic, [value], headers=headers, key=key)
 
 
 class TopicWatcher:
@@ -136,6 +146,12 @@ async def test_incidents_are_routed_escalated_handled_and_audited(
     try:
         city = name("incidents_city")
         await watcher.until("two incidents", lambda r: len(_ids(r[city])) == 2, worker)
+        # Units act once detection has seen the worst (an upgrade after a resolve reopens).
+        await watcher.until(
+            "both upgraded",
+            lambda r: sum(x["last_action"] == "upgrade" for x in r[city]) >= 2,
+            worker,
+        )
         by_district = {r["areas"]["district"]: r["incident_id"] for r in watcher.records[city]}
         a, b = by_district["310101"], by_district["310104"]
 
@@ -147,9 +163,8 @@ async def test_incidents_are_routed_escalated_handled_and_audited(
             _update(a, "close", "310101002", 5),  # not resolved: refused
             _update("inc-0000000000000000", "acknowledge", "310101", 6),
         ]
-        await produce(kafka_bootstrap, name("incident_updates"), updates[:4], key=b.encode())
-        await produce(kafka_bootstrap, name("incident_updates"), updates[4:5], key=a.encode())
-        await produce(kafka_bootstrap, name("incident_updates"), [updates[5], b"{broken"])
+        await _send(kafka_bootstrap, name("incident_updates"), updates)
+        await produce(kafka_bootstrap, name("incident_updates"), [b"{broken"])
 
         def settled(r: dict[str, list[dict[str, Any]]]) -> bool:
             a_levels = {x["owner_level"] for x in r[city] if x["incident_id"] == a}

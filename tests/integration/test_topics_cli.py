@@ -76,7 +76,7 @@ def test_create_list_delete_follow_the_topology_plan(
 ) -> None:
     path = _copy(tmp_path, topic_prefix)
     plan = {spec.name: spec for spec in load_topology(path).topic_plan()}
-    assert len(plan) == 16  # 9 fixed kinds + 2 district + 5 street incident topics
+    assert len(plan) == 17  # 10 fixed kinds + 2 district + 5 street incident topics
     runner = CliRunner()
     common = ["--topology", str(path), "--bootstrap", kafka_bootstrap]
 

@@ -97,3 +97,22 @@ def test_a_dead_letter_validates_and_a_broken_one_does_not() -> None:
     document["reason"] = "no_such_reason"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(document, schema)
+
+
+def test_the_incident_contract_page_is_current() -> None:
+    from pipeline.contract import render_incident_doc
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "incidents.md"
+    text = page.read_text(encoding="utf-8")
+    assert text.count("<!-- generated: ") == 8
+    assert render_incident_doc(text) == text, "stale: run cityops incidents contract"
+
+
+def test_units_may_send_only_unit_actions_and_are_told_how_to_sign() -> None:
+    update = _schema("incident_updates")
+    actions = update["$defs"]["UnitAction"]["enum"]  # type: ignore[index]
+    assert actions == ["dispatch", "acknowledge", "resolve", "close", "reopen", "comment"]
+    document = yaml.safe_load((SCHEMAS / "asyncapi.yaml").read_text(encoding="utf-8"))
+    (message,) = document["channels"]["incident_updates"]["messages"].values()
+    assert "cityops-signature" in message["headers"]["properties"]
+    assert document["channels"]["incident_replies"]["address"] == "{prefix}incidents.replies"

@@ -29,9 +29,11 @@ def dead_letter(
     *,
     stage: str,
     key: bytes | None = None,
+    received_at: datetime | None = None,
 ) -> Emit:
     """A dead letter for `raw` (a whole record, or one refused element of a batch) with
-    its reason, detail and origin."""
+    its reason, detail and origin; `received_at` defaults to now (a stage that must be
+    deterministic passes its record's time)."""
     kept = raw
     digest: str | None = None
     if len(raw) > MAX_ORIGINAL_BYTES:
@@ -48,7 +50,7 @@ def dead_letter(
         original_size=len(raw),
         original_sha256=digest,
         element=rejection.element,
-        received_at=datetime.now(UTC),
+        received_at=datetime.now(UTC) if received_at is None else received_at,
     )
     return Emit(
         topology.topics.name("deadletter"),

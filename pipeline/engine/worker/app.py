@@ -13,7 +13,7 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry
 
-from pipeline.engine.worker import agents
+from pipeline.engine.worker import agents, incidents_api
 from pipeline.engine.worker.telemetry import preset_children
 from pipeline.engine.worker.web import aggregates_endpoint
 from pipeline.engine.worker.wiring import Wiring
@@ -47,6 +47,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     preset_children(metrics, topology)
     wiring = Wiring.build(app, settings, topology, metrics)
     agents.register(app, wiring)
+    incidents_api.register(app, wiring)
 
     @app.page("/aggregates")
     async def aggregates_page(web: Any, request: Any) -> Any:

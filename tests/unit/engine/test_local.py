@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -14,6 +15,7 @@ from pipeline.cli.dryrun import dry_run_command
 from pipeline.models import AuditEvent, DeadLetter, ReadingBatch
 from pipeline.rules.audit import verify
 from tests.support.paths import TOPOLOGIES
+from tests.support.units import KEYS_FILE, Units, update_value
 
 P = "cityops.demo."
 runner = CliRunner()
@@ -257,29 +259,46 @@ def test_a_rerun_into_the_same_directory_leaves_no_stale_topic_file(tmp_path: Pa
 
 def test_envelopes_route_raw_messages_and_handling_units_updates(tmp_path: Path) -> None:
     topology, events = world(tmp_path)
+    units = Units(["310104014"])
+    units.write(tmp_path)
     out = tmp_path / "out"
     dry_run(topology, events, out)
     gas_id = records(out / f"{P}incidents.street.310104014.jsonl")[0]["incident_id"]
+    at = datetime(2026, 5, 1, 0, 3, 30, tzinfo=UTC)
+    ack = update_value("u-1", gas_id, "acknowledge", "310104014", at)
+    unknown = update_value("u-2", "inc-0000000000000000", "acknowledge", "310104014", at)
+    unsigned = update_value("u-3", gas_id, "resolve", "310104014", at)
+
+    def envelope(topic: str, value: bytes, signed: bool = True) -> dict[str, object]:
+        headers = dict(units.signed(value, "310104014")[1]) if signed else {}
+        return {"topic": topic, "key": gas_id, "value": value.decode(),
+                "headers": {k: v.decode() for k, v in headers.items()}}  # fmt: skip
+
     lines: list[object] = [
         {"topic": f"{P}reports.raw", "key": "r-4", "value": LINES[8]},
         {"topic": f"{P}sensors.raw", "key": None, "value": json.dumps(LINES[0])},
-        {"topic": f"{P}incidents.updates", "key": gas_id, "value": {
-            "update_id": "u-1", "incident_id": gas_id, "action": "acknowledge",
-            "unit": "310104014", "at": "2026-05-01T00:03:30Z"}},
-        {"topic": "incident_updates", "key": "nope", "value": {
-            "update_id": "u-2", "incident_id": "inc-0000000000000000", "action": "acknowledge",
-            "unit": "310104014", "at": "2026-05-01T00:03:40Z"}},
-    ]  # fmt: skip
+        envelope(f"{P}incidents.updates", ack),
+        envelope("incident_updates", unknown),
+        envelope("incident_updates", unsigned, signed=False),
+        envelope("incident_updates", ack),  # a replay
+    ]
     _, enveloped = world(tmp_path, lines)
+    with topology.open("a", encoding="utf-8") as text:
+        text.write(f"incidents: {{unit_keys: {KEYS_FILE}}}\n")
     out2 = tmp_path / "out2"
     dry_run(topology, enveloped, out2)
     summary = json.loads((out2 / "summary.json").read_text(encoding="utf-8"))
-    assert summary["dead_letters"] == {"unknown_incident": 1}
+    assert summary["dead_letters"] == {"duplicate": 1, "unknown_incident": 1, "unsigned": 1}
     assert summary["incidents"]["by_state"] == {"acknowledged": 1}
     assert summary["topics"][f"{P}readings"] == 1
     audit = records(out2 / f"{P}incidents.audit.jsonl")
     assert [(a["incident_id"], a["seq"], a["action"]) for a in audit] == [
         (gas_id, 1, "open"), (gas_id, 2, "acknowledge"),
+    ]  # fmt: skip
+    replies = records(out2 / f"{P}incidents.replies.jsonl")
+    assert [(r["update_id"], r["accepted"], r["reason"]) for r in replies] == [
+        ("u-1", True, None), ("u-2", False, "unknown_incident"),
+        ("u-3", False, "unsigned"), ("u-1", False, "duplicate"),
     ]  # fmt: skip
 
 

@@ -73,12 +73,12 @@ def upd(
     )
 
 
-def ok(result: Transition | Rejection) -> Transition:
+def ok(result: Transition | Rejection | None) -> Transition:
     assert isinstance(result, Transition), result
     return result
 
 
-def rejected(result: Transition | Rejection, reason: RejectReason) -> Rejection:
+def rejected(result: Transition | Rejection | None, reason: RejectReason) -> Rejection:
     assert isinstance(result, Rejection), result
     assert result.reason == reason, result
     return result

@@ -57,8 +57,9 @@ def test_chain_links_and_hashes() -> None:
     assert events[0].prev_hash == GENESIS_HASH == "0" * 64
     for prev, nxt in zip(events, events[1:], strict=False):
         assert nxt.prev_hash == prev.hash
-    # The hash is sha256 over the canonical JSON of everything but the hash itself.
-    payload = events[2].model_dump(mode="json", exclude={"hash"})
+    # The hash is sha256 over the canonical JSON of everything but the hash itself (and
+    # the fields added later, while they are unset).
+    payload = events[2].model_dump(mode="json", exclude={"hash", "update_id", "sent_at"})
     raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert events[2].hash == hashlib.sha256(raw.encode()).hexdigest()
     assert len({e.hash for e in events}) == 5
@@ -194,6 +195,10 @@ def test_record_turns_a_transition_into_the_next_event() -> None:
         "crew 7",
     )
     assert event.at == T0 + timedelta(minutes=3) and event.hash == event_hash(event)
+    # The unit's update id and its own time are in the trail, and under the hash.
+    assert (event.update_id, event.sent_at) == ("u-1", T0 + timedelta(minutes=3))
+    forged = event.model_copy(update={"update_id": "u-9"})
+    assert kinds(verify([forged])) == [(inc.incident_id, 1, 0, ProblemKind.altered)]
 
 
 @st.composite

@@ -8,10 +8,18 @@ from datetime import timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from pipeline.models import AdminCodes, CitizenReport, Incident, Reading, RejectReason, Severity
+from pipeline.models import (
+    AdminCodes,
+    CitizenReport,
+    Incident,
+    IncidentLocation,
+    Reading,
+    RejectReason,
+    Severity,
+)
 from pipeline.rules.lifecycle import (
-    REOPEN_WINDOW,
     TRANSITIONS,
     IncidentEvent,
     apply,
@@ -21,6 +29,8 @@ from pipeline.rules.lifecycle import (
 from tests.unit.rules.detect_world import CITY, HUANGPU, NANJING_EAST, T0, TIANPING, WAITAN, XUHUI
 from tests.unit.rules.incident_world import STREET_UNIT, TOPO, A, S, make, ok, rejected, upd
 from tests.unit.rules.streams import TOPO_NOW, pm25_series, report_series, run_keyed, run_reports
+
+REOPEN_WINDOW = TOPO.incidents.reopen_window
 
 # --------------------------------------------------------------------------- open
 
@@ -101,7 +111,18 @@ def test_invalid_examples_from_the_issue() -> None:
 
 def test_system_actions_are_not_unit_actions() -> None:
     for action in (A.auto_resolve, A.escalate, A.open, A.upgrade, A.evidence):
-        rejected(apply(make(), upd(action), TOPO), RejectReason.invalid_transition)
+        with pytest.raises(ValidationError, match="action"):
+            upd(action)
+        forged = upd(A.comment).model_copy(update={"action": action})
+        rejected(apply(make(), forged, TOPO), RejectReason.invalid_transition)
+
+
+def test_a_unit_update_takes_effect_at_its_receive_time_not_its_own() -> None:
+    update = upd(A.acknowledge, 5)  # the sender claims T0 + 5 min
+    received = T0 + timedelta(minutes=9)
+    t = ok(apply(make(), update, TOPO, received_at=received))
+    assert t.at == received and t.incident.updated_at == received
+    assert (t.update_id, t.sent_at) == (update.update_id, update.at)
 
 
 def test_reopen_of_closed_only_within_the_window_and_restarts_deadlines() -> None:
@@ -177,7 +198,9 @@ def test_detection_open_and_duplicate_open() -> None:
     event = detected(A.open, 3, minutes=0)
     t = ok(apply_detection(None, event, TOPO))
     assert (t.action, t.from_state, t.to_state, t.actor) == (A.open, None, S.open, "system")
-    assert t.incident == event.incident
+    # The lifecycle places it: the sensor's registered location.
+    where = IncidentLocation(lat=31.2365, lon=121.4790, basis="sensor")
+    assert t.incident == event.incident.model_copy(update={"location": where})
     rejected(apply_detection(t.incident, event, TOPO), RejectReason.duplicate)
 
 
@@ -189,10 +212,25 @@ def test_detection_evidence_keeps_the_lifecycle_state() -> None:
     assert (t.incident.evidence.count, t.incident.evidence.peak_value) == (4, 200.0)
     rejected(apply_detection(t.incident, detected(A.evidence, 4), TOPO), RejectReason.duplicate)
     rejected(apply_detection(None, detected(A.evidence, 5), TOPO), RejectReason.unknown_incident)
-    closed = make(state=S.closed)
-    rejected(
-        apply_detection(closed, detected(A.evidence, 9), TOPO), RejectReason.invalid_transition
-    )
+
+
+def test_same_severity_evidence_is_kept_when_resolved_and_ignored_when_closed() -> None:
+    resolved = make(state=S.resolved)
+    t = ok(apply_detection(resolved, detected(A.evidence, 9), TOPO))
+    assert (t.action, t.incident.state, t.incident.evidence.count) == (A.evidence, S.resolved, 9)
+    assert apply_detection(make(state=S.closed), detected(A.evidence, 9), TOPO) is None
+
+
+@pytest.mark.parametrize("before", [S.resolved, S.closed])
+def test_a_worsening_incident_a_unit_resolved_reopens(before: S) -> None:
+    done = make(Severity.yellow, state=before)
+    t = ok(apply_detection(done, detected(A.upgrade, 9, Severity.red, minutes=30), TOPO))
+    at = T0 + timedelta(minutes=30)
+    assert (t.action, t.actor, t.from_state, t.to_state) == (A.reopen, "system", before, S.open)
+    assert (t.incident.state, t.incident.severity, t.incident.reopened) == (S.open, "red", 1)
+    assert t.incident.last_action == A.reopen and t.incident.evidence.count == 9
+    assert t.incident.ack_due == at + timedelta(minutes=15)
+    assert t.reason == f"worsened after it was {before}: yellow -> red"
 
 
 def test_detection_upgrade_tightens_deadlines_never_relaxes() -> None:
@@ -215,11 +253,8 @@ def test_auto_resolve_from_any_unresolved_state(before: S) -> None:
 
 
 @pytest.mark.parametrize("before", [S.resolved, S.closed])
-def test_auto_resolve_of_a_resolved_incident_is_rejected(before: S) -> None:
-    rejected(
-        apply_detection(make(state=before), detected(A.auto_resolve, 3), TOPO),
-        RejectReason.invalid_transition,
-    )
+def test_auto_resolve_of_a_resolved_incident_changes_nothing(before: S) -> None:
+    assert apply_detection(make(state=before), detected(A.auto_resolve, 3), TOPO) is None
 
 
 UNIT_ACTIONS = [A.dispatch, A.acknowledge, A.resolve, A.close, A.reopen, A.comment]

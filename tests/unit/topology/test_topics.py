@@ -30,7 +30,16 @@ def test_topics_and_topic_plan() -> None:
     assert len(plan) == len(TOPIC_KINDS) - 2 + 2 + 5  # fixed kinds, 2 districts, 5 streets
     city = plan["cityops.demo.incidents.city"]
     assert city.partitions == 3
-    assert city.config == {"cleanup.policy": "compact,delete", "retention.ms": str(30 * 86400000)}
+    # Compacted topics roll a segment hourly and compact at 10 % dirty: compaction happens.
+    assert city.config == {
+        "cleanup.policy": "compact,delete",
+        "retention.ms": str(30 * 86400000),
+        "segment.ms": "3600000",
+        "min.cleanable.dirty.ratio": "0.1",
+    }
+    updates = plan["cityops.demo.incidents.updates"].config
+    assert updates["message.timestamp.type"] == "LogAppendTime"  # the pipeline's receive time
+    assert plan["cityops.demo.incidents.replies"].config["cleanup.policy"] == "delete"
     assert plan["cityops.demo.incidents.audit"].config["retention.ms"] == "-1"
     assert plan["cityops.demo.readings"].config == {
         "cleanup.policy": "delete",
