@@ -1,4 +1,4 @@
-"""``cityops acl plan|apply``: who may read and write which topic, from the topology.
+"""``cityops acl apply``: who may read and write which topic, from the topology.
 
 Why from the topology: topic names and areas live there, so the ACLs follow it as topics
 do (`cityops topics create`). Three kinds of principal (``User:<SCRAM user>``):
@@ -13,7 +13,8 @@ do (`cityops topics create`). Three kinds of principal (``User:<SCRAM user>``):
 
 ``apply`` converges: it creates what is missing and deletes the ACLs of the managed
 principals (the pipeline, the sources, every ``unit-`` user and the listed units) that the
-plan no longer holds. Run it as a super user (``User:admin`` on the local broker).
+plan no longer holds. Run it as a super user (``User:admin`` on the local broker);
+``--dry-run`` only shows the plan, ``--strimzi CLUSTER`` prints it as KafkaUser resources.
 docs/security.md has the threat model.
 """
 
@@ -49,11 +50,17 @@ __all__ = ["Access", "acl_app", "plan_acls", "strimzi_users", "unit_topic"]
 
 acl_app = typer.Typer(
     name="acl",
-    help="Plan and apply the Kafka ACLs of a topology (a secured broker).",
+    help="The Kafka ACLs of a topology (a secured broker).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@acl_app.callback()
+def _group() -> None:
+    """The Kafka ACLs of a topology (a secured broker)."""
+
 
 #: What the worker does on its topics: consume, produce, create missing ones, inspect them.
 _TOPIC_OPERATIONS = (
@@ -210,26 +217,6 @@ def strimzi_users(acls: list[Acl], cluster: str) -> str:
     return yaml.safe_dump_all(documents, sort_keys=False)
 
 
-TopologyOption = Annotated[Path, typer.Option("--topology", "-t", help="Topology YAML file.")]
-PipelineUserOption = Annotated[
-    str, typer.Option(help="The pipeline's SCRAM user (the workers connect as it).")
-]
-WorkerIdOption = Annotated[
-    str | None, typer.Option(help="The workers' id (default: CITYOPS_WORKER_ID).")
-]
-SourceOption = Annotated[
-    list[str] | None, typer.Option("--source", help="A user that may write the raw topics.")
-]
-UnitOption = Annotated[
-    list[str] | None,
-    typer.Option("--unit", help="NAME=AREA: a unit user acting for an area (repeatable)."),
-]
-AreaUnitsOption = Annotated[
-    bool, typer.Option(help="One unit user per city, district and street: <prefix><code>.")
-]
-UnitPrefixOption = Annotated[str, typer.Option(help="Name prefix of the per-area unit users.")]
-
-
 def _settings(bootstrap: str | None = None) -> Settings:
     try:
         return Settings(kafka_bootstrap_servers=bootstrap) if bootstrap else Settings()
@@ -264,30 +251,7 @@ def _access(
     )
 
 
-@acl_app.command("plan")
-def plan_command(
-    topology: TopologyOption,
-    pipeline_user: PipelineUserOption = "cityops",
-    worker_id: WorkerIdOption = None,
-    source: SourceOption = None,
-    unit: UnitOption = None,
-    area_units: AreaUnitsOption = True,
-    unit_prefix: UnitPrefixOption = "unit-",
-    strimzi: Annotated[
-        str | None, typer.Option(help="Print Strimzi KafkaUser resources for this Kafka cluster.")
-    ] = None,
-) -> None:
-    """Show the ACLs the topology needs (or print them as Strimzi KafkaUsers)."""
-    settings = _settings()
-    topo = open_topology(topology, settings)
-    access = _access(
-        settings, topo, pipeline_user=pipeline_user, worker_id=worker_id, sources=source,
-        units=unit, area_units=area_units, unit_prefix=unit_prefix,
-    )  # fmt: skip
-    acls = plan_acls(topo, access)
-    if strimzi is not None:
-        sys.stdout.write(strimzi_users(acls, strimzi))  # plain YAML, for kubectl apply
-        return
+def _show(topo: Topology, acls: list[Acl]) -> None:
     for acl in acls:
         console.print(acl.describe(), highlight=False, soft_wrap=True)
     console.print(
@@ -299,27 +263,55 @@ def plan_command(
 
 @acl_app.command("apply")
 def apply_command(
-    topology: TopologyOption,
+    topology: Annotated[Path, typer.Option("--topology", "-t", help="Topology YAML file.")],
     bootstrap: Annotated[
         str | None,
         typer.Option(help="Kafka bootstrap servers (default: CITYOPS_KAFKA_BOOTSTRAP_SERVERS)."),
     ] = None,
-    pipeline_user: PipelineUserOption = "cityops",
-    worker_id: WorkerIdOption = None,
-    source: SourceOption = None,
-    unit: UnitOption = None,
-    area_units: AreaUnitsOption = True,
-    unit_prefix: UnitPrefixOption = "unit-",
+    pipeline_user: Annotated[
+        str, typer.Option(help="The pipeline's SCRAM user (the workers connect as it).")
+    ] = "cityops",
+    worker_id: Annotated[
+        str | None, typer.Option(help="The workers' id (default: CITYOPS_WORKER_ID).")
+    ] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="A user that may write the raw topics.")
+    ] = None,
+    unit: Annotated[
+        list[str] | None,
+        typer.Option("--unit", help="NAME=AREA: a unit user acting for an area (repeatable)."),
+    ] = None,
+    area_units: Annotated[
+        bool, typer.Option(help="One unit user per city, district and street: <prefix><code>.")
+    ] = True,
+    unit_prefix: Annotated[str, typer.Option(help="Name prefix of the per-area unit users.")] = (
+        "unit-"
+    ),
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show the plan; touch no broker.")
+    ] = False,
+    strimzi: Annotated[
+        str | None,
+        typer.Option(help="Only print the plan as Strimzi KafkaUsers of this Kafka cluster."),
+    ] = None,
 ) -> None:
-    """Create the missing ACLs and delete the managed principals' stale ones."""
+    """Create the missing ACLs and delete the managed principals' stale ones (as a super
+    user), or show the plan (--dry-run) or print it as Strimzi KafkaUsers (--strimzi)."""
     settings = _settings(bootstrap)
     topo = open_topology(topology, settings)
     access = _access(
         settings, topo, pipeline_user=pipeline_user, worker_id=worker_id, sources=source,
         units=unit, area_units=area_units, unit_prefix=unit_prefix,
     )  # fmt: skip
+    acls = plan_acls(topo, access)
+    if strimzi is not None:
+        sys.stdout.write(strimzi_users(acls, strimzi))  # plain YAML, for kubectl apply
+        return
+    if dry_run:
+        _show(topo, acls)
+        return
     try:
-        report = asyncio.run(apply_acls(settings, plan_acls(topo, access), access.manages))
+        report = asyncio.run(apply_acls(settings, acls, access.manages))
     except AclError as exc:
         fail(str(exc), EXIT_RUNTIME)
     except (KafkaError, OSError) as exc:

@@ -133,9 +133,13 @@ def test_the_plan_as_strimzi_users_holds_every_acl(demo: Topology) -> None:
     assert count == len(acls)
 
 
-def test_acl_plan_command_lists_the_acls_and_refuses_a_bad_unit() -> None:
-    result = runner.invoke(app, ["acl", "plan", "--topology", str(DEMO), "--no-area-units"])
+def test_acl_apply_dry_run_shows_the_plan_and_a_bad_unit_is_refused() -> None:
+    args = ["acl", "apply", "--topology", str(DEMO), "--no-area-units"]
+    result = runner.invoke(app, [*args, "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "User:cityops ALLOW WRITE TOPIC cityops.demo. (PREFIXED)" in result.output
-    bad = runner.invoke(app, ["acl", "plan", "--topology", str(DEMO), "--unit", "x=999"])
+    strimzi = runner.invoke(app, [*args, "--strimzi", "cityops"])
+    assert strimzi.exit_code == 0, strimzi.output
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(strimzi.output)] == ["cityops"]
+    bad = runner.invoke(app, [*args, "--dry-run", "--unit", "x=999"])
     assert bad.exit_code == 2 and "NAME=AREA" in bad.output
