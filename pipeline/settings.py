@@ -192,6 +192,12 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return self
 
+    def secrets(self) -> list[SecretStr]:
+        """Every secret that is set (passwords), for the log masker to hide wherever it
+        appears: ``configure_logging(secrets=settings.secrets())``."""
+        values = (getattr(self, name) for name in type(self).model_fields)
+        return [value for value in values if isinstance(value, SecretStr) and value]
+
     def masked(self) -> dict[str, object]:
         """The settings as a mapping safe to print: secrets stay masked."""
         return {

@@ -79,7 +79,7 @@ def worker_command(
         json=log_format == "json",
         worker=settings.worker_id,
         topology=topo.id,
-        secrets=[settings.clickhouse_password, settings.kafka_password],
+        secrets=settings.secrets(),
     )
     if create_missing_topics:
         try:

@@ -120,6 +120,7 @@ def test_the_password_comes_from_a_file_and_is_never_printed(
     assert settings.kafka_password.get_secret_value() == PASSWORD
     assert PASSWORD not in repr(settings) and PASSWORD not in str(settings.masked())
     assert settings.masked()["kafka_password"] == "**********"  # noqa: S105  # the mask
+    assert [secret.get_secret_value() for secret in settings.secrets()] == [PASSWORD]
 
 
 @pytest.mark.parametrize(
