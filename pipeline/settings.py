@@ -8,19 +8,75 @@ reads the environment at import time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class Settings(BaseSettings):
     """Everything a worker needs besides its topology; env prefix ``CITYOPS_``."""
 
-    model_config = SettingsConfigDict(env_prefix="CITYOPS_", frozen=True, extra="ignore")
+    # hide_input_in_errors: a model-level error would otherwise print every input, passwords
+    # included, and the CLI shows settings errors to the user.
+    model_config = SettingsConfigDict(
+        env_prefix="CITYOPS_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
         description="Kafka bootstrap servers, comma-separated (CITYOPS_KAFKA_BOOTSTRAP_SERVERS).",
+    )
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        default="PLAINTEXT",
+        description="How every Kafka client connects: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or "
+        "SASL_SSL (TLS, then a SCRAM login) (CITYOPS_KAFKA_SECURITY_PROTOCOL).",
+    )
+    kafka_sasl_mechanism: KafkaSaslMechanism = Field(
+        default="SCRAM-SHA-512",
+        description="SASL mechanism with SASL_* protocols (CITYOPS_KAFKA_SASL_MECHANISM).",
+    )
+    kafka_username: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="SASL user, the principal ACLs name as User:<name> (CITYOPS_KAFKA_USERNAME).",
+    )
+    kafka_password: SecretStr | None = Field(
+        default=None,
+        description="SASL password; never logged. Prefer the file (CITYOPS_KAFKA_PASSWORD).",
+    )
+    kafka_password_file: Path | None = Field(
+        default=None,
+        description="File holding the SASL password (a mounted secret), read once at start; "
+        "one trailing newline is ignored (CITYOPS_KAFKA_PASSWORD_FILE).",
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM CA bundle that signed the brokers' certificates; unset: the system's "
+        "CAs (CITYOPS_KAFKA_SSL_CAFILE).",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None,
+        description="PEM client certificate for brokers that require one; may hold the key "
+        "too (CITYOPS_KAFKA_SSL_CERTFILE).",
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        default=None,
+        description="PEM private key of the client certificate (CITYOPS_KAFKA_SSL_KEYFILE).",
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None,
+        description="Password of an encrypted client key; never logged "
+        "(CITYOPS_KAFKA_SSL_KEY_PASSWORD).",
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True,
+        description="Check that a broker's certificate names the host connected to; turn off "
+        "only for a test CA without the right names (CITYOPS_KAFKA_SSL_CHECK_HOSTNAME).",
     )
     topology: Path | None = Field(
         default=None, description="Topology YAML file (CITYOPS_TOPOLOGY)."
@@ -81,6 +137,66 @@ class Settings(BaseSettings):
         default=SecretStr(""), description="Never logged (CITYOPS_CLICKHOUSE_PASSWORD)."
     )
     log_level: str = Field(default="info", description="(CITYOPS_LOG_LEVEL)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_from_file(cls, data: Any) -> Any:
+        """CITYOPS_KAFKA_PASSWORD_FILE -> kafka_password, read once here (its path stays)."""
+        if not isinstance(data, dict) or not data.get("kafka_password_file"):
+            return data
+        if data.get("kafka_password"):
+            msg = "set CITYOPS_KAFKA_PASSWORD or CITYOPS_KAFKA_PASSWORD_FILE, not both"
+            raise ValueError(msg)
+        path = Path(data["kafka_password_file"])
+        try:
+            password = path.read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+        except (OSError, UnicodeDecodeError) as exc:
+            msg = (
+                f"kafka_password_file: cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
+            )
+            raise ValueError(msg) from exc
+        if not password:
+            msg = f"kafka_password_file: {path} is empty"
+            raise ValueError(msg)
+        return {**data, "kafka_password": password}
+
+    @model_validator(mode="after")
+    def _security_is_consistent(self) -> Settings:
+        """Credentials and TLS files only with a protocol that uses them: a password beside
+        PLAINTEXT would be silently ignored, and the operator would believe the link safe."""
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        tls = self.kafka_security_protocol.endswith("SSL")
+        password = self.kafka_password.get_secret_value() if self.kafka_password else ""
+        if sasl and (self.kafka_username is None or not password):
+            msg = f"{self.kafka_security_protocol} needs CITYOPS_KAFKA_USERNAME and a password"
+            raise ValueError(msg)
+        if not sasl and (self.kafka_username is not None or self.kafka_password is not None):
+            msg = (
+                "Kafka credentials are set but the protocol "
+                f"{self.kafka_security_protocol} has no login"
+            )
+            raise ValueError(msg)
+        files = {
+            "CITYOPS_KAFKA_SSL_CAFILE": self.kafka_ssl_cafile,
+            "CITYOPS_KAFKA_SSL_CERTFILE": self.kafka_ssl_certfile,
+            "CITYOPS_KAFKA_SSL_KEYFILE": self.kafka_ssl_keyfile,
+        }
+        given = [name for name, value in files.items() if value is not None]
+        if given and not tls:
+            msg = (
+                f"{', '.join(given)} set but the protocol {self.kafka_security_protocol} has no TLS"
+            )
+            raise ValueError(msg)
+        if self.kafka_ssl_keyfile is not None and self.kafka_ssl_certfile is None:
+            msg = "CITYOPS_KAFKA_SSL_KEYFILE needs CITYOPS_KAFKA_SSL_CERTFILE"
+            raise ValueError(msg)
+        return self
+
+    def secrets(self) -> list[SecretStr]:
+        """Every secret that is set (passwords), for the log masker to hide wherever it
+        appears: ``configure_logging(secrets=settings.secrets())``."""
+        values = (getattr(self, name) for name in type(self).model_fields)
+        return [value for value in values if isinstance(value, SecretStr) and value]
 
     def masked(self) -> dict[str, object]:
         """The settings as a mapping safe to print: secrets stay masked."""

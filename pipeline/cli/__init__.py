@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from pipeline.cli.acl import acl_app
 from pipeline.cli.aggregates import aggregates_app
 from pipeline.cli.audit import audit_app
 from pipeline.cli.dryrun import dry_run_command
@@ -34,6 +35,7 @@ app.add_typer(store_app, name="store")
 app.add_typer(audit_app, name="audit")
 app.add_typer(aggregates_app, name="aggregates")
 app.add_typer(incidents_app, name="incidents")
+app.add_typer(acl_app, name="acl")
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import EXIT_RUNTIME, console, fail, open_topology
+from pipeline.kafka.clients import Connection, bootstrap_of, client_options
 from pipeline.models import AuditEvent
 from pipeline.rules.audit import VerifyReport, verify
 from pipeline.settings import Settings
@@ -62,7 +63,9 @@ def read_file(path: Path) -> list[AuditRecord]:
     ]
 
 
-async def read_topic(bootstrap: str, topic: str, *, timeout: float = 30.0) -> list[AuditRecord]:
+async def read_topic(
+    bootstrap: Connection, topic: str, *, timeout: float = 30.0
+) -> list[AuditRecord]:
     """Every record of ``topic`` from the beginning to the end offsets seen at start.
 
     No consumer group: nothing is committed, and no other reader is disturbed.
@@ -70,7 +73,7 @@ async def read_topic(bootstrap: str, topic: str, *, timeout: float = 30.0) -> li
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -83,10 +86,10 @@ async def read_topic(bootstrap: str, topic: str, *, timeout: float = 30.0) -> li
         for part in entry.get("partitions", [])
     ]
     if not partitions:
-        msg = f"topic {topic} does not exist on {bootstrap}"
+        msg = f"topic {topic} does not exist on {bootstrap_of(bootstrap)}"
         raise LookupError(msg)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+        **client_options(bootstrap), enable_auto_commit=False, group_id=None
     )
     await consumer.start()
     try:
@@ -176,7 +179,7 @@ def verify_command(
     else:
         source = f"{topic} on {settings.kafka_bootstrap_servers}"
         try:
-            records = asyncio.run(read_topic(settings.kafka_bootstrap_servers, topic))
+            records = asyncio.run(read_topic(settings, topic))
         except LookupError as exc:
             fail(str(exc))
         except Exception as exc:  # noqa: BLE001 - any client failure: report it, no trace

@@ -24,6 +24,7 @@ from rich.table import Table
 
 from pipeline.cli.common import EXIT_RUNTIME, console, fail, open_topology
 from pipeline.kafka.admin import TopicAdminError, create_topics
+from pipeline.kafka.clients import Connection, client_options
 from pipeline.settings import Settings
 from pipeline.sim.encoders import FORMATS
 
@@ -78,11 +79,11 @@ def worker_command(
         json=log_format == "json",
         worker=settings.worker_id,
         topology=topo.id,
-        secrets=[settings.clickhouse_password],
+        secrets=settings.secrets(),
     )
     if create_missing_topics:
         try:
-            asyncio.run(create_topics(settings.kafka_bootstrap_servers, topo.topic_plan()))
+            asyncio.run(create_topics(settings, topo.topic_plan()))
         except (TopicAdminError, KafkaError, OSError) as exc:
             fail(
                 f"cannot prepare topics on {settings.kafka_bootstrap_servers}: {exc}", EXIT_RUNTIME
@@ -117,13 +118,13 @@ def tail_command(
         name = topo.topics.name(topic)  # type: ignore[arg-type]  # validated by the topology
     except (KeyError, ValueError):
         name = topic
-    asyncio.run(_tail(settings.kafka_bootstrap_servers, name, from_beginning, limit))
+    asyncio.run(_tail(settings, name, from_beginning, limit))
 
 
-async def _tail(bootstrap: str, topic: str, from_beginning: bool, limit: int) -> None:
+async def _tail(bootstrap: Connection, topic: str, from_beginning: bool, limit: int) -> None:
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **client_options(bootstrap),
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
     )
@@ -156,7 +157,7 @@ def demo_command(
     topo = open_topology(topology, settings)
     seconds = _duration_seconds(duration)
     try:
-        report = asyncio.run(create_topics(settings.kafka_bootstrap_servers, topo.topic_plan()))
+        report = asyncio.run(create_topics(settings, topo.topic_plan()))
     except (TopicAdminError, OSError) as exc:
         fail(f"could not create topics on {settings.kafka_bootstrap_servers}: {exc}", EXIT_RUNTIME)
     console.print(
@@ -210,9 +211,7 @@ def demo_command(
             )
         }
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(
-                _watch(settings.kafka_bootstrap_servers, watched, seconds, [worker, simulator])
-            )
+            asyncio.run(_watch(settings, watched, seconds, [worker, simulator]))
     console.print(
         "\nLook further with: [bold]cityops tail readings --topology "
         f"{topology} --from-beginning[/] (or reports, deadletter, incidents_city, audit)."
@@ -239,7 +238,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 async def _watch(
-    bootstrap: str,
+    bootstrap: Connection,
     topics: dict[str, str],
     seconds: float | None,
     processes: list[subprocess.Popen[bytes]],
@@ -249,7 +248,7 @@ async def _watch(
     by_name = {name: kind for kind, name in topics.items()}
     consumer = AIOKafkaConsumer(
         *topics.values(),
-        bootstrap_servers=bootstrap,
+        **client_options(bootstrap),
         auto_offset_reset="latest",
         enable_auto_commit=False,
     )

@@ -170,7 +170,7 @@ def simulate_command(
     if output is not None:
         _to_file(sim, stream, output, planned)
     else:
-        _to_kafka(sim, stream, settings.kafka_bootstrap_servers, rate, wall, planned)
+        _to_kafka(sim, stream, settings, rate, wall, planned)
 
 
 def _progress(total: int | None) -> tuple[Progress, TaskID]:
@@ -218,18 +218,19 @@ def jsonl_line(event: SimEvent) -> bytes:
 def _to_kafka(
     sim: Simulator,
     stream: Iterator[SimEvent],
-    bootstrap: str,
+    settings: Settings,
     rate: float,
     wall: timedelta | None,
     planned: int | None,
 ) -> None:
+    bootstrap = settings.kafka_bootstrap_servers
     progress, task = _progress(planned)
 
     def show(stats: ProduceStats) -> None:
         progress.update(task, completed=stats.acked, rate=f"{stats.rate:,.0f}/s")
 
     async def run() -> ProduceStats:
-        present = await list_topics(bootstrap, sim.topology.topics.prefix)
+        present = await list_topics(settings, sim.topology.topics.prefix)
         missing = [t for t in (sim.sensor_topic, sim.report_topic) if t not in present]
         if missing:
             msg = (
@@ -244,7 +245,7 @@ def _to_kafka(
                 loop.add_signal_handler(sig, stop.set)
         return await produce(
             stream,
-            bootstrap=bootstrap,
+            bootstrap=settings,
             rate=rate,
             duration=None if wall is None else _cutoff(wall),
             progress=show,

@@ -43,30 +43,30 @@ BootstrapOption = Annotated[
 ]
 
 
-def _open(topology: Path, bootstrap: str | None) -> tuple[Topology, str]:
+def _open(topology: Path, bootstrap: str | None) -> tuple[Topology, Settings]:
     try:
         settings = Settings(kafka_bootstrap_servers=bootstrap) if bootstrap else Settings()
     except ValidationError as exc:
         fail(f"bad settings: {exc}")
-    return open_topology(topology, settings), settings.kafka_bootstrap_servers
+    return open_topology(topology, settings), settings
 
 
-def _run(bootstrap: str, action: Coroutine[Any, Any, _T]) -> _T:
+def _run(settings: Settings, action: Coroutine[Any, Any, _T]) -> _T:
     """Run one admin call; broker trouble is a runtime failure (exit 1), no stack trace."""
     try:
         return asyncio.run(action)
     except TopicAdminError as exc:
         fail(str(exc), EXIT_RUNTIME)
     except (KafkaError, OSError) as exc:
-        fail(f"Kafka at {bootstrap}: {exc}", EXIT_RUNTIME)
+        fail(f"Kafka at {settings.kafka_bootstrap_servers}: {exc}", EXIT_RUNTIME)
 
 
 @topics_app.command("create")
 def create_command(topology: TopologyOption, bootstrap: BootstrapOption = None) -> None:
     """Create every topic of the topology's plan that does not exist yet."""
-    topo, servers = _open(topology, bootstrap)
+    topo, settings = _open(topology, bootstrap)
     plan = topo.topic_plan()
-    report = _run(servers, create_topics(servers, plan))
+    report = _run(settings, create_topics(settings, plan))
     for name in report.created:
         console.print(f"[green]created[/] {name}", highlight=False)
     console.print(
@@ -79,9 +79,9 @@ def create_command(topology: TopologyOption, bootstrap: BootstrapOption = None) 
 @topics_app.command("list")
 def list_command(topology: TopologyOption, bootstrap: BootstrapOption = None) -> None:
     """Show the plan's topics, which exist (with partitions), and unexpected ones."""
-    topo, servers = _open(topology, bootstrap)
+    topo, settings = _open(topology, bootstrap)
     plan = topo.topic_plan()
-    present = _run(servers, list_topics(servers, topo.topics.prefix))
+    present = _run(settings, list_topics(settings, topo.topics.prefix))
     table = Table(title=f"topics of {topo.id} (prefix {topo.topics.prefix!r})")
     table.add_column("topic", no_wrap=True)
     for column in ("partitions", "cleanup", "retention.ms", "status"):
@@ -124,7 +124,7 @@ def delete_command(
     yes: Annotated[bool, typer.Option("--yes", help="Really delete (data is lost).")] = False,
 ) -> None:
     """Delete the plan's topics (asks for --yes: their records are gone for good)."""
-    topo, servers = _open(topology, bootstrap)
+    topo, settings = _open(topology, bootstrap)
     names = [spec.name for spec in topo.topic_plan()]
     if not yes:
         console.print(
@@ -133,7 +133,7 @@ def delete_command(
             highlight=False,
         )
         raise typer.Exit(EXIT_BAD_INPUT)
-    deleted = _run(servers, delete_topics(servers, names))
+    deleted = _run(settings, delete_topics(settings, names))
     for name in deleted:
         console.print(f"[red]deleted[/] {name}", highlight=False)
     console.print(

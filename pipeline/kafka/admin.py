@@ -13,6 +13,8 @@ from typing import Protocol
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from pipeline.kafka.clients import Connection, client_options
+
 _TOPIC_ALREADY_EXISTS = 36
 _UNKNOWN_TOPIC = 3
 
@@ -47,11 +49,11 @@ class CreateReport:
     existing: list[str] = field(default_factory=list)
 
 
-def _client(bootstrap: str) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+def _client(bootstrap: Connection) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**client_options(bootstrap), request_timeout_ms=30_000)
 
 
-async def create_topics(bootstrap: str, specs: Sequence[TopicLike]) -> CreateReport:
+async def create_topics(bootstrap: Connection, specs: Sequence[TopicLike]) -> CreateReport:
     """Create every topic that does not exist yet; existing ones are left as they are."""
     report = CreateReport()
     if not specs:
@@ -114,7 +116,7 @@ async def _wait_for_leaders(
         await asyncio.sleep(0.2)
 
 
-async def list_topics(bootstrap: str, prefix: str = "") -> dict[str, int]:
+async def list_topics(bootstrap: Connection, prefix: str = "") -> dict[str, int]:
     """Topic name -> partition count, for topics starting with `prefix`."""
     admin = _client(bootstrap)
     await admin.start()
@@ -128,7 +130,7 @@ async def list_topics(bootstrap: str, prefix: str = "") -> dict[str, int]:
     return {topic["topic"]: len(topic["partitions"]) for topic in described}
 
 
-async def delete_topics(bootstrap: str, names: Sequence[str]) -> list[str]:
+async def delete_topics(bootstrap: Connection, names: Sequence[str]) -> list[str]:
     """Delete the named topics that exist; return the names deleted."""
     admin = _client(bootstrap)
     await admin.start()

@@ -29,6 +29,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
 from pipeline.errors import StoppedMidBatch
+from pipeline.kafka.clients import Connection, bootstrap_of, client_options
 
 __all__ = [
     "BatchSender",
@@ -170,7 +171,7 @@ def _refused(error: BaseException) -> ProduceError:
 async def produce(
     records: Iterable[Record],
     *,
-    bootstrap: str,
+    bootstrap: Connection,
     rate: float | None = None,
     duration: float | None = None,
     progress: Callable[[ProduceStats], None] | None = None,
@@ -190,7 +191,7 @@ async def produce(
     bucket = TokenBucket(rate) if rate is not None else None
     size = chunk_size(rate)
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **client_options(bootstrap),
         client_id="cityops-simulate",
         acks=acks,
         linger_ms=linger_ms,
@@ -201,7 +202,7 @@ async def produce(
     try:
         await producer.start()
     except KafkaError as exc:
-        msg = f"cannot reach Kafka at {bootstrap}: {exc}"
+        msg = f"cannot reach Kafka at {bootstrap_of(bootstrap)}: {exc}"
         raise ProduceError(msg) from exc
     stats = ProduceStats()
     partitioner = KeyPartitioner()

@@ -7,6 +7,14 @@
 #   kafka.sh status           running or not, exit 0 / 3
 #   kafka.sh classpath        print the classpath (for Kafka's own perf tools)
 #
+# Secured (KAFKA_SECURITY=sasl_ssl; the state directory remembers it once formatted):
+#   kafka.sh start            as above, with a generated CA and broker key, one SASL_SSL
+#                             listener (SCRAM-SHA-256/512), ACLs enforced, SCRAM users
+#                             broker + admin (super users), cityops and KAFKA_SCRAM_USERS
+#   kafka.sh env [USER]       print `export CITYOPS_KAFKA_...` lines for USER (default cityops)
+#   kafka.sh user USER        create USER on the running broker (its password: generated once)
+#   kafka.sh rotate USER      give USER a new password on the running broker
+#
 # Environment (all optional):
 #   KAFKA_PORT               client port, default 9092
 #   KAFKA_CONTROLLER_PORT    controller port, default KAFKA_PORT + 1
@@ -14,6 +22,8 @@
 #   CITYOPS_CACHE_DIR        jar cache, default ~/.cache/cityops (outside the work tree, reused)
 #   KAFKA_HEAP               JVM heap, default 512m
 #   KAFKA_READY_TIMEOUT      seconds to wait for the broker, default 90
+#   KAFKA_SECURITY           plaintext (default) or sasl_ssl; fixed when storage is formatted
+#   KAFKA_SCRAM_USERS        more SCRAM users created at format time (sasl_ssl), e.g. unit names
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -68,6 +78,10 @@ probe() {
   python3 "$here/kafka_probe.py" "$@"
 }
 
+# The secured mode (KAFKA_SECURITY=sasl_ssl): its functions live beside this script.
+# shellcheck source=secure.sh
+source "$here/secure.sh"
+
 start() {
   require_java
   if pid="$(running_pid)"; then
@@ -77,10 +91,13 @@ start() {
   if probe metadata "127.0.0.1:$port" --timeout 1 >/dev/null 2>&1; then
     die "port $port already answers as a Kafka broker that this script did not start (set KAFKA_PORT)"
   fi
+  local mode format_args=()
+  mode="$(security_mode)"
   fetch
   mkdir -p "$state_dir/data"
   sed -e "s|@PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$controller_port|g" \
       -e "s|@LOG_DIR@|$state_dir/data|g" "$here/server.properties" > "$state_dir/server.properties"
+  [[ "$mode" == plaintext ]] || secure_prepare  # sets format_args
   if [[ ! -f "$state_dir/cluster.id" ]]; then
     # Like Kafka's Uuid.randomUuid: never an id that starts with "-" (1 in 64 would, and
     # the format tool's option parser takes it for an option).
@@ -94,19 +111,25 @@ print(cid)' > "$state_dir/cluster.id"
              "-Dlog4j2.configurationFile=$here/log4j2.properties" -cp "$libs/*")
   # -g: formatting an already formatted directory is a no-op, so this runs every start.
   "${jvm[@]}" kafka.tools.StorageTool format -g --standalone --cluster-id="$(cat "$state_dir/cluster.id")" \
-      -c "$state_dir/server.properties" >"$state_dir/format.log" 2>&1 \
+      -c "$state_dir/server.properties" "${format_args[@]}" >"$state_dir/format.log" 2>&1 \
     || die "formatting storage failed: $(tail -5 "$state_dir/format.log")"
+  # The format log lists every SCRAM user's salted keys.
+  [[ "$mode" == plaintext ]] || chmod 600 "$state_dir/format.log"
   local started=$SECONDS
   nohup "${jvm[@]}" kafka.Kafka "$state_dir/server.properties" >"$state_dir/stdout.log" 2>&1 &
   echo $! > "$pid_file"
-  local ready
-  if ! ready="$(probe ready "127.0.0.1:$port" --timeout "$ready_timeout" 2>&1)"; then
+  local ready probe_args
+  mapfile -t probe_args < <(probe_security_args "$mode")
+  if ! ready="$(probe ready "127.0.0.1:$port" --timeout "$ready_timeout" "${probe_args[@]}" 2>&1)"; then
     echo "kafka.sh: broker did not become ready: $ready" >&2
     tail -20 "$log_file" "$state_dir/stdout.log" >&2 2>/dev/null || true
     stop || true
     exit 1
   fi
   echo "kafka.sh: Apache Kafka $version ready on 127.0.0.1:$port after $((SECONDS - started))s (pid $(cat "$pid_file"), log $log_file)"
+  if [[ "$mode" == sasl_ssl ]]; then
+    echo "kafka.sh: SASL_SSL with ACLs; connect as the pipeline with: eval \"\$(KAFKA_STATE_DIR=$state_dir $0 env)\""
+  fi
 }
 
 stop() {
@@ -142,5 +165,8 @@ case "${1:-}" in
   stop) stop ;;
   status) status ;;
   classpath) fetch; echo "$libs/*" ;;
-  *) echo "usage: $0 {fetch|start|stop|status|classpath}" >&2; exit 2 ;;
+  env) print_env "${2:-}" ;;
+  user) [[ -n "${2:-}" ]] || die "usage: $0 user USER"; set_user "$2" no ;;
+  rotate) [[ -n "${2:-}" ]] || die "usage: $0 rotate USER"; set_user "$2" yes ;;
+  *) echo "usage: $0 {fetch|start|stop|status|classpath|env|user|rotate}" >&2; exit 2 ;;
 esac

@@ -18,6 +18,7 @@ from pipeline.engine.worker.telemetry import preset_children
 from pipeline.engine.worker.web import aggregates_endpoint
 from pipeline.engine.worker.wiring import Wiring
 from pipeline.kafka import recovery_fix
+from pipeline.kafka.clients import faust_credentials
 from pipeline.metrics import Metrics, install_faust_metrics
 from pipeline.settings import Settings
 from pipeline.topology import Topology
@@ -61,6 +62,7 @@ def _faust_app(settings: Settings, topology: Topology) -> faust.App:
     return faust.App(
         settings.worker_id,
         broker=broker_urls(settings.kafka_bootstrap_servers),
+        broker_credentials=faust_credentials(settings),
         datadir=str(settings.data_dir / "faust"),
         store="memory://",
         key_serializer="raw",
