@@ -16,7 +16,7 @@ T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 
 #: Resolution-9 H3 cells in Shanghai (Huangpu, Xuhui), as grid area codes.
-GRID_CELLS = ("8930e1d8a13ffff", "8930e1d8a17ffff", "8930e1d8b4bffff")
+GRID_CELLS = ("89309959d27ffff", "89309b96d0fffff", "89309958a4bffff")
 
 
 def aggregate(
