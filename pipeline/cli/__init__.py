@@ -6,6 +6,7 @@ import typer
 
 from pipeline.cli.aggregates import aggregates_app
 from pipeline.cli.audit import audit_app
+from pipeline.cli.deadletter import deadletter_app
 from pipeline.cli.dryrun import dry_run_command
 from pipeline.cli.run import demo_command, tail_command, worker_command
 from pipeline.cli.schemas import schemas_app
@@ -32,6 +33,7 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(store_app, name="store")
 app.add_typer(audit_app, name="audit")
 app.add_typer(aggregates_app, name="aggregates")
+app.add_typer(deadletter_app, name="deadletter")
 
 
 def main() -> None:
