@@ -9,60 +9,25 @@ hours, and must return rows. A few panels are checked for what their rows say.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from deploy.grafana.generate import DASHBOARD_DIR
-from deploy.grafana.queries import (
-    SqlQuery,
-    TimeRange,
-    clickhouse_queries,
-    clickhouse_variables,
-    dashboard_values,
-    expand_sql,
-)
+from deploy.grafana.queries import SqlQuery, TimeRange, clickhouse_queries
 from pipeline.models import AreaLevel
-from pipeline.sinks.backends.chdb import ChdbStore, get_session
+from pipeline.sinks.backends.chdb import ChdbStore
 from pipeline.sinks.base import dedup_token_for
 from pipeline.sinks.incidents import incidents_token_for
+from tests.support.grafana_sql import PanelRunner
 from tests.support.store_rows import GRID_CELLS, aggregate, incident_rows
 
 DISTRICTS = ("310101", "310104")
 STREETS = ("310101002", "310104012")
-
-
-@dataclass
-class Filled:
-    """A store with rows, and how to run a dashboard's SQL against it."""
-
-    path: Path
-    database: str
-    window: TimeRange
-
-    def run(self, sql: str) -> list[dict[str, Any]]:
-        """Rows of `sql`, with the dashboards' database replaced by this test's."""
-        text = re.sub(r"\bcityops\.(aggregates|incidents)\b", rf"{self.database}.\1", sql)
-        result = get_session(self.path).query(text, "JSONEachRow")
-        return [orjson.loads(line) for line in result.bytes().splitlines() if line.strip()]
-
-    def values(self, path: Path) -> dict[str, str]:
-        """Every variable's value: "All" where it has one, else its query's first row."""
-        values = dashboard_values(path)
-        for name, query in clickhouse_variables(path).items():
-            if name in values:
-                continue
-            rows = self.run(expand_sql(query, values, self.window))
-            assert rows, f"{path.name}: variable {name} has no values"
-            values[name] = str(next(iter(rows[0].values())))
-        return values
 
 
 def _rows(now: datetime) -> list[Any]:
@@ -90,7 +55,7 @@ def _rows(now: datetime) -> list[Any]:
 
 
 @pytest.fixture(scope="module")
-def filled(chdb_dir: Path) -> Iterator[Filled]:
+def filled(chdb_dir: Path) -> Iterator[PanelRunner]:
     database = f"t_{uuid.uuid4().hex[:12]}"
     store = ChdbStore(chdb_dir, database=database)
     store.init()
@@ -102,7 +67,7 @@ def filled(chdb_dir: Path) -> Iterator[Filled]:
     newest_first = sorted(incidents, key=lambda r: -r.version)
     store.write_incidents(newest_first, dedup_token=incidents_token_for(newest_first))
     try:
-        yield Filled(
+        yield PanelRunner(
             chdb_dir, database, TimeRange(now - timedelta(hours=6), now + timedelta(minutes=1))
         )
     finally:
@@ -126,8 +91,10 @@ def test_the_lister_finds_every_clickhouse_panel() -> None:
 
 
 @pytest.mark.parametrize(("path", "query"), QUERIES, ids=[q.source for _, q in QUERIES])
-def test_every_clickhouse_panel_returns_data(filled: Filled, path: Path, query: SqlQuery) -> None:
-    rows = filled.run(expand_sql(query.template, filled.values(path), filled.window))
+def test_every_clickhouse_panel_returns_data(
+    filled: PanelRunner, path: Path, query: SqlQuery
+) -> None:
+    rows = filled.rows(path, query)
     assert rows, f"{query.source} returned no rows"
     if query.time_series:
         assert "time" in rows[0], "a time-series panel needs a time column"
@@ -139,14 +106,11 @@ def _panel(path: str, title: str) -> SqlQuery:
     )
 
 
-def _run(filled: Filled, path: str, title: str) -> list[dict[str, Any]]:
-    query = _panel(path, title)
-    return filled.run(
-        expand_sql(query.template, filled.values(DASHBOARD_DIR / path), filled.window)
-    )
+def _run(filled: PanelRunner, path: str, title: str) -> list[dict[str, Any]]:
+    return filled.rows(DASHBOARD_DIR / path, _panel(path, title))
 
 
-def test_city_breaches_come_from_the_district_rows(filled: Filled) -> None:
+def test_city_breaches_come_from_the_district_rows(filled: PanelRunner) -> None:
     rows = _run(filled, "city-operations.json", "Threshold breaches in aggregates (ClickHouse)")
     by_metric: dict[str, int] = {}
     for row in rows:
@@ -156,7 +120,7 @@ def test_city_breaches_come_from_the_district_rows(filled: Filled) -> None:
     assert by_metric == {"pm25": 40, "no2": 0}
 
 
-def test_the_grid_heat_map_places_every_cell(filled: Filled) -> None:
+def test_the_grid_heat_map_places_every_cell(filled: PanelRunner) -> None:
     rows = _run(filled, "incidents.json", "Grid heat map")
     assert {row["cell"] for row in rows} == set(GRID_CELLS)
     for row in rows:
@@ -168,7 +132,7 @@ def test_the_grid_heat_map_places_every_cell(filled: Filled) -> None:
     assert [row["mean"] for row in table] == [50.0, 40.0, 30.0]
 
 
-def test_the_incident_panels_show_the_newest_versions(filled: Filled) -> None:
+def test_the_incident_panels_show_the_newest_versions(filled: PanelRunner) -> None:
     listed = _run(filled, "incidents.json", "Incidents")
     assert len(listed) == 12 and len({row["incident_id"] for row in listed}) == 12
     assert [row["severity"] for row in listed[:3]] == ["red"] * 3  # red first
