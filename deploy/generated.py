@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from deploy.runbooks import RunbookError, base_url
+
+
+def generator_main(
+    argv: list[str] | None,
+    *,
+    description: str,
+    render: Callable[[str], Mapping[str, str]],
+    out: Path,
+    command: str,
+) -> int:
+    """The command line both generators share: `--runbook-base-url`, `--out`, `--check`;
+    `render(base)` gives file name -> text. Exit 2 for a bad base URL."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--runbook-base-url", help="absolute URL of docs/operations.md")
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument("--check", action="store_true", help="fail if a committed file is stale")
+    args = parser.parse_args(argv)
+    try:
+        files = render(base_url(args.runbook_base_url))
+    except RunbookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return write_or_check(files, args.out, check=args.check, command=command)
 
 
 def write_or_check(files: Mapping[str, str], out: Path, *, check: bool, command: str) -> int:

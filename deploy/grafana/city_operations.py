@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import table, timeseries
-from grafana_foundation_sdk.models import dashboard as dm
 
 from deploy.grafana.panels import (
     CITY,
@@ -19,11 +18,15 @@ from deploy.grafana.panels import (
     bars,
     big_number,
     clickhouse_datasource_var,
+    dashboards_link,
     graph,
     instant,
+    new_board,
     prom,
     prom_datasource_var,
+    query_variable,
     runbook_link,
+    severity_var,
     sql,
     sql_table,
 )
@@ -64,40 +67,22 @@ ORDER BY time"""  # noqa: S608 - dashboard text built from constants
 
 def city_operations(runbooks: str) -> dash.Dashboard:
     """What is happening in the city: incidents by severity and district, SLA, escalation."""
+    district = query_variable(
+        "district", "District", PROMETHEUS, "label_values(cityops_incident_events_total, district)"
+    )
     board = (
-        dash.Dashboard(TITLE)
-        .uid("cityops-city-operations")
-        .description("Incidents, open workload, SLA breaches and escalations; aggregates.")
-        .tags(["cityops", "operations"])
-        .timezone("browser")
-        .time("now-6h", "now")
-        .refresh("1m")
-        .editable()
-        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
+        new_board(
+            TITLE,
+            uid="cityops-city-operations",
+            description="Incidents, open workload, SLA breaches and escalations; aggregates.",
+            tags=["operations"],
+            runbooks=runbooks,
+        )
         .with_variable(prom_datasource_var())
         .with_variable(clickhouse_datasource_var())
-        .with_variable(
-            all_of(
-                dash.QueryVariable("district")
-                .label("District")
-                .datasource(PROMETHEUS)
-                .query("label_values(cityops_incident_events_total, district)")
-                .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
-                .sort(dm.VariableSort.ALPHABETICAL_ASC)
-            )
-        )
-        .with_variable(
-            all_of(
-                dash.CustomVariable("severity").label("Severity").values("red,orange,yellow,blue")
-            )
-        )
-        .link(
-            dash.DashboardLink("Incidents, map and streets")
-            .type(dm.DashboardLinkType.DASHBOARDS)
-            .tags(["incidents"])
-            .keep_time(True)
-        )
-        .link(runbook_link(f'Dashboard "{TITLE}"', runbooks, "Runbook: this dashboard"))
+        .with_variable(all_of(district))
+        .with_variable(severity_var())
+        .link(dashboards_link("Incidents, map and streets", "incidents"))
     )
     sev_order = [(None, "blue"), (1, "yellow"), (5, "orange"), (20, "red")]
     layout: list[PanelBuilder | dash.Row] = [

@@ -14,20 +14,18 @@ the committed default (`deploy/runbooks.py`).
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from deploy.generated import write_or_check
+from deploy.generated import generator_main
 from deploy.grafana.city_operations import city_operations
 from deploy.grafana.incidents import incidents
 from deploy.grafana.pipeline_health import pipeline_health
-from deploy.runbooks import DEFAULT_BASE_URL, RunbookError, base_url
+from deploy.runbooks import DEFAULT_BASE_URL
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 
@@ -53,18 +51,12 @@ def rendered(runbooks: str = DEFAULT_BASE_URL) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true", help="fail if a committed file is stale")
-    parser.add_argument("--out", type=Path, default=DASHBOARD_DIR)
-    parser.add_argument("--runbook-base-url", help="absolute URL of docs/operations.md")
-    args = parser.parse_args(argv)
-    try:
-        files = rendered(base_url(args.runbook_base_url))
-    except RunbookError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return write_or_check(
-        files, args.out, check=args.check, command="python -m deploy.grafana.generate"
+    return generator_main(
+        argv,
+        description=(__doc__ or "").splitlines()[0],
+        render=rendered,
+        out=DASHBOARD_DIR,
+        command="python -m deploy.grafana.generate",
     )
 
 

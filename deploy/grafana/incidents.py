@@ -12,7 +12,6 @@ from grafana_foundation_sdk.builders import common as common_b
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import geomap
 from grafana_foundation_sdk.models import common
-from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import geomap as geomap_m
 
 from deploy.grafana.panels import (
@@ -23,9 +22,12 @@ from deploy.grafana.panels import (
     assemble,
     big_number,
     clickhouse_datasource_var,
+    dashboards_link,
     graph,
-    runbook_link,
+    new_board,
+    query_variable,
     severity_colours,
+    severity_var,
     sql,
     sql_table,
 )
@@ -126,21 +128,20 @@ WHERE street = '${{street}}'
 ORDER BY {SEVERITY_ORDER}, updated_at DESC
 LIMIT 200"""  # noqa: S608 - dashboard text built from constants
 
-DISTRICTS_SQL = """\
-SELECT code FROM (
-    SELECT DISTINCT area_code AS code FROM cityops.aggregates WHERE level = 'district'
-    UNION DISTINCT
-    SELECT DISTINCT district AS code FROM cityops.incidents WHERE district != ''
-)
-ORDER BY code"""
 
-STREETS_SQL = """\
+def _codes_sql(level: str) -> str:
+    """The codes of one level that the aggregates or the incidents name, for a variable."""
+    return f"""\
 SELECT code FROM (
-    SELECT DISTINCT area_code AS code FROM cityops.aggregates WHERE level = 'street'
+    SELECT DISTINCT area_code AS code FROM cityops.aggregates WHERE level = '{level}'
     UNION DISTINCT
-    SELECT DISTINCT street AS code FROM cityops.incidents WHERE street != ''
+    SELECT DISTINCT {level} AS code FROM cityops.incidents WHERE {level} != ''
 )
-ORDER BY code"""
+ORDER BY code"""  # noqa: S608 - dashboard text built from constants
+
+
+DISTRICTS_SQL = _codes_sql("district")
+STREETS_SQL = _codes_sql("street")
 
 GRID_METRICS_SQL = (
     "SELECT DISTINCT metric FROM cityops.aggregates WHERE level = 'grid' ORDER BY metric"
@@ -148,13 +149,7 @@ GRID_METRICS_SQL = (
 
 
 def _sql_variable(name: str, label: str, query: str) -> dash.QueryVariable:
-    return (
-        dash.QueryVariable(name)
-        .label(label)
-        .datasource(CLICKHOUSE)
-        .query(query)
-        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
-    )
+    return query_variable(name, label, CLICKHOUSE, query)
 
 
 def _map(title: str, description: str, query: str, layer: common_b.MapLayerOptions) -> geomap.Panel:
@@ -212,21 +207,16 @@ def _grid_heat() -> common_b.MapLayerOptions:
 def incidents(runbooks: str) -> dash.Dashboard:
     """Where the incidents are and what state they are in; the grid; street by street."""
     board = (
-        dash.Dashboard(TITLE)
-        .uid("cityops-incidents")
-        .description("Incidents' current state (list and map), grid heat map, per-street views.")
-        .tags(["cityops", "incidents"])
-        .timezone("browser")
-        .time("now-6h", "now")
-        .refresh("1m")
-        .editable()
+        new_board(
+            TITLE,
+            uid="cityops-incidents",
+            description="Incidents' current state (list and map), grid heat map, per-street views.",
+            tags=["incidents"],
+            runbooks=runbooks,
+        )
         .with_variable(clickhouse_datasource_var())
         .with_variable(all_of(_sql_variable("district", "District", DISTRICTS_SQL)))
-        .with_variable(
-            all_of(
-                dash.CustomVariable("severity").label("Severity").values("red,orange,yellow,blue")
-            )
-        )
+        .with_variable(severity_var())
         .with_variable(
             all_of(
                 dash.CustomVariable("state")
@@ -236,13 +226,7 @@ def incidents(runbooks: str) -> dash.Dashboard:
         )
         .with_variable(_sql_variable("metric", "Grid metric", GRID_METRICS_SQL))
         .with_variable(_sql_variable("street", "Streets", STREETS_SQL).multi(True))
-        .link(
-            dash.DashboardLink("City operations")
-            .type(dm.DashboardLinkType.DASHBOARDS)
-            .tags(["operations"])
-            .keep_time(True)
-        )
-        .link(runbook_link(f'Dashboard "{TITLE}"', runbooks, "Runbook: this dashboard"))
+        .link(dashboards_link("City operations", "operations"))
     )
     layout: list[PanelBuilder | dash.Row] = [
         dash.Row("Incidents"),

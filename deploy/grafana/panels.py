@@ -75,29 +75,18 @@ def sql(text: str, fmt: int = TABLE_FORMAT, ref_id: str = "A") -> ClickHouseQuer
     return ClickHouseQueryBuilder(ref_id, text, fmt)
 
 
+def _prom_target(expr: str, legend: str, ref_id: str) -> prom_b.Dataquery:
+    return prom_b.Dataquery().expr(expr).legend_format(legend).ref_id(ref_id).datasource(PROMETHEUS)
+
+
 def prom(expr: str, legend: str = "__auto", ref_id: str = "A") -> prom_b.Dataquery:
     """One Prometheus target on the dashboard's Prometheus datasource variable."""
-    return (
-        prom_b.Dataquery()
-        .expr(expr)
-        .legend_format(legend)
-        .ref_id(ref_id)
-        .datasource(PROMETHEUS)
-        .range()
-    )
+    return _prom_target(expr, legend, ref_id).range()
 
 
 def instant(expr: str, legend: str = "__auto", ref_id: str = "A") -> prom_b.Dataquery:
     """An instant Prometheus target, for stats, bar gauges and tables."""
-    return (
-        prom_b.Dataquery()
-        .expr(expr)
-        .legend_format(legend)
-        .ref_id(ref_id)
-        .datasource(PROMETHEUS)
-        .instant()
-        .format(prom_m.PromQueryFormat.TABLE)
-    )
+    return _prom_target(expr, legend, ref_id).instant().format(prom_m.PromQueryFormat.TABLE)
 
 
 def legend() -> common_b.VizLegendOptions:
@@ -233,6 +222,61 @@ def runbook_link(section: str, base: str, title: str = "Runbook") -> dash.Dashbo
         .url(runbook_url(section, base))
         .icon("doc")
         .target_blank(True)
+    )
+
+
+def new_board(
+    title: str,
+    *,
+    uid: str,
+    description: str,
+    tags: Sequence[str],
+    runbooks: str,
+    since: str = "now-6h",
+    refresh: str = "1m",
+    timezone: str = "browser",
+) -> dash.Dashboard:
+    """A cityops dashboard: tagged, editable, crosshair tooltips, and a link to its own
+    section of the runbook (`runbooks`: the absolute URL of docs/operations.md)."""
+    return (
+        dash.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["cityops", *tags])
+        .timezone(timezone)
+        .time(since, "now")
+        .refresh(refresh)
+        .editable()
+        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
+        .link(runbook_link(f'Dashboard "{title}"', runbooks, "Runbook: this dashboard"))
+    )
+
+
+def query_variable(
+    name: str, label: str, datasource: dm.DataSourceRef, query: str
+) -> dash.QueryVariable:
+    """A variable whose values a query gives, refreshed with the time range, sorted."""
+    return (
+        dash.QueryVariable(name)
+        .label(label)
+        .datasource(datasource)
+        .query(query)
+        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dm.VariableSort.ALPHABETICAL_ASC)
+    )
+
+
+def severity_var() -> dash.CustomVariable:
+    """The four severities, All by default (the regex `.*`)."""
+    return all_of(
+        dash.CustomVariable("severity").label("Severity").values("red,orange,yellow,blue")
+    )
+
+
+def dashboards_link(title: str, tag: str) -> dash.DashboardLink:
+    """A link to the dashboards tagged `tag`, keeping the time range."""
+    return (
+        dash.DashboardLink(title).type(dm.DashboardLinkType.DASHBOARDS).tags([tag]).keep_time(True)
     )
 
 

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import table
-from grafana_foundation_sdk.models import dashboard as dm
 
 from deploy.grafana.panels import (
     INST,
     PROMETHEUS,
     RATE,
     PanelBuilder,
+    all_of,
     assemble,
     big_number,
     graph,
     instant,
+    new_board,
     prom,
     prom_datasource_var,
+    query_variable,
     runbook_link,
 )
 
@@ -32,35 +34,26 @@ DEAD_LETTER_RATIO = (
 
 
 def instance_var() -> dash.QueryVariable:
-    return (
-        dash.QueryVariable("instance")
-        .label("Worker")
-        .datasource(PROMETHEUS)
-        .query("label_values(cityops_worker_info, instance)")
-        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(dm.VariableSort.ALPHABETICAL_ASC)
-        .multi(True)
-        .include_all(True)
-        .all_value(".*")
-    )
+    query = "label_values(cityops_worker_info, instance)"
+    return all_of(query_variable("instance", "Worker", PROMETHEUS, query))
 
 
 def pipeline_health(runbooks: str) -> dash.Dashboard:
     """Is the worker keeping up, losing data, or stuck on its sink? (`runbooks`: the
     absolute URL of docs/operations.md)"""
     board = (
-        dash.Dashboard(TITLE)
-        .uid("cityops-pipeline-health")
-        .description("Throughput, consumer lag, dead letters, latency and the store sink.")
-        .tags(["cityops", "pipeline"])
-        .timezone("utc")
-        .time("now-1h", "now")
-        .refresh("30s")
-        .editable()
-        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
+        new_board(
+            TITLE,
+            uid="cityops-pipeline-health",
+            description="Throughput, consumer lag, dead letters, latency and the store sink.",
+            tags=["pipeline"],
+            runbooks=runbooks,
+            since="now-1h",
+            refresh="30s",
+            timezone="utc",
+        )
         .with_variable(prom_datasource_var())
         .with_variable(instance_var())
-        .link(runbook_link(f'Dashboard "{TITLE}"', runbooks, "Runbook: this dashboard"))
     )
     layout: list[PanelBuilder | dash.Row] = [
         dash.Row("Workers"),

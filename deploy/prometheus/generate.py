@@ -13,13 +13,11 @@ are not what the generator writes.
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from pathlib import Path
 
-from deploy.generated import write_or_check
-from deploy.runbooks import RunbookError, base_url, runbook_url
+from deploy.generated import generator_main
+from deploy.runbooks import RunbookError, runbook_url
 
 PROMETHEUS_DIR = Path(__file__).resolve().parent
 #: The files whose runbook links are rendered, in this directory.
@@ -53,18 +51,12 @@ def rendered(base: str, source: Path = PROMETHEUS_DIR) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--runbook-base-url", help="absolute URL of docs/operations.md")
-    parser.add_argument("--out", type=Path, default=PROMETHEUS_DIR)
-    parser.add_argument("--check", action="store_true", help="fail if a committed file is stale")
-    args = parser.parse_args(argv)
-    try:
-        files = rendered(base_url(args.runbook_base_url))
-    except RunbookError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return write_or_check(
-        files, args.out, check=args.check, command="python -m deploy.prometheus.generate"
+    return generator_main(
+        argv,
+        description=(__doc__ or "").splitlines()[0],
+        render=rendered,
+        out=PROMETHEUS_DIR,
+        command="python -m deploy.prometheus.generate",
     )
 
 
