@@ -70,6 +70,7 @@ class MemoryStore:
             if not rows or token in self.incident_tokens[-self._dedup_window :]:
                 return
             self.incident_tokens.append(token)
+            del self.incident_tokens[: -self._dedup_window]
             for row in rows:
                 current = self.incidents.get(row.incident_id)
                 if current is None or row.version >= current.version:
