@@ -70,7 +70,11 @@ class Metrics:
                 name("normalized_events"), "Canonical events produced", ["kind"], **kw
             ),
             dead_letters=Counter(
-                name("dead_letters"), "Records dead-lettered", ["stage", "reason"], **kw
+                name("dead_letters"),
+                "Records dead-lettered, by the stage that refused them (normalize, analyze, "
+                "lifecycle) and reason",
+                ["stage", "reason"],
+                **kw,
             ),
             duplicates=Counter(name("duplicates_dropped"), "Re-sent events dropped", **kw),
             incident_events=Counter(
@@ -86,7 +90,10 @@ class Metrics:
                 **kw,
             ),
             sla_breaches=Counter(
-                name("sla_breaches"), "Overdue incidents escalated", ["severity", "level"], **kw
+                name("sla_breaches"),
+                "Overdue incidents escalated, by severity and the level that missed the deadline",
+                ["severity", "level"],
+                **kw,
             ),
             processing_latency=Histogram(
                 name("processing_latency_seconds"),

@@ -1,9 +1,14 @@
-"""Every PromQL expression the dashboards and alert rules run, ready to send to Prometheus.
+"""Every query the dashboards and alert rules run, ready to send: PromQL to Prometheus,
+SQL to ClickHouse.
 
-Why: a dashboard query that names a metric wrongly shows "No data" forever and nobody
-notices. Tests run each expression listed here against a real Prometheus scraping real
-metrics and require data. Grafana template variables are replaced by concrete values
-(`$__rate_interval` -> `1m`, a multi-value `$district` with "All" -> its `allValue`).
+Why: a dashboard query that names a metric (or a table, or a level) wrongly shows "No
+data" forever and nobody notices. Tests run each PromQL expression listed here against a
+real Prometheus scraping a real worker, and each ClickHouse query against the embedded
+engine holding rows, and require data. Grafana template variables are replaced by
+concrete values (`$__rate_interval` -> `1m`, a multi-value `$district` with "All" -> its
+`allValue`); the ClickHouse plugin's macros (`$__timeFilter(col)`, `$__timeInterval(col)`)
+are expanded as the plugin documents them, and a ClickHouse query variable takes the
+first value its own query returns.
 
 Alert expressions are conditions: they are listed with `expect_data=False` (they must
 evaluate, and return nothing while all is well); dashboard queries and variable queries
@@ -16,6 +21,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,9 @@ import yaml
 DEPLOY_DIR = Path(__file__).resolve().parent.parent
 DASHBOARD_DIR = DEPLOY_DIR / "grafana" / "dashboards"
 ALERTS_FILE = DEPLOY_DIR / "prometheus" / "alerts.yml"
+
+#: The datasource type of ClickHouse targets and variables.
+CLICKHOUSE_TYPE = "grafana-clickhouse-datasource"
 
 #: Grafana's built-in interval variables and the values tests give them.
 DEFAULT_BUILTINS: Mapping[str, str] = {
@@ -64,7 +73,10 @@ def substitute(template: str, values: Mapping[str, str]) -> str:
 
 
 def _variable_values(dashboard: Mapping[str, Any]) -> dict[str, str]:
-    """Concrete values for a dashboard's own variables: "All" as Grafana would send it."""
+    """Concrete values for a dashboard's own variables: "All" as Grafana would send it.
+
+    A query variable without "All" has no value here: its query must run first (a
+    ClickHouse variable, see `clickhouse_variables`); using it unresolved is an error."""
     values: dict[str, str] = {}
     for var in dashboard.get("templating", {}).get("list", []):
         name = var["name"]
@@ -74,9 +86,6 @@ def _variable_values(dashboard: Mapping[str, Any]) -> dict[str, str]:
             values[name] = var["allValue"]
         elif var.get("type") == "custom":
             values[name] = str(var.get("query", "")).split(",")[0].strip()
-        else:
-            msg = f"variable {name} needs includeAll and allValue to be substituted"
-            raise QueryError(msg)
     return values
 
 
@@ -140,6 +149,95 @@ def all_queries(
         found.extend(dashboard_queries(path, builtins))
     found.extend(rule_queries(alerts_file))
     return found
+
+
+# -- ClickHouse (grafana-clickhouse-datasource) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class SqlQuery:
+    """One ClickHouse query of a dashboard, as written (macros and variables unexpanded)."""
+
+    source: str  # "incidents.json: Incident map [A]" or "incidents.json: variable street"
+    template: str
+    time_series: bool = False  # the panel asks for the time-series format
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """The time range and interval the ClickHouse macros expand to."""
+
+    start: datetime
+    end: datetime
+    interval_seconds: int = 60
+
+
+_MACROS = {
+    "timeFilter": "{col} >= toDateTime({start}) AND {col} <= toDateTime({end})",
+    "timeFilter_ms": (
+        "{col} >= fromUnixTimestamp64Milli({start_ms})"
+        " AND {col} <= fromUnixTimestamp64Milli({end_ms})"
+    ),
+    "timeInterval": "toStartOfInterval(toDateTime({col}), INTERVAL {interval} second)",
+    "timeInterval_ms": "toStartOfInterval(toDateTime64({col}, 3), INTERVAL {interval} second)",
+}
+_MACRO = re.compile(r"\$__(timeFilter_ms|timeFilter|timeInterval_ms|timeInterval)\(([^)]*)\)")
+_PLAIN_MACROS = {
+    "$__fromTime": "toDateTime({start})",
+    "$__toTime": "toDateTime({end})",
+    "$__interval_s": "{interval}",
+}
+
+
+def expand_sql(template: str, values: Mapping[str, str], window: TimeRange) -> str:
+    """The SQL the datasource plugin sends: its macros expanded for `window` (as the
+    plugin documents them), then the dashboard's variables substituted."""
+    numbers = {
+        "start": int(window.start.timestamp()),
+        "end": int(window.end.timestamp()),
+        "start_ms": int(window.start.timestamp() * 1000),
+        "end_ms": int(window.end.timestamp() * 1000),
+        "interval": window.interval_seconds,
+    }
+    text = _MACRO.sub(
+        lambda m: _MACROS[m.group(1)].format(col=m.group(2).strip(), **numbers), template
+    )
+    for macro, expansion in _PLAIN_MACROS.items():
+        text = text.replace(macro, expansion.format(**numbers))
+    return substitute(text, values)
+
+
+def _is_clickhouse(datasource: Any) -> bool:
+    return isinstance(datasource, dict) and datasource.get("type") == CLICKHOUSE_TYPE
+
+
+def clickhouse_variables(path: Path) -> dict[str, str]:
+    """Name -> SQL of the dashboard's ClickHouse query variables, in dashboard order."""
+    board = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        var["name"]: var["query"] if isinstance(var["query"], str) else var["query"]["query"]
+        for var in board.get("templating", {}).get("list", [])
+        if var.get("type") == "query" and _is_clickhouse(var.get("datasource"))
+    }
+
+
+def clickhouse_queries(path: Path) -> list[SqlQuery]:
+    """The raw-SQL targets of every ClickHouse panel of one dashboard JSON file."""
+    board = json.loads(path.read_text(encoding="utf-8"))
+    found: list[SqlQuery] = []
+    for panel in _panels(board.get("panels", [])):
+        for target in panel.get("targets", []):
+            datasource = target.get("datasource", panel.get("datasource"))
+            if "rawSql" not in target or not _is_clickhouse(datasource):
+                continue
+            source = f"{path.name}: {panel.get('title', '?')} [{target.get('refId', '?')}]"
+            found.append(SqlQuery(source, target["rawSql"], target.get("format") == 0))
+    return found
+
+
+def dashboard_values(path: Path) -> dict[str, str]:
+    """The values this lister gives a dashboard's variables without running a query."""
+    return _variable_values(json.loads(path.read_text(encoding="utf-8")))
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import typer
 from pipeline.cli.acl import acl_app
 from pipeline.cli.aggregates import aggregates_app
 from pipeline.cli.audit import audit_app
+from pipeline.cli.deadletter import deadletter_app
 from pipeline.cli.dryrun import dry_run_command
 from pipeline.cli.incidents import incidents_app
 from pipeline.cli.run import demo_command, tail_command, worker_command
@@ -36,6 +37,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(aggregates_app, name="aggregates")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(acl_app, name="acl")
+app.add_typer(deadletter_app, name="deadletter")
 
 
 def main() -> None:

@@ -10,7 +10,9 @@ aggregate"):
 - ``write(rows, dedup_token=...)`` drops a repeat of a recent token, so a retried
   identical batch does not pile up copies (``dedup_token_for`` derives the token from the
   batch's content);
-- the city level is not stored: it is rolled up from the district rows at read time.
+- the city level is not stored: it is rolled up from the district rows at read time;
+- ``write_incidents`` keeps the incidents' current state: per incident, the row with the
+  highest version is what reads see (``sinks.incidents``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ import hashlib
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pipeline.models import AggregateRow, AreaLevel
+
+if TYPE_CHECKING:
+    from pipeline.sinks.incidents import IncidentRow
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 
@@ -51,6 +56,10 @@ class AggregateStore(Protocol):
 
     def write(self, rows: Sequence[AggregateRow], *, dedup_token: str) -> None:
         """Store ``rows`` as one insert; a repeat with the same token is a no-op."""
+        ...
+
+    def write_incidents(self, rows: Sequence[IncidentRow], *, dedup_token: str) -> None:
+        """Store incident versions as one insert (the newest version of each wins)."""
         ...
 
     def query(

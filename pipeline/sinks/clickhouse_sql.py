@@ -1,4 +1,5 @@
-"""The aggregates table in ClickHouse's terms, shared by both ClickHouse-engine backends.
+"""The store's tables in ClickHouse's terms, shared by both ClickHouse-engine backends:
+the aggregates, and the incidents' current state (``incidents``, see ``sinks.incidents``).
 
 Why one module for the embedded engine (chDB) and the server (clickhouse-connect): chDB
 *is* ClickHouse, so the table a developer gets locally is byte for byte the table
@@ -16,6 +17,9 @@ How the table keeps the store's promises (``base``) is layered:
    ``non_replicated_deduplication_window`` > 0: a retried identical batch (the client's
    own retry after a dropped connection, or our batcher's retry) is dropped by the server
    before it even makes a part, so replays do not pile up parts.
+
+The incidents table is ``ReplacingMergeTree(version)`` ordered by ``incident_id``: the
+newest version of each incident is what ``FINAL`` reads, whatever order rows land in.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 from pipeline.models import AggregateRow, AreaLevel
 from pipeline.sinks.base import StoreError
+from pipeline.sinks.incidents import IncidentRow
 
 TABLE = "aggregates"
 
@@ -133,6 +138,46 @@ GROUP BY window_start, metric
 ORDER BY window_start
 """.strip()
 
+#: The incidents' current state (``sinks.incidents``): column, type, in insert order.
+INCIDENTS_TABLE = "incidents"
+INCIDENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("incident_id", "String"),
+    ("version", "UInt32"),
+    ("state", "LowCardinality(String)"),
+    ("severity", "LowCardinality(String)"),
+    ("kind", "LowCardinality(String)"),
+    ("rule_id", "LowCardinality(String)"),
+    ("subject", "String"),
+    ("metric", "LowCardinality(String)"),
+    ("category", "LowCardinality(String)"),
+    ("owner_level", "LowCardinality(String)"),
+    ("owner_area", "LowCardinality(String)"),
+    ("district", "LowCardinality(String)"),
+    ("street", "LowCardinality(String)"),
+    ("grid", "String"),
+    ("lat", "Nullable(Float64)"),
+    ("lon", "Nullable(Float64)"),
+    ("peak_value", "Nullable(Float64)"),
+    ("threshold", "Nullable(Float64)"),
+    ("escalations", "UInt32"),
+    ("last_action", "LowCardinality(String)"),
+    ("opened_at", "DateTime64(3, 'UTC')"),
+    ("updated_at", "DateTime64(3, 'UTC')"),
+    ("ack_due", "Nullable(DateTime64(3, 'UTC'))"),
+    ("resolve_due", "Nullable(DateTime64(3, 'UTC'))"),
+    ("schema_version", "UInt16"),
+)
+
+#: One row per incident after merges (the highest ``version``); reads use ``FINAL``.
+INCIDENTS_DDL = (
+    "CREATE TABLE IF NOT EXISTS {database}.incidents\n(\n"
+    + "".join(f"    {name} {kind},\n" for name, kind in INCIDENT_COLUMNS)
+    + "    written_at DateTime64(6, 'UTC') DEFAULT now64(6)\n)\n"
+    "ENGINE = ReplacingMergeTree(version)\n"
+    "ORDER BY incident_id\n"
+    "SETTINGS non_replicated_deduplication_window = 1000"
+)
+
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
@@ -147,14 +192,21 @@ def check_identifier(name: str) -> str:
 def create_statements(database: str) -> list[str]:
     """The DDL both backends run in ``init()``, in order (all idempotent)."""
     db = check_identifier(database)
-    return [f"CREATE DATABASE IF NOT EXISTS {db}", AGGREGATES_DDL.format(database=db)]
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {db}",
+        AGGREGATES_DDL.format(database=db),
+        INCIDENTS_DDL.format(database=db),
+    ]
 
 
-def insert_sql(database: str, token: str) -> str:
-    """The INSERT head for ``COLUMNS`` with the batch's dedup token (checked by the caller)."""
+def insert_sql(
+    database: str, token: str, *, table: str = TABLE, columns: Sequence[str] = COLUMNS
+) -> str:
+    """The INSERT head for ``columns`` of ``table`` with the batch's dedup token (checked
+    by the caller)."""
     return (
-        f"INSERT INTO {check_identifier(database)}.{TABLE} ({', '.join(COLUMNS)}) "
-        f"SETTINGS insert_deduplication_token = '{token}'"
+        f"INSERT INTO {check_identifier(database)}.{check_identifier(table)} "
+        f"({', '.join(columns)}) SETTINGS insert_deduplication_token = '{token}'"
     )
 
 
@@ -254,4 +306,40 @@ def rows_to_rowbinary(rows: Sequence[AggregateRow]) -> bytes:
         out += _FIXED.pack(
             row.count, row.sum, row.min, row.max, row.mean, row.breaches, row.schema_version
         )
+    return bytes(out)
+
+
+def incidents_to_columns(rows: Sequence[IncidentRow]) -> list[list[Any]]:
+    """Incident rows column by column, in ``INCIDENT_COLUMNS`` order."""
+    return [[getattr(row, name) for row in rows] for name, _ in INCIDENT_COLUMNS]
+
+
+_NULL, _PRESENT = b"\x01", b"\x00"
+_TICKS = struct.Struct("<q")  # DateTime64(3): milliseconds since the epoch
+_SCALARS: dict[str, struct.Struct] = {
+    "UInt32": struct.Struct("<I"),
+    "UInt16": struct.Struct("<H"),
+    "Float64": struct.Struct("<d"),
+}
+
+
+def _rowbinary_value(kind: str, value: Any) -> bytes:
+    """One value of a ClickHouse type in RowBinary (the types ``INCIDENT_COLUMNS`` uses)."""
+    if kind.startswith("Nullable("):
+        if value is None:
+            return _NULL
+        return _PRESENT + _rowbinary_value(kind[len("Nullable(") : -1], value)
+    if kind.startswith("DateTime64(3"):
+        return _TICKS.pack(_millis(value))
+    if kind in _SCALARS:
+        return _SCALARS[kind].pack(value)
+    return rowbinary_string(str(value))
+
+
+def incidents_to_rowbinary(rows: Sequence[IncidentRow]) -> bytes:
+    """Incident rows in RowBinary, in ``INCIDENT_COLUMNS`` order (chDB's insert)."""
+    out = bytearray()
+    for row in rows:
+        for name, kind in INCIDENT_COLUMNS:
+            out += _rowbinary_value(kind, getattr(row, name))
     return bytes(out)

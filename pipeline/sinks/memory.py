@@ -17,6 +17,7 @@ from datetime import datetime
 
 from pipeline.models import AggregateRow, AreaLevel
 from pipeline.sinks.base import StoreError, StoreUnavailable, check_token, roll_up_city
+from pipeline.sinks.incidents import IncidentRow
 
 RowKey = tuple[str, str, str, datetime]
 
@@ -36,6 +37,8 @@ class MemoryStore:
         self.fail_next = 0
         self.retry_after: float | None = None
         self.on_write: Callable[[Sequence[AggregateRow]], None] | None = None
+        self.incidents: dict[str, IncidentRow] = {}
+        self.incident_tokens: list[str] = []
         self._dedup_window = dedup_window
         self._initialized = False
         self._closed = False
@@ -49,12 +52,7 @@ class MemoryStore:
         """Append one insert unless its token is among the last ``dedup_window`` ones."""
         token = check_token(dedup_token)
         with self._lock:
-            self._check_open()
-            self.attempts += 1
-            if self.down or self.fail_next > 0:
-                self.fail_next = max(0, self.fail_next - 1)
-                msg = "memory store is down (simulated outage)"
-                raise StoreUnavailable(msg, retry_after=self.retry_after)
+            self._attempt()
             if not rows:
                 return
             recent = {t for t, _ in self.inserts[-self._dedup_window :]}
@@ -63,6 +61,20 @@ class MemoryStore:
             self.inserts.append((token, tuple(rows)))
         if self.on_write is not None:
             self.on_write(rows)
+
+    def write_incidents(self, rows: Sequence[IncidentRow], *, dedup_token: str) -> None:
+        """Keep each incident's highest version (ReplacingMergeTree(version) + FINAL)."""
+        token = check_token(dedup_token)
+        with self._lock:
+            self._attempt()
+            if not rows or token in self.incident_tokens[-self._dedup_window :]:
+                return
+            self.incident_tokens.append(token)
+            del self.incident_tokens[: -self._dedup_window]
+            for row in rows:
+                current = self.incidents.get(row.incident_id)
+                if current is None or row.version >= current.version:
+                    self.incidents[row.incident_id] = row
 
     def final(self) -> dict[RowKey, AggregateRow]:
         """Every key's latest row, like ``SELECT ... FINAL``."""
@@ -109,6 +121,15 @@ class MemoryStore:
     def close(self) -> None:
         """Refuse further calls."""
         self._closed = True
+
+    def _attempt(self) -> None:
+        """Count a write attempt; fail it while the simulated outage lasts."""
+        self._check_open()
+        self.attempts += 1
+        if self.down or self.fail_next > 0:
+            self.fail_next = max(0, self.fail_next - 1)
+            msg = "memory store is down (simulated outage)"
+            raise StoreUnavailable(msg, retry_after=self.retry_after)
 
     def _check_open(self) -> None:
         if self._closed:

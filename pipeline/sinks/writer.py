@@ -1,4 +1,5 @@
-"""The retrying store writer: closed-window rows reach the store before a batch is acknowledged."""
+"""The retrying store writer: closed-window rows and incident versions reach the store
+before the batch that made them is acknowledged."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from collections.abc import Callable, Sequence
 from pipeline.errors import StoppedMidBatch
 from pipeline.metrics import Metrics
 from pipeline.models import AggregateRow
-from pipeline.sinks import AggregateStore, StoreError
+from pipeline.sinks import AggregateStore, StoreError, StoreUnavailable
 from pipeline.sinks.batching import Backoff, Batcher
+from pipeline.sinks.incidents import IncidentRow, incidents_token_for
 
 __all__ = ["StoreWriter"]
 
@@ -85,6 +87,35 @@ class StoreWriter:
                 self.metrics.store_failures.labels(self.backend).inc()
                 self.metrics.store_retries.labels(self.backend).inc()
                 await self._pause(self.batcher.retry_in() or 0.5)
+
+    async def write_incidents(self, rows: Sequence[IncidentRow]) -> None:
+        """Store incident versions and return once the store has them (retrying like rows).
+
+        Why in the batch as well: the incidents table is the dashboards' current state;
+        written before the lifecycle batch is acknowledged, it never misses a change the
+        incident topics carry."""
+        if not rows:
+            return
+        token = incidents_token_for(rows)
+        async with self._lock:
+            await self._init()
+            attempt = 0
+            while True:
+                started = time.monotonic()
+                try:
+                    await asyncio.to_thread(self.store.write_incidents, rows, dedup_token=token)
+                except StoreError as exc:
+                    attempt += 1
+                    self.metrics.store_failures.labels(self.backend).inc()
+                    if isinstance(exc, StoreUnavailable):
+                        self.metrics.store_retries.labels(self.backend).inc()
+                    self.log.error("incidents write failed (%s); retrying", exc)
+                    await self._pause(self.batcher.backoff.delay(attempt))
+                    continue
+                self.metrics.store_insert_seconds.labels(self.backend).observe(
+                    time.monotonic() - started
+                )
+                return
 
     async def _pause(self, seconds: float) -> None:
         """Wait before a retry, or raise `StoppedMidBatch` once the worker is stopping.

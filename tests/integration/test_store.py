@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 from pydantic import SecretStr
 
@@ -17,7 +18,9 @@ from pipeline.sinks.backends.chdb import ChdbStore, current_path, get_session
 from pipeline.sinks.backends.clickhouse import ClickHouseStore
 from pipeline.sinks.base import AggregateStore, StoreError, StoreUnavailable, dedup_token_for
 from pipeline.sinks.batching import Backoff, Batcher
+from pipeline.sinks.incidents import IncidentRow, incident_row, incidents_token_for
 from tests.support.clickhouse_http import ClickHouseHTTPServer
+from tests.support.store_rows import incident_json, incident_rows
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -181,6 +184,9 @@ class _FlakyStore:
             msg = "simulated chDB outage"
             raise StoreUnavailable(msg)
         self.inner.write(rows, dedup_token=dedup_token)
+
+    def write_incidents(self, rows: Sequence[IncidentRow], *, dedup_token: str) -> None:
+        self.inner.write_incidents(rows, dedup_token=dedup_token)
 
     def query(self, area_code: str, metric: str, since: datetime, until: datetime,
               level: AreaLevel) -> list[AggregateRow]:  # fmt: skip
@@ -355,3 +361,41 @@ def test_memory_store_rolls_up_like_the_sql_backends() -> None:
     (city,) = store.query("310000", "pm25", T0, T0 + HOUR, AreaLevel.city)
     assert (city.count, city.sum, city.min, city.max, city.breaches) == (10, 600.0, 5.0, 120.0, 4)
     assert city.mean == 60.0 and city.area_code == "310000" and city.level == AreaLevel.city
+
+
+def stored_incidents(backend: Backend) -> dict[str, tuple[object, ...]]:
+    """incident_id -> (version, state, lat, lon, resolve_due) as FINAL reads them."""
+    session = get_session(current_path() or Path())
+    result = session.query(
+        "SELECT incident_id, version, state, lat, lon, resolve_due "  # noqa: S608 - a generated name
+        f"FROM {backend.database}.incidents FINAL ORDER BY incident_id",
+        "JSONCompact",
+    )
+    return {row[0]: tuple(row[1:]) for row in orjson.loads(result.bytes())["data"]}
+
+
+def test_incidents_keep_their_newest_version_with_or_without_a_location(
+    backend: Backend,
+) -> None:
+    opened = incident_row(incident_json(location={"lat": 31.2353, "lon": 121.4846}))
+    acknowledged = incident_row(
+        incident_json(version=2, state="acknowledged", location={"lat": 31.25, "lon": 121.5})
+    )
+    older_contract = incident_row(incident_json(incident_id="inc-2", resolve_due=None))
+    batch = [acknowledged, older_contract]
+    backend.store.write_incidents(batch, dedup_token=incidents_token_for(batch))
+    backend.store.write_incidents([opened], dedup_token=incidents_token_for([opened]))  # late
+    backend.store.write_incidents(batch, dedup_token=incidents_token_for(batch))  # a retry
+    assert stored_incidents(backend) == {
+        "inc-2": (1, "open", None, None, None),
+        "inc-aq-001-pm25": (2, "acknowledged", 31.25, 121.5, "2024-05-01 14:00:00.000"),
+    }
+
+
+def test_many_incidents_round_trip(backend: Backend) -> None:
+    rows = incident_rows(40)
+    backend.store.write_incidents(rows, dedup_token=incidents_token_for(rows))
+    stored = stored_incidents(backend)
+    assert len(stored) == 40
+    assert stored["inc-7"] == (rows[7].version, rows[7].state, rows[7].lat, rows[7].lon,
+                               "2024-05-01 14:00:00.000")  # fmt: skip

@@ -11,12 +11,23 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from deploy.grafana import generate
-from deploy.grafana.queries import QueryError, all_queries, dashboard_queries, substitute
+from deploy.grafana.queries import (
+    QueryError,
+    TimeRange,
+    all_queries,
+    clickhouse_queries,
+    dashboard_queries,
+    expand_sql,
+    substitute,
+)
+from deploy.runbooks import DEFAULT_BASE_URL, runbook_url, sections
 
 INST = 'instance=~"$instance"'
 C = 'district=~"$district", severity=~"$severity"'
@@ -29,8 +40,10 @@ KNOWN: dict[str, set[str]] = {
         f"sum(rate(cityops_events_in_total{{{INST}}}{R}))",
         f"sum(faust_topic_partition_end_offset{{{INST}}}"
         f" - faust_topic_partition_offset_commited{{{INST}}})",
-        f"(sum(rate(cityops_dead_letters_total{{{INST}}}{R})) or vector(0))"
+        f'(sum(rate(cityops_dead_letters_total{{stage="normalize", {INST}}}{R})) or vector(0))'
         f" / clamp_min(sum(rate(cityops_events_in_total{{{INST}}}{R})), 1e-9)",
+        f"sum by (stage) (rate(cityops_dead_letters_total{{{INST}}}{R}))",
+        f'sum by (reason) (rate(cityops_dead_letters_total{{stage="lifecycle", {INST}}}{R}))',
         f"max by (instance, version, topology) (cityops_worker_info{{{INST}}})",
         f"max by (instance) (faust_total_rebalances{{{INST}}})",
         f"sum by (topic_kind) (rate(cityops_events_in_total{{{INST}}}{R}))",
@@ -83,6 +96,7 @@ KNOWN: dict[str, set[str]] = {
         f'sum by (level) (increase(cityops_incident_events_total{{action="escalate", {C}}}'
         "[$__range]))",
     },
+    "incidents.json": set(),  # ClickHouse only: tests/integration/test_grafana_sql.py
 }
 
 #: Every metric family the dashboards may name: ours (pipeline/metrics.py) and faust's.
@@ -191,3 +205,79 @@ def test_lister_substitutes_everything() -> None:
     sources = {q.source for q in queries}
     assert "pipeline-health.json: Consumer lag per partition [A]" in sources
     assert "alerts.yml: alert CityopsConsumerLagGrowing" in sources
+
+
+def _board(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((generate.DASHBOARD_DIR / name).read_text("utf-8"))
+    return data
+
+
+def _links(board: dict[str, Any]) -> list[str]:
+    """Every external link of a dashboard: its own and its panels'."""
+    links = [link for link in board.get("links", []) if link.get("type") == "link"]
+    links += [link for panel in board["panels"] for link in panel.get("links", [])]
+    return [link["url"] for link in links]
+
+
+@pytest.mark.parametrize("name", sorted(generate.DASHBOARDS))
+def test_runbook_links_are_absolute_and_point_at_existing_sections(name: str) -> None:
+    urls = _links(_board(name))
+    assert urls, name
+    anchors = sections()
+    for url in urls:
+        assert url.startswith(DEFAULT_BASE_URL + "#"), url
+        assert url.split("#", 1)[1] in anchors, url
+
+
+def test_the_runbook_base_url_is_configurable(tmp_path: Path) -> None:
+    base = "https://wiki.city.example/ops/cityops.md"
+    assert generate.main(["--out", str(tmp_path), "--runbook-base-url", base]) == 0
+    for name in generate.DASHBOARDS:
+        urls = _links(json.loads((tmp_path / name).read_text(encoding="utf-8")))
+        assert urls and all(url.startswith(base + "#") for url in urls), name
+    assert generate.main(["--out", str(tmp_path), "--runbook-base-url", "docs/operations.md"]) == 2
+
+
+def test_alerts_panels_link_their_runbooks() -> None:
+    health = {p["title"]: p for p in _board("pipeline-health.json")["panels"]}
+    (link,) = health["Workers up"]["links"]
+    assert link["url"] == runbook_url("CityopsWorkerDown", DEFAULT_BASE_URL)
+    assert link["url"].endswith("#cityopsworkerdown") and link["targetBlank"]
+
+
+def test_the_incidents_dashboard_has_a_map_a_table_a_grid_and_street_rows() -> None:
+    board = _board("incidents.json")
+    panels = {p["title"]: p for p in board["panels"]}
+    assert panels["Incident map"]["type"] == "geomap"
+    assert panels["Grid heat map"]["type"] == "geomap"
+    assert {panels[t]["type"] for t in ("Incidents", "Grid cells")} == {"table"}
+    layer = panels["Incident map"]["options"]["layers"][0]
+    assert layer["location"] == {"mode": "coords", "latitude": "lat", "longitude": "lon"}
+    assert "FROM cityops.incidents FINAL" in panels["Incidents"]["targets"][0]["rawSql"]
+    assert "level = 'grid'" in panels["Grid heat map"]["targets"][0]["rawSql"]
+    (street_row,) = [p for p in board["panels"] if p["type"] == "row" and p.get("repeat")]
+    assert street_row["repeat"] == "street" and street_row["title"] == "Street $street"
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["street"]["multi"] is True
+    assert variables["street"]["datasource"]["type"] == "grafana-clickhouse-datasource"
+
+
+def test_no_clickhouse_panel_reads_city_rows() -> None:
+    """The store keeps no city rows (the city is rolled up from districts at read time)."""
+    for name in generate.DASHBOARDS:
+        for query in clickhouse_queries(generate.DASHBOARD_DIR / name):
+            assert "level = 'city'" not in query.template, query.source
+
+
+def test_clickhouse_macros_expand_as_the_plugin_documents() -> None:
+    start = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+    window = TimeRange(start, start + timedelta(hours=1), interval_seconds=20)
+    text = expand_sql(
+        "SELECT $__timeInterval(t) AS time FROM x WHERE $__timeFilter(t) AND a = '${v}'",
+        {"v": "310101"},
+        window,
+    )
+    assert text == (
+        "SELECT toStartOfInterval(toDateTime(t), INTERVAL 20 second) AS time FROM x "
+        "WHERE t >= toDateTime(1714557600) AND t <= toDateTime(1714561200) AND a = '310101'"
+    )

@@ -25,7 +25,7 @@ from pipeline.engine.worker.failure import (
     unacknowledged_on_failure,
 )
 from pipeline.engine.worker.intake import RawIntake
-from pipeline.engine.worker.telemetry import count_emit, severity_level
+from pipeline.engine.worker.telemetry import count_emit, count_sla_breach
 from pipeline.engine.worker.wiring import Wiring, records_of
 
 __all__ = ["register"]
@@ -56,7 +56,7 @@ def register(app: faust.App, w: Wiring) -> None:
             city = w.topology.topics.name("incidents_city")
             for emit in emits:
                 if emit.kind == "incident" and emit.reason == "escalate" and emit.topic == city:
-                    w.metrics.sla_breaches.labels(*severity_level(emit.value)).inc()
+                    count_sla_breach(w.metrics, emit, w.topology)
                 count_emit(w.metrics, emit, "lifecycle")
             await w.finish("lifecycle", Output(emits=emits))
             w.open_gauge.refresh()

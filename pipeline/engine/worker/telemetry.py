@@ -15,13 +15,22 @@ from pipeline.models import AreaLevel, RejectReason, Severity
 from pipeline.topology import Topology
 
 __all__ = [
+    "DEAD_LETTER_STAGES",
     "LateReadingsLog",
     "OpenIncidentsGauge",
     "age",
     "count_emit",
+    "count_sla_breach",
+    "dead_letter_stage",
+    "missed_level",
     "preset_children",
-    "severity_level",
 ]
+
+#: The levels that own incidents, lowest first (escalation climbs them one at a time).
+OWNER_LEVELS = (AreaLevel.street, AreaLevel.district, AreaLevel.city)
+#: Every stage that dead-letters records: the `stage` label of `cityops_dead_letters_total`
+#: and the `stage` field of the dead letter itself (raw input, internal topics, updates).
+DEAD_LETTER_STAGES = ("normalize", "analyze", "lifecycle")
 
 
 def preset_children(metrics: Metrics, topology: Topology) -> None:
@@ -29,15 +38,17 @@ def preset_children(metrics: Metrics, topology: Topology) -> None:
     backend = str(topology.sinks.store)
     for counter in (metrics.store_failures, metrics.store_retries):
         counter.labels(backend)
+    top = OWNER_LEVELS.index(AreaLevel(topology.escalation.top_level))
     for severity in Severity:
-        for level in (AreaLevel.street, AreaLevel.district, AreaLevel.city):
+        for level in OWNER_LEVELS[:top]:  # the top level never escalates, so never misses
             metrics.sla_breaches.labels(str(severity), str(level))
 
 
 def count_emit(metrics: Metrics, emit: Emit, stage: str) -> None:
-    """Count one output in the metric its kind belongs to."""
+    """Count one output in the metric its kind belongs to (`stage`: the consumer's)."""
     if emit.kind == "deadletter":
-        metrics.child(metrics.dead_letters, stage, emit.reason or "unknown").inc()
+        letter_stage = dead_letter_stage(emit.value, stage)
+        metrics.child(metrics.dead_letters, letter_stage, emit.reason or "unknown").inc()
         if emit.reason == RejectReason.duplicate:
             metrics.duplicates.inc()
     elif emit.kind in ("reading", "report"):
@@ -45,6 +56,16 @@ def count_emit(metrics: Metrics, emit: Emit, stage: str) -> None:
     elif emit.kind == "incident" and emit.topic.endswith("incidents.city"):
         severity, level, district = _incident_labels(emit.value)
         metrics.incident_events.labels(emit.reason or "", severity, level, district).inc()
+
+
+def dead_letter_stage(value: bytes, default: str) -> str:
+    """The `stage` a dead letter names itself, so the metric and the dead-letter topic
+    agree on who refused a record (`default` when the letter names none)."""
+    try:
+        stage = orjson.loads(value).get("stage")
+    except (orjson.JSONDecodeError, AttributeError):
+        return default
+    return stage if isinstance(stage, str) and stage else default
 
 
 def _incident_labels(value: bytes) -> tuple[str, str, str]:
@@ -56,9 +77,33 @@ def _incident_labels(value: bytes) -> tuple[str, str, str]:
     )
 
 
-def severity_level(value: bytes) -> tuple[str, str]:
-    severity, level, _ = _incident_labels(value)
-    return severity, level
+def count_sla_breach(metrics: Metrics, emit: Emit, topology: Topology) -> None:
+    """Count an SLA escalation under the level that missed the deadline.
+
+    Why not the incident's `owner_level`: an escalated incident already names its new
+    owner; the level that let the deadline pass is the one below it, and that is whom
+    the SLA panel and alerts point at (the level reached is `cityops_incident_events_total
+    {action="escalate"}`'s `level`)."""
+    data = orjson.loads(emit.value)
+    metrics.sla_breaches.labels(str(data.get("severity")), missed_level(data, topology)).inc()
+
+
+def missed_level(incident: dict[str, object], topology: Topology) -> str:
+    """The level an escalated incident came from: the one of its areas whose nearest
+    owning ancestor is the incident's new owner ("unknown" when none is)."""
+    areas = incident.get("areas")
+    owner = incident.get("owner_area")
+    if not isinstance(areas, dict):
+        return "unknown"
+    for level in OWNER_LEVELS[:-1]:
+        code = areas.get(str(level))
+        if not isinstance(code, str) or not topology.has_area(code):
+            continue
+        above = (a for a in topology.ancestors(code)[1:] if a.level in OWNER_LEVELS)
+        parent = next(above, None)
+        if parent is not None and parent.code == owner:
+            return str(level)
+    return "unknown"
 
 
 class LateReadingsLog:

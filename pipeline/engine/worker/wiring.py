@@ -33,6 +33,7 @@ from pipeline.metrics import Metrics
 from pipeline.models import Rejection, RejectReason
 from pipeline.settings import Settings
 from pipeline.sinks import AggregateStore, StoreError, open_store
+from pipeline.sinks.incidents import incident_row
 from pipeline.sinks.writer import StoreWriter
 from pipeline.topology import Topology
 
@@ -135,13 +136,21 @@ class Wiring:
         return out
 
     async def finish(self, group: Group, out: Output) -> None:
-        """Produce a batch's outputs, store its closed windows, then its state changes:
+        """Produce a batch's outputs, store its closed windows and the incident versions it
+        published (the incidents table), then its state changes:
         everything is on the broker (and in the store) before the batch is acknowledged.
         Only `group`'s own states: another group may be in the middle of a batch."""
         await self.outputs.send(out.emits)
         if out.rows:
             self.metrics.windows_closed.inc(len(out.rows))
             await self.writer.write(out.rows)
+        city = self.topology.topics.name("incidents_city")  # every incident reaches it
+        incidents = [
+            incident_row(emit.value)
+            for emit in out.emits
+            if emit.kind == "incident" and emit.topic == city
+        ]
+        await self.writer.write_incidents(incidents)
         self.pipeline.persist(group)
         await self.outputs.send(self.changelog_records(group))
 

@@ -23,14 +23,18 @@ from typing import Any
 from pipeline.models import AggregateRow, AreaLevel
 from pipeline.sinks.base import StoreError, StoreUnavailable, check_token
 from pipeline.sinks.clickhouse_sql import (
+    INCIDENT_COLUMNS,
+    INCIDENTS_TABLE,
     check_identifier,
     create_statements,
+    incidents_to_rowbinary,
     insert_sql,
     query_parameters,
     row_from_mapping,
     rows_to_rowbinary,
     select_sql,
 )
+from pipeline.sinks.incidents import IncidentRow
 from pipeline.sinks.registry import Backend, StoreOverrides, setting
 
 _SESSIONS: dict[Path, Any] = {}
@@ -108,7 +112,7 @@ class ChdbStore:
         return self._session
 
     def init(self) -> None:
-        """Create the database and the aggregates table (idempotent)."""
+        """Create the database, the aggregates and the incidents tables (idempotent)."""
         session = self._conn()
         with ENGINE_LOCK:
             for statement in create_statements(self.database):
@@ -122,8 +126,21 @@ class ChdbStore:
         if not rows:
             return
         token = check_token(dedup_token)
-        payload = rows_to_rowbinary(rows)
-        sql = insert_sql(self.database, token)
+        self._insert(insert_sql(self.database, token), rows_to_rowbinary(rows))
+
+    def write_incidents(self, rows: Sequence[IncidentRow], *, dedup_token: str) -> None:
+        """Insert incident versions as one RowBinary stream guarded by ``dedup_token``."""
+        if not rows:
+            return
+        sql = insert_sql(
+            self.database,
+            check_token(dedup_token),
+            table=INCIDENTS_TABLE,
+            columns=[name for name, _ in INCIDENT_COLUMNS],
+        )
+        self._insert(sql, incidents_to_rowbinary(rows))
+
+    def _insert(self, sql: str, payload: bytes) -> None:
         session = self._conn()
         with ENGINE_LOCK:
             try:

@@ -28,14 +28,18 @@ from pipeline.sinks.base import StoreError, StoreUnavailable, check_token
 from pipeline.sinks.clickhouse_sql import (
     COLUMN_TYPES,
     COLUMNS,
+    INCIDENT_COLUMNS,
+    INCIDENTS_TABLE,
     TABLE,
     check_identifier,
     create_statements,
+    incidents_to_columns,
     query_parameters,
     row_from_mapping,
     rows_to_columns,
     select_sql,
 )
+from pipeline.sinks.incidents import IncidentRow
 from pipeline.sinks.registry import Backend, StoreOverrides, setting
 
 logger = logging.getLogger(__name__)
@@ -152,7 +156,7 @@ class ClickHouseStore:
     # -- the protocol --------------------------------------------------------------------
 
     def init(self) -> None:
-        """Create the database and the aggregates table (idempotent)."""
+        """Create the database, the aggregates and the incidents tables (idempotent)."""
         with self._lock:
             client = self._connect()
             for statement in create_statements(self.database):
@@ -176,6 +180,26 @@ class ClickHouseStore:
             except Exception as exc:
                 if self._context is not None:
                     self._context.data = None
+                raise self._translate(exc, "insert") from exc
+
+    def write_incidents(self, rows: Sequence[IncidentRow], *, dedup_token: str) -> None:
+        """Insert incident versions in one Native block guarded by ``dedup_token``."""
+        if not rows:
+            return
+        token = check_token(dedup_token)
+        with self._lock:
+            client = self._connect()
+            try:
+                client.insert(
+                    table=INCIDENTS_TABLE,
+                    database=self.database,
+                    data=incidents_to_columns(rows),
+                    column_names=[name for name, _ in INCIDENT_COLUMNS],
+                    column_type_names=[kind for _, kind in INCIDENT_COLUMNS],
+                    column_oriented=True,
+                    settings={"insert_deduplication_token": token},
+                )
+            except Exception as exc:
                 raise self._translate(exc, "insert") from exc
 
     def query(
