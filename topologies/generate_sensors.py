@@ -5,11 +5,12 @@ at random points drawn with a fixed seed *inside* each district's boundary polyg
 (boundaries/shanghai-districts.geojson, checked with shapely after rounding). The sensors
 are invented; only the districts, their boundaries and the street codes are real.
 
-Street assignment: street boundaries are not available as real data, so each street/town
-listed in shanghai.yaml has an APPROXIMATE centroid below (hand-placed, roughly +-500 m,
-WGS-84). A sensor gets the street whose centroid is nearest, provided it lies within
-``STREET_RADIUS_KM`` of it (Huangpu: all its streets are listed, so the nearest is used
-without a radius); otherwise its area is the district itself.
+Street assignment: by the sample's SYNTHETIC street/town polygons
+(shanghai/streets-synthetic.geojson, through the topology's H3 grid index): a point is
+redrawn until its grid cell lies in its own district, and one sensor in five names a
+residential/village committee of its street instead (communities have no polygons). The
+APPROXIMATE centroids below (hand-placed, roughly +-500 m, WGS-84) seed the synthetic
+partition (shanghai/partition_streets.py) so those 22 streets lie roughly where they are.
 
 Run: ``python topologies/generate_sensors.py`` (deterministic: same seed, same file).
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import random
 from pathlib import Path
 
@@ -26,12 +26,15 @@ from shapely import Point
 from shapely.geometry import shape
 from shapely.prepared import prep
 
+from pipeline.models import AreaLevel
+from pipeline.topology import load_yaml, parse_topology
+from pipeline.topology.grid import GridIndex
+
 HERE = Path(__file__).resolve().parent
 BOUNDARIES = HERE / "boundaries" / "shanghai-districts.geojson"
 OUT = HERE / "sensors" / "shanghai.csv"
 SEED = 20260101
-STREET_RADIUS_KM = 2.0
-COMPLETE_DISTRICTS = {"310101"}  # every street of these districts is in shanghai.yaml
+COMMUNITY_SHARE = 0.2
 
 KINDS: tuple[tuple[str, str, int, tuple[str, ...]], ...] = (
     ("aq", "air", 6, ("pm25", "pm10", "o3", "no2", "so2", "co")),
@@ -68,32 +71,24 @@ STREET_CENTROIDS: dict[str, tuple[float, float]] = {
 }
 
 
-def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Haversine distance in km."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6371.0088 * math.asin(math.sqrt(h))
-
-
-def street_for(district: str, lat: float, lon: float) -> str | None:
-    """The nearest listed street of ``district`` (within the radius unless complete)."""
-    best: tuple[float, str] | None = None
-    for code, (slat, slon) in STREET_CENTROIDS.items():
-        if code.startswith(district):
-            d = _km(lat, lon, slat, slon)
-            if best is None or d < best[0]:
-                best = (d, code)
-    if best is None:
-        return None
-    if district in COMPLETE_DISTRICTS or best[0] <= STREET_RADIUS_KM:
-        return best[1]
-    return None
+def grid_index() -> tuple[GridIndex, dict[str, list[str]]]:
+    """The sample's grid index (built without its registry) and its committees by street."""
+    data = load_yaml((HERE / "shanghai.yaml").read_text(encoding="utf-8"))
+    data.pop("sensors")
+    data.pop("datastreams")
+    topology = parse_topology(data, HERE)
+    index = topology.grid_index()
+    assert index is not None
+    communities: dict[str, list[str]] = {}
+    for area in topology.areas_at(AreaLevel.community):
+        communities.setdefault(area.parent or "", []).append(area.code)
+    return index, communities
 
 
 def generate() -> list[dict[str, str]]:
     """Every sensor row, deterministic for the seed."""
     rng = random.Random(SEED)  # noqa: S311  # synthetic sample data, not security
+    index, communities = grid_index()
     collection = json.loads(BOUNDARIES.read_text(encoding="utf-8"))
     rows: list[dict[str, str]] = []
     for feature in collection["features"]:
@@ -107,9 +102,16 @@ def generate() -> list[dict[str, str]]:
                     lon = round(rng.uniform(minx, maxx), 5)
                     lat = round(rng.uniform(miny, maxy), 5)
                     # keep ~100 m clear of the border so rounding never moves a sensor out
-                    if inside.contains(Point(lon, lat).buffer(0.001)):
+                    codes = index.locate(lat, lon)[1] or {}
+                    if (
+                        inside.contains(Point(lon, lat).buffer(0.001))
+                        and codes.get(AreaLevel.district) == code
+                    ):
                         break
-                street = street_for(code, lat, lon)
+                street = codes[AreaLevel.street]
+                named = communities.get(street)
+                if named and rng.random() < COMMUNITY_SHARE:
+                    street = rng.choice(named)
                 rows.append(
                     {
                         "id": f"{prefix}-{code}-{n:02d}",
@@ -117,7 +119,7 @@ def generate() -> list[dict[str, str]]:
                         "metrics": " ".join(metrics),
                         "lat": f"{lat:.5f}",
                         "lon": f"{lon:.5f}",
-                        "area": street or code,
+                        "area": street,
                     }
                 )
     return rows
@@ -132,7 +134,7 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     streets = sum(1 for r in rows if len(r["area"]) == 9)
-    print(f"wrote {OUT}: {len(rows)} sensors, {streets} with a street area")
+    print(f"wrote {OUT}: {len(rows)} sensors, {streets} naming a street, the rest a committee")
 
 
 if __name__ == "__main__":
