@@ -16,8 +16,8 @@ Model:
   ``advance``) keeps the output independent of the caller's batch boundaries, and an
   in-order source's readings are never late whatever the interleaving of sources.
 - Accumulators are keyed by the final row key ``(level, area_code, metric, window_start)``
-  and each reading updates every level it belongs to directly (street if it has one,
-  district if it has one, the city always). We chose this over rolling street rows up at
+  and each reading updates every level it belongs to directly (grid cell, street and
+  district if it has them, the city always). We chose this over rolling street rows up at
   close time because readings without a street (or without a district) must still count
   at the levels above, and a roll-up would need side accumulators for exactly those
   readings; three dict updates per reading are cheap and obviously correct.
@@ -41,7 +41,7 @@ from pipeline.aggregates.watermark import NO_PARTITION, Progress, SourceClock, m
 from pipeline.models import AggregateRow, AreaLevel, Reading, ReadingRow
 
 _US = MICROSECOND
-_LEVEL_ORDER = {AreaLevel.city: 0, AreaLevel.district: 1, AreaLevel.street: 2}
+_LEVEL_ORDER = {AreaLevel.city: 0, AreaLevel.district: 1, AreaLevel.street: 2, AreaLevel.grid: 3}
 DEFAULT_LEVELS: tuple[AreaLevel, ...] = (AreaLevel.street, AreaLevel.district, AreaLevel.city)
 
 #: (level, area_code, metric, window_start in µs since the epoch)
@@ -75,7 +75,10 @@ class WindowState:
         self.levels = tuple(AreaLevel(level) for level in self.levels)
         unsupported = set(self.levels) - set(_LEVEL_ORDER)
         if unsupported:
-            msg = f"aggregation levels must be street, district or city, got {sorted(unsupported)}"
+            msg = (
+                "aggregation levels must be grid, street, district or city, "
+                f"got {sorted(unsupported)}"
+            )
             raise ValueError(msg)
         idle = self.idle_timeout or max(10 * self.window, timedelta(minutes=10))
         self.clock = SourceClock(self.allowed_lateness // _US, idle // _US)
@@ -84,6 +87,7 @@ class WindowState:
         self._street = AreaLevel.street.value if AreaLevel.street in self.levels else None
         self._district = AreaLevel.district.value if AreaLevel.district in self.levels else None
         self._city = AreaLevel.city.value if AreaLevel.city in self.levels else None
+        self._grid = AreaLevel.grid.value if AreaLevel.grid in self.levels else None
 
     # -- the watermark -------------------------------------------------------------------
 
@@ -146,6 +150,12 @@ class WindowState:
             cell.add(value, breached)
         if self._district is not None and row.district is not None:
             key = (self._district, row.district, metric, start)
+            cell = cells.get(key)
+            if cell is None:
+                cell = cells[key] = Accumulator()
+            cell.add(value, breached)
+        if self._grid is not None and row.grid is not None:
+            key = (self._grid, row.grid, metric, start)
             cell = cells.get(key)
             if cell is None:
                 cell = cells[key] = Accumulator()

@@ -191,11 +191,15 @@ class Normalizer:
         sensor = self.topology.sensor(sensor_id)
         if sensor is None:
             return None
+        areas = self._area_codes(sensor.area)
+        grid = self._geo.grid
+        if grid is not None:  # a registered sensor's cell is where it stands
+            areas = areas.model_copy(update={"grid": grid.cell(sensor.lat, sensor.lon)})
         return _SensorInfo(
             sensor_id=sensor.id,
             metrics=frozenset(sensor.metrics),
             location=(sensor.lat, sensor.lon),
-            areas=self._area_codes(sensor.area),
+            areas=areas,
         )
 
     def _area_codes(self, code: str) -> AdminCodes:
@@ -229,8 +233,10 @@ class Normalizer:
         if levels is None:
             detail = f"({lat:.5f}, {lon:.5f}) is outside every area of {self.topology.id}"
             raise _Reject(RejectReason.outside_jurisdiction, detail)
-        smallest = max(levels, key=lambda level: level.depth)
-        return self._area_codes(levels[smallest])
+        cell = levels.get(AreaLevel.grid)
+        smallest = max((lv for lv in levels if lv != AreaLevel.grid), key=lambda lv: lv.depth)
+        codes = self._area_codes(levels[smallest])
+        return codes if cell is None else codes.model_copy(update={"grid": cell})
 
     # -- resolution ----------------------------------------------------------------------
 
@@ -435,6 +441,9 @@ class Normalizer:
                 detail = f"area {draft.area[:40]!r} is not in the topology"
                 raise _Reject(RejectReason.outside_jurisdiction, detail)
             areas = self._area_codes(draft.area)
+            if located and self._geo.grid is not None:
+                cell = self._geo.grid.cell(draft.lat, draft.lon)  # type: ignore[arg-type]
+                areas = areas.model_copy(update={"grid": cell})
         else:
             areas = AdminCodes()
         if located:

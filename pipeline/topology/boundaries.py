@@ -17,7 +17,17 @@ from pipeline.models import AreaLevel
 from pipeline.topology.areas import Area
 from pipeline.topology.errors import ErrorList
 
-__all__ = ["as_path_list", "load_boundaries"]
+__all__ = ["BoundaryFeatures", "as_path_list", "load_boundaries"]
+
+
+class BoundaryFeatures(list[tuple[str, Any]]):
+    """``(area code, shapely geometry)`` per boundary, and which are synthetic stand-ins.
+
+    A feature with ``properties.synthetic: true`` is a generated shape, not the area's
+    real boundary (the Shanghai sample's street polygons): ``topology show`` says so.
+    """
+
+    synthetic: frozenset[str] = frozenset()
 
 
 def as_path_list(value: object) -> object:
@@ -27,9 +37,11 @@ def as_path_list(value: object) -> object:
 
 def load_boundaries(
     paths: Iterable[str], base_dir: Path, areas: Mapping[str, Area]
-) -> tuple[list[tuple[str, Any]], ErrorList]:
-    """Read GeoJSON FeatureCollections whose features carry ``properties.code``."""
-    features: list[tuple[str, Any]] = []
+) -> tuple[BoundaryFeatures, ErrorList]:
+    """Read GeoJSON FeatureCollections whose features carry ``properties.code`` (and
+    ``properties.synthetic: true`` where the shape is a stand-in)."""
+    features = BoundaryFeatures()
+    synthetic: set[str] = set()
     errors: ErrorList = []
     seen: dict[str, str] = {}
     for n, rel in enumerate(paths):
@@ -44,6 +56,9 @@ def load_boundaries(
                 continue
             seen[code] = rel
             features.append((code, geom))
+            if feature.get("properties", {}).get("synthetic") is True:
+                synthetic.add(code)
+    features.synthetic = frozenset(synthetic)
     return features, errors
 
 

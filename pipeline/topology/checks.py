@@ -90,7 +90,8 @@ def _check_other_sections(
         errors += check_escalation(escalation, levels)
     aggregation: Aggregation | None = sections.get("aggregation")
     if aggregation is not None and levels is not None:
-        errors += check_aggregation_levels(aggregation, levels)
+        grid = sections.get("grid") is not None
+        errors += check_aggregation_levels(aggregation, levels, grid=grid)
     topics: Topics | None = sections.get("topics")
     if topics is not None:
         errors += check_topic_names(topics, area_codes)

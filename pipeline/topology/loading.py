@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BeforeValidator, TypeAdapter, ValidationError
 
-from pipeline.topology.areas import Area
+from pipeline.topology.areas import Area, expand_area_files
 from pipeline.topology.base import code_as_string
 from pipeline.topology.boundaries import load_boundaries
 from pipeline.topology.catalogue import Metric
@@ -99,6 +99,9 @@ def parse_topology(data: Any, base_dir: Path) -> Topology:
         raise TopologyError([("", f"a topology must be a mapping of sections, not {kind}")])
     raw = dict(data)
     errors, from_file = _inline_sensor_file(raw, base_dir)
+    if isinstance(raw.get("areas"), list):  # `{file: x.csv, level: street}` items
+        raw["areas"], area_errors = expand_area_files(raw["areas"], base_dir)
+        errors += area_errors
     fields = Topology.model_fields
     for key in raw:
         if key not in fields:

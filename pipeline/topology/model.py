@@ -19,12 +19,13 @@ from pipeline.models import AreaLevel, Severity
 from pipeline.topology.aggregation import Aggregation
 from pipeline.topology.areas import Area
 from pipeline.topology.base import LEVEL_DEPTH, Frozen, MetricName, Text
-from pipeline.topology.boundaries import as_path_list, load_boundaries
+from pipeline.topology.boundaries import BoundaryFeatures, as_path_list, load_boundaries
 from pipeline.topology.catalogue import Metric
 from pipeline.topology.checks import cross_check
 from pipeline.topology.detection import Detection
 from pipeline.topology.errors import Issues, TopologyError, path_to_loc, short
 from pipeline.topology.event_time import EventTime
+from pipeline.topology.grid import Grid, GridIndex
 from pipeline.topology.incidents import IncidentsSection, UnitKey, read_unit_keys
 from pipeline.topology.reports import ReportCategory
 from pipeline.topology.rules import Rule
@@ -59,6 +60,7 @@ class Topology(Frozen):
     topics: Topics = Topics()
     areas: Annotated[tuple[Area, ...], Field(min_length=1)]
     boundaries: Annotated[tuple[Text, ...], BeforeValidator(as_path_list)] = ()
+    grid: Grid | None = None
     sensors: tuple[Sensor, ...] = ()
     datastreams: dict[DatastreamId, Datastream] = Field(default_factory=dict)
     metrics: dict[MetricName, Metric]
@@ -75,7 +77,8 @@ class Topology(Frozen):
     _base_dir: Path = PrivateAttr(default_factory=lambda: Path("."))
     _areas: dict[str, Area] = PrivateAttr(default_factory=dict)
     _sensors: dict[str, Sensor] = PrivateAttr(default_factory=dict)
-    _features: list[tuple[str, Any]] | None = PrivateAttr(default=None)
+    _features: BoundaryFeatures | None = PrivateAttr(default=None)
+    _grid_index: GridIndex | None = PrivateAttr(default=None)
     _index: Any = PrivateAttr(default=None)
     _unit_keys: dict[str, UnitKey] | None = PrivateAttr(default=None)
 
@@ -161,7 +164,7 @@ class Topology(Frozen):
 
     # ---- boundaries
 
-    def boundary_features(self) -> list[tuple[str, Any]]:
+    def boundary_features(self) -> BoundaryFeatures:
         """``(area_code, shapely geometry)`` for every boundary (districts and lower).
 
         Loaded from the ``boundaries`` GeoJSON files on first use and cached; empty when
@@ -173,6 +176,23 @@ class Topology(Frozen):
                 raise TopologyError(errors)
             self._features = features
         return self._features
+
+    def grid_index(self) -> GridIndex | None:
+        """Cell -> admin codes over the boundaries, built on first use (None: no grid).
+
+        Why once: filling every boundary with the grid's cells takes about a second for a
+        city of 100,000 cells; afterwards placing a point is one H3 call and a dict access.
+        """
+        if self.grid is None:
+            return None
+        if self._grid_index is None:
+            self._grid_index = GridIndex(
+                self.grid.resolution,
+                self.boundary_features(),
+                self.admin_codes,
+                lambda code: LEVEL_DEPTH[self._areas[code].level],
+            )
+        return self._grid_index
 
     def areas_containing(self, lat: float, lon: float) -> list[str]:
         """Codes of the boundaries that contain the point, lowest level first."""

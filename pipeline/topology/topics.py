@@ -20,6 +20,7 @@ from pipeline.topology.errors import ErrorList
 
 __all__ = [
     "MAX_TOPIC_NAME",
+    "OutputKind",
     "TOPIC_KINDS",
     "Retention",
     "TopicKind",
@@ -105,12 +106,32 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
+#: Kinds whose partition count may differ from ``partitions``: what the worker only writes.
+#: The topics it reads (raw, readings, reports, incident events and updates) share the
+#: partitions of its state tables, so they all take ``partitions``.
+OutputKind = Literal[
+    "deadletter",
+    "incidents_city",
+    "incidents_district",
+    "incidents_street",
+    "incident_replies",
+    "audit",
+]
+Partitions = Annotated[int, Field(ge=1, le=1000)]
+
+
 class Topics(Frozen):
-    """Topic naming and sizing; :meth:`name` is the only place topic names are built."""
+    """Topic naming and sizing; :meth:`name` is the only place topic names are built.
+
+    Partitions per kind: ``kind_partitions`` (output kinds only), else ``area_partitions``
+    for the per-district and per-street topics, else ``partitions``. A city with 215
+    street topics wants them small (1 partition each: one street's incidents are few).
+    """
 
     prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{0,100}$")] = "cityops."
-    partitions: Annotated[int, Field(ge=1, le=1000)] = 6
-    area_partitions: Annotated[int, Field(ge=1, le=1000)] = 1
+    partitions: Partitions = 6
+    area_partitions: Partitions = 1
+    kind_partitions: dict[OutputKind, Partitions] = Field(default_factory=dict)
     replication: Annotated[int, Field(ge=1, le=16)] = 1
     retention: Retention = Retention()
 
@@ -145,9 +166,12 @@ class Topics(Frozen):
         if kind in _ARRIVAL_STAMPED:
             # The broker stamps arrival: event-time checks trust it, a producer cannot set it.
             config["message.timestamp.type"] = "LogAppendTime"
+        partitions = self.kind_partitions.get(kind)  # type: ignore[call-overload]  # any kind
+        if partitions is None:
+            partitions = self.area_partitions if per_area else self.partitions
         return TopicSpec(
             name=self.name(kind, area),
-            partitions=self.area_partitions if per_area else self.partitions,
+            partitions=partitions,
             replication=self.replication,
             config=config,
         )
