@@ -64,8 +64,12 @@ def summary(topology: Topology) -> str:
         return f"{levels[level]} {word}"
 
     areas = ", ".join(count(lv.value) for lv in AreaLevel if levels[lv.value])
+    index = topology.grid_index()
+    if topology.grid is not None and index is not None:
+        areas += f"; grid {topology.grid.kind} resolution {topology.grid.resolution}"
+        areas += f" ({len(index):,} cells)"
     return (
-        f"{topology.id}: {areas}; {len(topology.sensors)} sensors; "
+        f"{topology.id}: {areas}; {len(topology.sensors):,} sensors; "
         f"{len(topology.metrics)} metrics; {len(topology.rules)} rules; "
         f"{len(topology.report_categories)} report categories; "
         f"{len(topology.topic_plan())} topics"
@@ -108,7 +112,12 @@ def _areas_table(topology: Topology) -> Table:
             names = ", ".join(f"{a.code} {a.name_en or a.name}" for a in areas[:4])
             more = f" … (+{len(areas) - 4})" if len(areas) > 4 else ""
             table.add_row(level.value, str(len(areas)), names + more)
-    table.caption = f"{len(topology.boundary_features())} boundary polygons"
+    features = topology.boundary_features()
+    table.caption = f"{len(features)} boundary polygons"
+    if features.synthetic:
+        synthetic = Counter(topology.area(code).level.value for code in features.synthetic)
+        marked = ", ".join(f"{n} {level}" for level, n in sorted(synthetic.items()))
+        table.caption += f", of which SYNTHETIC stand-ins: {marked}"
     return table
 
 

@@ -181,7 +181,7 @@ def test_bad_parameters_are_refused() -> None:
     with pytest.raises(ValueError, match="window must be positive"):
         state(window=timedelta(0))
     with pytest.raises(ValueError, match="aggregation levels"):
-        state(levels=(AreaLevel.grid,))
+        state(levels=(AreaLevel.community,))
     with pytest.raises(ValueError, match="snapshot version"):
         WindowState.from_dict({"version": 99})
 

@@ -51,9 +51,10 @@ def test_show_summarises_shanghai() -> None:
     )
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "16 districts, 22 streets; 400 sensors" in out
+    assert "16 districts, 215 streets, 6395 communities;" in out
+    assert "grid h3 resolution 9 (99,631 cells); 400 sensors" in out
     assert "310115 Pudong" in out
     assert "blue:75 yellow:115 orange:150 red:250" in out
     assert "gas_smell" in out and "at once (urgent)" in out
     assert "cityops.shanghai.sensors.raw" in out
-    assert "16 boundary polygons" in out
+    assert "231 boundary polygons, of which SYNTHETIC stand-ins: 215 street" in out

@@ -61,16 +61,25 @@ def test_streets_of_the_central_districts(shanghai: Topology) -> None:
     assert shanghai.area("310101002").name == "南京东路街道"
 
 
-def test_every_district_has_one_boundary(shanghai: Topology) -> None:
-    codes = [code for code, _ in shanghai.boundary_features()]
-    assert sorted(codes) == sorted(SHANGHAI_DISTRICTS)
+def test_every_district_has_one_real_boundary_and_every_street_a_synthetic_one(
+    shanghai: Topology,
+) -> None:
+    features = shanghai.boundary_features()
+    real = sorted(code for code, _ in features if code not in features.synthetic)
+    assert real == sorted(SHANGHAI_DISTRICTS)
+    assert features.synthetic == {a.code for a in shanghai.areas_at(AreaLevel.street)}
     assert (TOPOLOGIES / "boundaries" / "shanghai-districts.geojson").stat().st_size < 300_000
 
 
 def test_people_square_is_in_huangpu_and_lujiazui_in_pudong(shanghai: Topology) -> None:
-    assert shanghai.areas_containing(31.2310, 121.4740) == ["310101"]
-    assert shanghai.areas_containing(31.2380, 121.5050) == ["310115"]
-    assert shanghai.areas_containing(31.1950, 121.4370) == ["310104"]
+    def district(lat: float, lon: float) -> str:
+        found = [c for c in shanghai.areas_containing(lat, lon) if len(c) == 6]
+        assert len(found) == 1
+        return found[0]
+
+    assert district(31.2310, 121.4740) == "310101"
+    assert district(31.2380, 121.5050) == "310115"
+    assert district(31.1950, 121.4370) == "310104"
 
 
 def test_sensor_registry_size_and_kinds(shanghai: Topology) -> None:
@@ -93,11 +102,15 @@ def test_every_sensor_is_inside_its_district_boundary(shanghai: Topology) -> Non
     assert outside == []
 
 
-def test_sensors_get_a_street_where_the_district_has_streets(shanghai: Topology) -> None:
-    huangpu = [s for s in shanghai.sensors if s.area.startswith("310101")]
-    assert huangpu and all(shanghai.area(s.area).level == AreaLevel.street for s in huangpu)
-    jingan = [s for s in shanghai.sensors if s.area.startswith("310106")]
-    assert all(s.area == "310106" for s in jingan)
+def test_every_sensor_names_a_street_or_a_committee_of_it(shanghai: Topology) -> None:
+    levels = {shanghai.area(s.area).level for s in shanghai.sensors}
+    assert levels == {AreaLevel.street, AreaLevel.community}
+    index = shanghai.grid_index()
+    assert index is not None
+    for sensor in shanghai.sensors:
+        codes = shanghai.admin_codes(sensor.area)
+        placed = index.locate(sensor.lat, sensor.lon)[1]
+        assert placed is not None and placed[AreaLevel.street] == codes[AreaLevel.street]
 
 
 def test_air_thresholds_follow_hj_633(shanghai: Topology) -> None:

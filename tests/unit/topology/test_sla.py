@@ -34,6 +34,6 @@ def test_escalation_and_aggregation_levels_must_exist() -> None:
         d["aggregation"]["levels"] = ["street", "community"]
 
     assert errors_after(mutate) == [
-        ("aggregation.levels[1]", "aggregates exist for street, district and city only"),
+        ("aggregation.levels[1]", "aggregates exist for grid, street, district and city only"),
         ("escalation.top_level", "no area has level grid"),
     ]
