@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from pipeline.topology import TopologyError, load_topology
+from pipeline.topology.areas import area_files
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "topologies" / "shanghai.yaml"
@@ -51,11 +52,13 @@ def _replace_once(text: str, pattern: str, replacement: str, what: str) -> str:
 
 
 def _referenced_files(document: dict[str, Any]) -> list[str]:
-    """Relative paths the topology reads besides itself: boundaries and a sensor file.
+    """Relative paths the topology reads besides itself: area files, boundaries and a
+    sensor file.
 
     The document passed `load_topology`, so the shapes are the valid ones."""
     boundaries = document.get("boundaries") or []
-    paths = [boundaries] if isinstance(boundaries, str) else list(boundaries)
+    paths = area_files(document.get("areas"))
+    paths += [boundaries] if isinstance(boundaries, str) else list(boundaries)
     sensors = document.get("sensors")
     if isinstance(sensors, dict) and isinstance(sensors.get("file"), str):
         paths.append(sensors["file"])

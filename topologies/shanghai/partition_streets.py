@@ -34,6 +34,8 @@ from collections import deque
 from pathlib import Path
 
 import h3
+import shapely
+import shapely.geometry
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # generate_sensors: the approximate centroids
@@ -44,6 +46,7 @@ DISTRICTS = HERE.parent / "boundaries" / "shanghai-districts.geojson"
 STREETS = HERE / "streets.csv"
 OUT = HERE / "streets-synthetic.geojson"
 RESOLUTION = 9
+SIMPLIFY_DEG = 0.001  # ~100 m: a res-9 cell's centre is ~150 m from its edges
 SEED = 20261202
 
 
@@ -113,15 +116,31 @@ def _claim(frontier: deque[str], inside: set[str], owner: dict[str, int], i: int
 
 
 def _geometry(cells: list[str]) -> dict[str, object]:
-    """The cells' outline as a GeoJSON (Multi)Polygon, coordinates rounded to 6 places."""
-    shape = h3.cells_to_h3shape(cells).__geo_interface__
+    """The cells' outline as a GeoJSON (Multi)Polygon, simplified within ``SIMPLIFY_DEG``
+    (less than the ~150 m from a cell's centre to its edge, so every centre stays on its
+    side: the index built from these polygons is the partition itself, as main checks),
+    coordinates rounded to 5 places (~1 m)."""
+    outline = shapely.geometry.shape(h3.cells_to_h3shape(cells).__geo_interface__)
+    shape = outline.simplify(SIMPLIFY_DEG).__geo_interface__
 
     def rounded(ring: object) -> object:
         if isinstance(ring, tuple | list) and ring and isinstance(ring[0], float):
-            return [round(ring[0], 6), round(ring[1], 6)]
+            return [round(ring[0], 5), round(ring[1], 5)]
         return [rounded(part) for part in ring]  # type: ignore[attr-defined]
 
     return {"type": shape["type"], "coordinates": rounded(shape["coordinates"])}
+
+
+def _check_centres(geometry: dict[str, object], region: list[str], cells: list[str]) -> None:
+    """The simplified polygon holds exactly its region's centres among the district's."""
+    polygon = shapely.geometry.shape(geometry)
+    shapely.prepare(polygon)
+    mine = set(region)
+    for cell in cells:
+        lat, lon = h3.cell_to_latlng(cell)
+        if polygon.contains(shapely.Point(lon, lat)) != (cell in mine):
+            msg = f"simplification moved the centre of {cell} across a street border"
+            raise SystemExit(msg)
 
 
 def main() -> int:
@@ -145,9 +164,9 @@ def main() -> int:
         for street, region in zip(mine, regions, strict=True):
             props = {"code": street["code"], "name": street["name"], "synthetic": True}
             props["cells"] = len(region)
-            features.append(
-                {"type": "Feature", "properties": props, "geometry": _geometry(region)}
-            )
+            geometry = _geometry(region)
+            _check_centres(geometry, region, cells)
+            features.append({"type": "Feature", "properties": props, "geometry": geometry})
         sizes = sorted(len(r) for r in regions)
         print(f"{code}: {len(cells)} cells -> {len(mine)} streets ({sizes[0]}..{sizes[-1]} each)")
     collection = {

@@ -40,7 +40,7 @@ def test_a_topology_it_cannot_rewrite_is_refused(tmp_path: Path) -> None:
     text = SHANGHAI.read_text(encoding="utf-8").replace("  store: chdb\n", "")
     source = tmp_path / "city.yaml"
     source.write_text(text, encoding="utf-8")
-    for folder in ("sensors", "boundaries"):
+    for folder in ("sensors", "boundaries", "shanghai"):
         (tmp_path / folder).symlink_to(SHANGHAI.parent / folder)
     with pytest.raises(cluster.ClusterTopologyError, match="sinks.store: chdb"):
         cluster.render(source)

@@ -227,9 +227,9 @@ def test_the_topology_configmap_is_a_cluster_topology(base: list[Manifest], tmp_
     assert topology.topics.replication == 3
     assert len(topology.sensors) > 0
     size = sum(len(text.encode("utf-8")) for text in config_map["data"].values())
-    # etcd's limit is 1 MiB; client-side `kubectl apply` also copies it into a 256 KiB
-    # annotation.
-    assert size < 256 * 1024, f"the topology ConfigMap is {size} bytes"
+    # etcd's limit is 1 MiB. (A client-side `kubectl apply` would also copy it into a
+    # 256 KiB annotation: the whole city is larger, so docs/deploy.md applies server-side.)
+    assert size < 1024 * 1024, f"the topology ConfigMap is {size} bytes"
     container = _container(_worker(base))
     mount = next(m for m in container["volumeMounts"] if m["name"] == "topology")
     assert container["args"] == ["worker", "--topology", f"{mount['mountPath']}/topology.yaml"]
