@@ -9,6 +9,7 @@ what differs and what lies under the prefix that the topology does not know.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -66,12 +67,23 @@ def create_command(topology: TopologyOption, bootstrap: BootstrapOption = None) 
     """Create every topic of the topology's plan that does not exist yet."""
     topo, settings = _open(topology, bootstrap)
     plan = topo.topic_plan()
-    report = _run(settings, create_topics(settings, plan))
-    for name in report.created:
-        console.print(f"[green]created[/] {name}", highlight=False)
+    started = time.monotonic()
+
+    def progress(done: int, missing: int) -> None:
+        what = "created, all with leaders" if done == missing else "requested"
+        console.print(
+            f"{done}/{missing} missing topics {what} ({time.monotonic() - started:.1f} s)",
+            highlight=False,
+        )
+
+    report = _run(settings, create_topics(settings, plan, progress))
+    if len(report.created) <= 30:
+        for name in report.created:
+            console.print(f"[green]created[/] {name}", highlight=False)
     console.print(
         f"{len(report.created)} created, {len(report.existing)} already existed "
-        f"({len(plan)} topics in the plan, prefix {topo.topics.prefix!r})",
+        f"({len(plan)} topics in the plan, prefix {topo.topics.prefix!r}) "
+        f"in {time.monotonic() - started:.1f} s",
         highlight=False,
     )
 

@@ -98,7 +98,8 @@ def _read_area_file(spec: dict[Any, Any], where: str, base_dir: Path) -> tuple[l
         try:
             _AREA.validate_python(item)
         except ValidationError as exc:
-            errors += convert(exc, (f"{where} ({rel} line {line})",))
+            at = f"{where} ({rel} line {line})"
+            errors += [(f"{at}.{path}" if path else at, msg) for path, msg in convert(exc, ())]
             continue
         rows.append(item)
     return rows, errors
