@@ -14,16 +14,27 @@ from typing import Any
 import yaml
 
 
-def _load(source: Path) -> dict[str, Any]:
+def load_absolute(source: Path) -> dict[str, Any]:
+    """The topology's YAML document with every file it names (boundaries, sensor file,
+    area files) as an absolute path, so a copy anywhere reads the same files."""
     data = yaml.safe_load(source.read_text())
     assert isinstance(data, dict)
     base = source.parent.resolve()
-    if isinstance(data.get("boundaries"), str):
-        data["boundaries"] = str(base / data["boundaries"])
+    boundaries = data.get("boundaries")
+    if isinstance(boundaries, str):
+        data["boundaries"] = str(base / boundaries)
+    elif isinstance(boundaries, list):
+        data["boundaries"] = [str(base / path) for path in boundaries]
     sensors = data.get("sensors")
     if isinstance(sensors, dict) and "file" in sensors:
         data["sensors"] = {"file": str(base / sensors["file"])}
+    for item in data.get("areas") or []:
+        if isinstance(item, dict) and "file" in item:
+            item["file"] = str(base / item["file"])
     return data
+
+
+
 
 
 def _write(data: dict[str, Any], target: Path) -> Path:
@@ -34,7 +45,7 @@ def _write(data: dict[str, Any], target: Path) -> Path:
 
 def with_lateness(source: Path, target: Path, lateness: str) -> Path:
     """The topology with detection's ``allowed_lateness`` replaced (e.g. "0s")."""
-    data = _load(source)
+    data = load_absolute(source)
     data["detection"] = {**data.get("detection", {}), "allowed_lateness": lateness}
     return _write(data, target)
 
@@ -46,7 +57,7 @@ def with_generated_sensors(source: Path, target: Path, count: int, *, seed: int 
     street or district) and get ids ``<template>-g<n>``; the datastreams still point at
     the original sensors, which stay in the registry.
     """
-    data = _load(source)
+    data = load_absolute(source)
     sensors_file = Path(data["sensors"]["file"])
     with sensors_file.open(newline="") as handle:
         rows = list(csv.DictReader(handle))

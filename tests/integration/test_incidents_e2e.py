@@ -14,8 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import time
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,6 @@ from typing import Any
 import orjson
 import pytest
 import yaml
-from aiokafka import AIOKafkaConsumer
 
 from pipeline.kafka.admin import create_topics
 from pipeline.models import AuditEvent
@@ -31,7 +28,7 @@ from pipeline.rules.audit import verify
 from pipeline.topology import Topology, parse_topology
 from tests.support.paths import ROOT
 from tests.support.units import Units, update_value
-from tests.support.worker import WorkerProcess, produce, sensor_key
+from tests.support.worker import TopicWatcher, WorkerProcess, produce, sensor_key
 
 DEMO = ROOT / "topologies" / "demo.yaml"
 SLA = {"ack": "2s", "resolve": "1h"}
@@ -72,31 +69,6 @@ async def _send(bootstrap: str, topic: str, updates: list[tuple[bytes, list[Any]
     for value, headers in updates:
         key = orjson.loads(value)["incident_id"].encode()
         await produce(bootstrap, topic, [value], headers=headers, key=key)
-
-
-class TopicWatcher:
-    """Reads a set of topics from the start and keeps every record by topic."""
-
-    def __init__(self, bootstrap: str, topics: list[str]) -> None:
-        self.consumer = AIOKafkaConsumer(
-            *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-            enable_auto_commit=False, group_id=None, metadata_max_age_ms=1000,
-        )  # fmt: skip
-        self.records: dict[str, list[dict[str, Any]]] = defaultdict(list)
-
-    async def until(
-        self, what: str, predicate: Any, worker: WorkerProcess, timeout: float = 90
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate(self.records):
-            if time.monotonic() > deadline:
-                seen = {topic: len(records) for topic, records in self.records.items()}
-                msg = f"timed out waiting for {what}; seen {seen}\n{worker.log()[-3000:]}"
-                raise AssertionError(msg)
-            assert worker.alive(), worker.log()[-4000:]
-            batch = await self.consumer.getmany(timeout_ms=300)
-            for tp, records in batch.items():
-                self.records[tp.topic].extend(orjson.loads(r.value) for r in records)
 
 
 def _ids(records: list[dict[str, Any]]) -> set[str]:

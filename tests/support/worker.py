@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -210,3 +211,28 @@ async def committed_and_end(
         return sum(c or 0 for c in committed), sum(ends.values())
     finally:
         await consumer.stop()
+
+
+class TopicWatcher:
+    """Reads a set of topics from the start and keeps every record by topic."""
+
+    def __init__(self, bootstrap: str, topics: list[str]) -> None:
+        self.consumer = AIOKafkaConsumer(
+            *topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+            enable_auto_commit=False, group_id=None, metadata_max_age_ms=1000,
+        )  # fmt: skip
+        self.records: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    async def until(
+        self, what: str, predicate: Any, worker: WorkerProcess, timeout: float = 90
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate(self.records):
+            if time.monotonic() > deadline:
+                seen = {topic: len(records) for topic, records in self.records.items()}
+                msg = f"timed out waiting for {what}; seen {seen}\n{worker.log()[-3000:]}"
+                raise AssertionError(msg)
+            assert worker.alive(), worker.log()[-4000:]
+            batch = await self.consumer.getmany(timeout_ms=300)
+            for tp, records in batch.items():
+                self.records[tp.topic].extend(orjson.loads(r.value) for r in records)
