@@ -123,7 +123,8 @@ def parse_topology(data: Any, base_dir: Path) -> Topology:
     try:
         # From the validated sections, not `raw`: validating every sensor a second time
         # doubled the load time and the peak memory of a large registry.
-        topology = Topology.model_validate(sections, context={"base_dir": base_dir})
+        context = {"base_dir": base_dir, "cross_checked": True}
+        topology = Topology.model_validate(sections, context=context)
     except ValidationError as exc:  # every check above passed: only a bug gets here
         raise TopologyError(convert(exc, ())) from exc
     topology._features = features

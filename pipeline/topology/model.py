@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.models import AreaLevel, Severity
 from pipeline.topology.aggregation import Aggregation
@@ -88,7 +95,9 @@ class Topology(Frozen):
         return check_timezone(value)
 
     @model_validator(mode="after")
-    def _cross_references(self) -> Topology:
+    def _cross_references(self, info: ValidationInfo) -> Topology:
+        if isinstance(info.context, dict) and info.context.get("cross_checked"):
+            return self  # parse_topology ran the same checks on these very sections
         issues = cross_check({name: getattr(self, name) for name in type(self).model_fields})
         if issues:
             raise Issues([(path_to_loc(p), m) for p, m in issues])
