@@ -75,7 +75,9 @@ def main() -> None:
     assert index is not None, f"{args.topology} has no grid section"
     sample = points(topology, args.n)
     grid_us, inside = lookup_us(AreaResolver(topology), sample)
-    print(f"topology {topology.id}: {len(topology.areas):,} areas, {len(topology.sensors):,} sensors")
+    print(
+        f"topology {topology.id}: {len(topology.areas):,} areas, {len(topology.sensors):,} sensors"
+    )
     print(f"load_topology: {load_s:.2f} s (best of 3)")
     print(f"grid index: {len(index):,} cells (resolution {index.resolution}) in {index_s:.2f} s")
     print(f"lookup, grid (district+street+cell): {grid_us:.2f} µs/point ({inside:.0%} inside)")

@@ -34,9 +34,6 @@ def load_absolute(source: Path) -> dict[str, Any]:
     return data
 
 
-
-
-
 def _write(data: dict[str, Any], target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))

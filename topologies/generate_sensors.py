@@ -78,7 +78,9 @@ def grid_index() -> tuple[GridIndex, dict[str, list[str]]]:
     data.pop("datastreams")
     topology = parse_topology(data, HERE)
     index = topology.grid_index()
-    assert index is not None
+    if index is None:
+        msg = "shanghai.yaml has no grid section"
+        raise SystemExit(msg)
     communities: dict[str, list[str]] = {}
     for area in topology.areas_at(AreaLevel.community):
         communities.setdefault(area.parent or "", []).append(area.code)

@@ -71,8 +71,8 @@ def spread_sensors(
     cells = _street_cells(index)
     per_street = _allocate(count, {code: len(c) for code, c in cells.items()})
     communities: dict[str, list[str]] = {}
-    for area in topology.areas_at(AreaLevel.community):
-        communities.setdefault(area.parent or "", []).append(area.code)
+    for committee in topology.areas_at(AreaLevel.community):
+        communities.setdefault(committee.parent or "", []).append(committee.code)
     rng = random.Random(seed)  # noqa: S311  # synthetic sample data, not security
     taken = set(exclude)
     rows: list[dict[str, str]] = []
@@ -105,7 +105,9 @@ def _street_cells(index: GridIndex) -> dict[str, list[str]]:
     return out
 
 
-def _point(index: GridIndex, rng: random.Random, cells: list[str], street: str) -> tuple[float, float]:
+def _point(
+    index: GridIndex, rng: random.Random, cells: list[str], street: str
+) -> tuple[float, float]:
     """A point inside a random cell of ``street`` (the cell's centre, jittered)."""
     cell = rng.choice(cells)
     lat, lon = index.centre(cell)

@@ -53,7 +53,12 @@ def check_aggregation_levels(
     errors: ErrorList = []
     for i, level in enumerate(aggregation.levels):
         if level == AreaLevel.grid and not grid:
-            errors.append((f"aggregation.levels[{i}]", "grid needs a grid section (grid: {kind: h3, resolution: 9})"))
+            errors.append(
+                (
+                    f"aggregation.levels[{i}]",
+                    "grid needs a grid section (grid: {kind: h3, resolution: 9})",
+                )
+            )
         elif level != AreaLevel.grid and level not in levels:
             errors.append((f"aggregation.levels[{i}]", f"no area has level {level}"))
     return errors

@@ -44,7 +44,9 @@ def area_files(items: object) -> list[str]:
     if not isinstance(items, list):
         return []
     return [
-        str(item["file"]) for item in items if isinstance(item, dict) and isinstance(item.get("file"), str)
+        str(item["file"])
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("file"), str)
     ]
 
 
@@ -68,7 +70,9 @@ def expand_area_files(items: list[Any], base_dir: Path) -> tuple[list[Any], Erro
 _AREA = TypeAdapter(Area)
 
 
-def _read_area_file(spec: dict[Any, Any], where: str, base_dir: Path) -> tuple[list[Any], ErrorList]:
+def _read_area_file(
+    spec: dict[Any, Any], where: str, base_dir: Path
+) -> tuple[list[Any], ErrorList]:
     """The rows of one area file as mappings with the spec's level, or why not."""
     extra = sorted(str(k) for k in spec if k not in ("file", "level"))
     if extra:
@@ -88,7 +92,9 @@ def _read_area_file(spec: dict[Any, Any], where: str, base_dir: Path) -> tuple[l
     unknown = [c for c in columns if c not in _FILE_COLUMNS]
     if missing or unknown:
         problem = f"lacks column(s) {', '.join(missing)}" if missing else ""
-        problem += f"{'; ' if problem else ''}unknown column(s) {', '.join(unknown)}" if unknown else ""
+        problem += (
+            f"{'; ' if problem else ''}unknown column(s) {', '.join(unknown)}" if unknown else ""
+        )
         return [], [(f"{where}.file", f"{rel} {problem} (columns: code,parent,name[,name_en])")]
     rows: list[Any] = []
     errors: ErrorList = []

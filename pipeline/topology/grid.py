@@ -121,7 +121,8 @@ def _owners(
     import shapely
 
     with_boundary = {code for code, _ in features}
-    outer, inner = [], []
+    outer: list[tuple[str, Any]] = []
+    inner: list[tuple[str, Any]] = []
     for feature in features:
         ancestors = set(admin_codes(feature[0]).values()) - {feature[0]}
         (inner if ancestors & with_boundary else outer).append(feature)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal, cast, get_args
 
 from pydantic import Field
 
@@ -166,7 +166,7 @@ class Topics(Frozen):
         if kind in _ARRIVAL_STAMPED:
             # The broker stamps arrival: event-time checks trust it, a producer cannot set it.
             config["message.timestamp.type"] = "LogAppendTime"
-        partitions = self.kind_partitions.get(kind)  # type: ignore[call-overload]  # any kind
+        partitions = cast(dict[str, int], self.kind_partitions).get(kind)
         if partitions is None:
             partitions = self.area_partitions if per_area else self.partitions
         return TopicSpec(

@@ -137,7 +137,9 @@ async def test_thirty_streets_across_the_city_route_and_escalate_exactly(
         assert incident["areas"]["district"] == street[:6]
         assert incident["areas"]["grid"] == h3.latlng_to_cell(sensor.lat, sensor.lon, 9)
         assert seen[incident_id] == {
-            city, name("incidents_district", street[:6]), name("incidents_street", street)
+            city,
+            name("incidents_district", street[:6]),
+            name("incidents_street", street),
         }, incident_id
         history = [r for r in watcher.records[city] if r["incident_id"] == incident_id]
         escalations = [r["owner_level"] for r in history if r["last_action"] == "escalate"]

@@ -38,7 +38,9 @@ def write_sample(count: int, seed: int, source: Path = SOURCE, target: Path = TA
     """Write the full-sample topology next to ``source`` (registry under sensors/)."""
     topology = load_topology(source)
     base = source.parent
-    sensors_file = base / re.search(r"^sensors: \{file: (\S+)\}$", source.read_text(encoding="utf-8"), re.M).group(1)  # type: ignore[union-attr]
+    sensors_file = base / re.search(
+        r"^sensors: \{file: (\S+)\}$", source.read_text(encoding="utf-8"), re.M
+    ).group(1)  # type: ignore[union-attr]
     with sensors_file.open(encoding="utf-8", newline="") as handle:
         own = list(csv.DictReader(handle))
     extra = spread_sensors(
@@ -67,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     target = write_sample(args.count, args.seed)
-    print(f"wrote {target} and {REGISTRY} ({args.count:,} sensors) in "
-          f"{time.perf_counter() - started:.1f} s")
+    print(
+        f"wrote {target} and {REGISTRY} ({args.count:,} sensors) in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
     return 0
 
 

@@ -9,20 +9,17 @@ here from the input alone (each sensor's cell straight from h3, not through the 
 from __future__ import annotations
 
 import math
-import random
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import h3
-import orjson
 import pytest
 
-from pipeline.engine.local import InputRecord, run
+from pipeline.engine.local import run
 from pipeline.models import AreaLevel
 from pipeline.topology import Topology, load_topology
+from tests.support.city_readings import input_records, quiet_readings
 from tests.support.paths import TOPOLOGIES
-
-START = datetime(2026, 5, 1, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -30,37 +27,10 @@ def shanghai() -> Topology:
     return load_topology(TOPOLOGIES / "shanghai.yaml")
 
 
-def _readings(topology: Topology, n: int) -> list[tuple[str, str, float, datetime]]:
-    """(sensor, metric, value, observed_at): in range, below every rule's first level."""
-    rng = random.Random(1409)
-    sensors = rng.sample(list(topology.sensors), 60)
-    out = []
-    for i in range(n):
-        sensor = rng.choice(sensors)
-        metric = rng.choice(sensor.metrics)
-        low, high = topology.metrics[metric].range
-        value = round(low + (high - low) * rng.uniform(0.001, 0.02), 3)
-        out.append((sensor.id, metric, value, START + timedelta(seconds=i * 300 / n)))
-    return out
-
-
 def test_grid_rows_equal_an_offline_groupby(shanghai: Topology) -> None:
     assert shanghai.grid is not None and AreaLevel.grid in shanghai.aggregation.levels
-    readings = _readings(shanghai, 3000)
-    records = [
-        InputRecord(
-            line=i,
-            topic=None,
-            key=sensor.encode(),
-            value=orjson.dumps(
-                {"sensor_id": sensor, "metric": metric, "value": value,
-                 "unit": shanghai.metrics[metric].unit,
-                 "observed_at": at.isoformat().replace("+00:00", "Z")}
-            ),  # fmt: skip
-        )
-        for i, (sensor, metric, value, at) in enumerate(readings)
-    ]
-    result = run(shanghai, records)
+    readings = quiet_readings(shanghai, 3000)
+    result = run(shanghai, input_records(shanghai, 3000))
     assert not result.dead_letters
 
     expected: dict[tuple[str, str, datetime], list[float]] = defaultdict(list)

@@ -33,7 +33,9 @@ def test_a_registered_sensor_reading_carries_the_cell_where_the_sensor_stands(
     (row,) = normalizer.normalize(orjson.dumps(doc)).rows
     assert row.grid == _cell(topology, committee.lat, committee.lon)
     assert (row.community, row.street, row.district) == (
-        committee.area, committee.area[:9], committee.area[:6]
+        committee.area,
+        committee.area[:9],
+        committee.area[:6],
     )
 
 

@@ -31,9 +31,13 @@ def _gridded(tmp_path: Path, resolution: int = 8) -> Any:
     """The demo with a square Huangpu, its west half as a synthetic street, and a grid."""
     (tmp_path / "b.geojson").write_text(
         json.dumps(
-            {"type": "FeatureCollection", "features": [
-                _feature("310101", DISTRICT), _feature("310101002", WEST, synthetic=True)
-            ]}
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    _feature("310101", DISTRICT),
+                    _feature("310101002", WEST, synthetic=True),
+                ],
+            }
         ),  # fmt: skip
         encoding="utf-8",
     )
@@ -83,7 +87,8 @@ def test_without_a_grid_there_is_no_index_and_no_cell(tmp_path: Path) -> None:
 
 
 def test_grid_section_values() -> None:
-    assert valid_after(lambda d: d.update(grid={"kind": "h3"})).grid.resolution == 9  # type: ignore[union-attr]
+    grid = valid_after(lambda d: d.update(grid={"kind": "h3"})).grid
+    assert grid is not None and grid.resolution == 9
     errors = errors_after(lambda d: d.update(grid={"kind": "s2", "resolution": 16}))
     assert [path for path, _ in errors] == ["grid.kind", "grid.resolution"]
 
@@ -111,7 +116,8 @@ def _with_area_file(tmp_path: Path, text: str, level: str = "community") -> dict
 
 def test_an_area_file_adds_areas_of_its_level(tmp_path: Path) -> None:
     data = _with_area_file(
-        tmp_path, "code,parent,name\n310101002001,310101002,云南中路居委会\n310101002002,310101002,龙泉园路居委会\n"
+        tmp_path,
+        "code,parent,name\n310101002001,310101002,云南中路居委会\n310101002002,310101002,龙泉园路居委会\n",
     )
     topology = parse_topology(data, tmp_path)
     committees = topology.areas_at(AreaLevel.community)
@@ -125,7 +131,9 @@ def test_an_area_file_adds_areas_of_its_level(tmp_path: Path) -> None:
 
 
 def test_area_file_errors_name_the_file_and_line(tmp_path: Path) -> None:
-    data = _with_area_file(tmp_path, "code,parent,name\n310101002001,310101002,\nbad code!,310101002,x\n")
+    data = _with_area_file(
+        tmp_path, "code,parent,name\n310101002001,310101002,\nbad code!,310101002,x\n"
+    )
     with pytest.raises(TopologyError) as caught:
         parse_topology(data, tmp_path)
     paths = [path for path, _ in caught.value.errors]
@@ -138,12 +146,16 @@ def test_area_file_refusals(tmp_path: Path) -> None:
         parse_topology(data, tmp_path)
     assert caught.value.errors[0] == (
         "areas[8].file",
-        "areas.csv lacks column(s) parent; unknown column(s) kind (columns: code,parent,name[,name_en])",
+        "areas.csv lacks column(s) parent; unknown column(s) kind "
+        "(columns: code,parent,name[,name_en])",
     )
     data["areas"][8] = {"file": "none.csv", "level": "city"}
     with pytest.raises(TopologyError) as caught:
         parse_topology(data, tmp_path)
-    assert caught.value.errors[0] == ("areas[8].level", "must be district, street, grid or community")
+    assert caught.value.errors[0] == (
+        "areas[8].level",
+        "must be district, street, grid or community",
+    )
 
 
 def test_a_community_under_a_district_is_refused(tmp_path: Path) -> None:
