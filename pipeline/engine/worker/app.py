@@ -13,7 +13,7 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry
 
-from pipeline.engine.worker import agents, incidents_api
+from pipeline.engine.worker import agents, health, incidents_api
 from pipeline.engine.worker.telemetry import preset_children
 from pipeline.engine.worker.web import aggregates_endpoint
 from pipeline.engine.worker.wiring import Wiring
@@ -47,8 +47,9 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     metrics.worker_info.info({"version": cityops_version(), "topology": topology.id})
     preset_children(metrics, topology)
     wiring = Wiring.build(app, settings, topology, metrics)
-    agents.register(app, wiring)
+    intake = agents.register(app, wiring)
     incidents_api.register(app, wiring)
+    health.register(app, intake, wiring.writer)
 
     @app.page("/aggregates")
     async def aggregates_page(web: Any, request: Any) -> Any:
