@@ -12,7 +12,8 @@ or because it has no partition would not help, so those make it unready, never d
     beyond the partition count gets none, and stays unready);
   - ``recovery``: no rebalance or table recovery in progress (the state is caught up
     with its changelogs, so batches are being processed);
-  - ``intake``: the raw intake's consumer runs and holds raw partitions;
+  - ``intake``: the raw intake's consumer runs (its own consumer group shares the raw
+    partitions; with no more workers than partitions every worker gets some);
   - ``store``: the aggregate store was initialised and its last write did not fail;
   - ``running``: the worker is not stopping.
 """
@@ -65,11 +66,11 @@ class Readiness:
 
 def readiness(s: Signals) -> Readiness:
     """The checks of the module docstring over ``s``."""
-    intake_ok = s.intake_state == "running" and s.intake_assigned > 0
-    if s.intake_state != "running":
-        intake = f"the raw intake is {s.intake_state}"
+    intake_ok = s.intake_state == "running"
+    if intake_ok:
+        intake = f"running, {s.intake_assigned} raw partitions assigned"
     else:
-        intake = f"{s.intake_assigned} raw partitions assigned"
+        intake = f"the raw intake is {s.intake_state}"
     if not s.store_ready:
         store = "not initialised yet (unreachable or still starting)"
     elif s.store_failing:
