@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from pipeline.ingest.adapters.ngsi import FIWARE_METRICS
-from pipeline.ingest.units import convert
+from pipeline.units import convert
 from pipeline.sim.events import SimEvent
 from pipeline.topology import Topology
 
