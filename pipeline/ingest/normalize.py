@@ -42,7 +42,6 @@ from pipeline.ingest.adapters.registry import (
 from pipeline.ingest.dedup import DuplicateFilter
 from pipeline.ingest.geo import AreaResolver
 from pipeline.ingest.pii import mask_personal_data
-from pipeline.units import UnitError, canonical_unit_name, unit
 from pipeline.models import (
     AdminCodes,
     AreaLevel,
@@ -54,6 +53,7 @@ from pipeline.models import (
     RejectReason,
 )
 from pipeline.topology import Metric, ReportCategory, Topology
+from pipeline.units import UnitError, canonical_unit_name, unit
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "NormalizeResult", "Normalizer", "event_id", "normalize"]
 
