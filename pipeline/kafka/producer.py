@@ -236,12 +236,24 @@ class _Batches:
             raise _refused(self._failures[0])
 
 
-async def _start(producer: AIOKafkaProducer, bootstrap: Connection) -> None:
+async def _started_producer(
+    bootstrap: Connection, *, linger_ms: int, batch_bytes: int, acks: int | str
+) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(
+        **client_options(bootstrap),
+        client_id="cityops-simulate",
+        acks=acks,
+        linger_ms=linger_ms,
+        max_batch_size=batch_bytes,
+        max_request_size=max(batch_bytes, 1_048_576),
+        request_timeout_ms=30_000,
+    )
     try:
         await producer.start()
     except KafkaError as exc:
         msg = f"cannot reach Kafka at {bootstrap_of(bootstrap)}: {exc}"
         raise ProduceError(msg) from exc
+    return producer
 
 
 async def produce(
@@ -266,16 +278,9 @@ async def produce(
     """
     bucket = TokenBucket(rate) if rate is not None else None
     size = chunk_size(rate)
-    producer = AIOKafkaProducer(
-        **client_options(bootstrap),
-        client_id="cityops-simulate",
-        acks=acks,
-        linger_ms=linger_ms,
-        max_batch_size=batch_bytes,
-        max_request_size=max(batch_bytes, 1_048_576),
-        request_timeout_ms=30_000,
+    producer = await _started_producer(
+        bootstrap, linger_ms=linger_ms, batch_bytes=batch_bytes, acks=acks
     )
-    await _start(producer, bootstrap)
     stats = ProduceStats()
     batches = _Batches(producer, stats, max_in_flight)
     deadline = None if duration is None else stats.started + duration
