@@ -40,7 +40,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "pipeline"
+from tests.support.paths import ROOT
+
+PACKAGE_ROOT = ROOT / "pipeline"
 
 FLOORS: dict[str, int] = {
     "models": 0,
@@ -240,6 +242,19 @@ def test_the_graph_is_not_empty() -> None:
     assert len(imports) > 200
     targets = {(imp.importer, imp.target) for imp in imports}
     assert ("pipeline.engine.local", "pipeline.engine.routing") in targets
+
+
+def test_unit_tests_mirror_the_package() -> None:
+    """Every folder of tests/unit is a folder of pipeline/: a test lives where its code does."""
+    unit = ROOT / "tests" / "unit"
+    strays = [
+        path.relative_to(unit).as_posix()
+        for path in sorted(unit.rglob("*"))
+        if path.is_dir()
+        and path.name != "__pycache__"
+        and not (PACKAGE_ROOT / path.relative_to(unit)).is_dir()
+    ]
+    assert strays == []
 
 
 # --- the checker, on a tiny synthetic package -------------------------------------------

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "pipeline"
+from tests.support.paths import ROOT
+
+PACKAGE_ROOT = ROOT / "pipeline"
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 
