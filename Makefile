@@ -39,8 +39,8 @@ kafka-status: ## Is the local broker running?
 test: setup ## Run every test: unit, and integration against a real broker it starts itself
 	$(BIN)/python -m pytest
 
-test-unit: setup ## Run the pure unit tests only (no broker)
-	$(BIN)/python -m pytest tests/unit
+test-unit: setup ## Run the pure unit tests only (no broker): pipeline/, deploy/, bench/
+	$(BIN)/python -m pytest tests/unit tests/deploy tests/bench
 
 lint: setup ## ruff and mypy (writes nothing)
 	$(BIN)/ruff check pipeline tests bench topologies deploy

@@ -42,7 +42,6 @@ from pipeline.ingest.adapters.registry import (
 from pipeline.ingest.dedup import DuplicateFilter
 from pipeline.ingest.geo import AreaResolver
 from pipeline.ingest.pii import mask_personal_data
-from pipeline.ingest.units import UnitError, canonical_unit_name, unit
 from pipeline.models import (
     AdminCodes,
     AreaLevel,
@@ -54,6 +53,7 @@ from pipeline.models import (
     RejectReason,
 )
 from pipeline.topology import Metric, ReportCategory, Topology
+from pipeline.units import UnitError, canonical_unit_name, unit
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "NormalizeResult", "Normalizer", "event_id", "normalize"]
 
@@ -129,7 +129,7 @@ class _SensorInfo:
 
 
 # (source factor, source offset, target factor, target offset): the same arithmetic as
-# pipeline.ingest.units.convert, so results are bit-identical to it.
+# pipeline.units.convert, so results are bit-identical to it.
 _Conversion = tuple[float, float, float, float]
 
 
