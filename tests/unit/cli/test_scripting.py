@@ -271,7 +271,10 @@ def test_dry_run_shows_progress_on_a_terminal_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events = tmp_path / "events.jsonl"
-    line = '{"sensor_id": "aq-1", "metric": "pm25", "value": 12, "unit": "ug/m3", "observed_at": "2026-01-01T00:00:%02dZ"}\n'
+    line = (
+        '{"sensor_id": "aq-1", "metric": "pm25", "value": 12, "unit": "ug/m3", '
+        '"observed_at": "2026-01-01T00:00:%02dZ"}\n'
+    )
     events.write_text("".join(line % (n % 60) for n in range(3000)))
     args = ("dry-run", "-t", str(DEMO), "-i", str(events), "-o", str(tmp_path / "out"), "--json")
     piped = cityops(*args)
