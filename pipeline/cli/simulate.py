@@ -125,8 +125,8 @@ def simulate_command(
 ) -> None:
     """Simulate sensor readings and citizen reports into the raw topics (or a file)."""
     checks = (
-        (0 < rate <= MAX_RATE, f"--rate must be above 0 and at most {MAX_RATE:g}"),
-        (0 < speedup <= MAX_SPEEDUP, f"--speedup must be above 0 and at most {MAX_SPEEDUP:g}"),
+        (0 < rate <= MAX_RATE, f"--rate must be positive and at most {MAX_RATE:g}"),
+        (0 < speedup <= MAX_SPEEDUP, f"--speedup must be positive and at most {MAX_SPEEDUP:g}"),
         (0.0 <= fault_rate <= 1.0, "--fault-rate must be between 0 and 1"),
         (0 <= reports_per_minute <= 1e6, "--reports-per-minute must be between 0 and 1e6"),
         (0 <= episodes_per_hour <= 1e6, "--episodes-per-hour must be between 0 and 1e6"),

@@ -233,7 +233,7 @@ def test_simulate_with_an_absurd_speedup_is_one_line(tmp_path: Path, speedup: st
     result = cityops("simulate", "-t", str(DEMO), "--speedup", speedup, "--duration", "2s",
                      "--output", str(tmp_path / "s.jsonl"))  # fmt: skip
     assert result.exit_code == 2
-    assert one_error_line(result) == "--speedup must be above 0 and at most 1e+06"
+    assert one_error_line(result) == "--speedup must be positive and at most 1e+06"
 
 
 def test_an_unexpected_failure_is_one_line_and_debug_shows_the_traceback(

@@ -9,7 +9,7 @@ import orjson
 import yaml
 
 from pipeline.ingest.normalize import Normalizer
-from pipeline.models import AdminCodes, GeoPoint
+from pipeline.models import AdminCodes, CitizenReport, GeoPoint
 from pipeline.topology import parse_topology
 from tests.support.paths import DEMO
 
@@ -36,9 +36,10 @@ def test_a_located_open311_report_is_accepted_into_the_city() -> None:
     result = normalizer().normalize(orjson.dumps(OPEN311))
     assert result.rejections == []
     [report] = result.items
-    assert report.category == "gas_smell"  # type: ignore[union-attr]  # a CitizenReport
-    assert report.location == GeoPoint(lat=31.2304, lon=121.4737)  # type: ignore[union-attr]
-    assert report.areas == AdminCodes()  # type: ignore[union-attr]
+    assert isinstance(report, CitizenReport)
+    assert report.category == "gas_smell"
+    assert report.location == GeoPoint(lat=31.2304, lon=121.4737)
+    assert report.areas == AdminCodes()
 
 
 def test_a_named_area_still_places_a_canonical_report() -> None:
@@ -46,4 +47,4 @@ def test_a_named_area_still_places_a_canonical_report() -> None:
            "location": {"lat": 31.23, "lon": 121.47}, "area": "310101"}  # fmt: skip
     result = normalizer().normalize(orjson.dumps(doc))
     assert result.rejections == []
-    assert result.items[0].areas.district == "310101"  # type: ignore[union-attr]
+    assert result.items[0].areas.district == "310101"
