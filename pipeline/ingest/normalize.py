@@ -426,9 +426,11 @@ class Normalizer:
             raise _Reject(RejectReason.unknown_category, detail)
         location = None
         located = draft.lat is not None and draft.lon is not None
-        if located and (draft.area is None or len(self._geo)):
-            # Boundaries decide where a located report is; without boundaries (a topology
-            # that has none) a named area is the only placement there is.
+        if located and len(self._geo):
+            # Boundaries decide where a located report is. Without boundaries (a topology
+            # that has none) a named area is the only placement there is, and a report with
+            # coordinates only is the city's (its location kept): refusing it as outside the
+            # jurisdiction would drop every located report, urgent ones included.
             areas = self._place(draft.lat, draft.lon)  # type: ignore[arg-type]  # located
         elif draft.area is not None:
             if not self.topology.has_area(draft.area):
