@@ -108,9 +108,7 @@ class RawIntake(Service):
                 if fetched:
                     emits, offsets = self._normalize(consumer, fetched)
                     await self._settle_in_flight()
-                    self._in_flight = asyncio.ensure_future(
-                        self._deliver(consumer, emits, offsets)
-                    )
+                    self._in_flight = asyncio.ensure_future(self._deliver(consumer, emits, offsets))
                 else:
                     await self._settle_in_flight()
 
