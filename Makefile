@@ -10,7 +10,7 @@ DURATION ?= forever
 export KAFKA_PORT ?= 9092
 
 .DEFAULT_GOAL := help
-.PHONY: help setup kafka-jars kafka-up kafka-down kafka-status test test-unit lint format run bench clean
+.PHONY: help prereqs setup kafka-jars kafka-up kafka-down kafka-status test test-unit lint format run bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
+
+prereqs: ## Install the missing prerequisites (Python venv, Java 17+, Maven, Prometheus) with apt-get
+	deploy/local/prereqs.sh
 
 setup: $(VENV)/.installed kafka-jars ## Create the venv, install cityops[dev], fetch the Kafka jars
 
@@ -37,10 +40,12 @@ kafka-status: ## Is the local broker running?
 	@$(KAFKA) status
 
 test: setup ## Run every test: unit, and integration against a real broker it starts itself
+	@deploy/local/prereqs.sh --check >/dev/null || { deploy/local/prereqs.sh --check; \
+	  echo "make test needs them: run 'make prereqs' (apt-get, as root or with sudo)"; exit 1; }
 	$(BIN)/python -m pytest
 
-test-unit: setup ## Run the pure unit tests only (no broker)
-	$(BIN)/python -m pytest tests/unit
+test-unit: setup ## Run the pure unit tests only (no broker): pipeline/, deploy/, bench/
+	$(BIN)/python -m pytest tests/unit tests/deploy tests/bench
 
 lint: setup ## ruff and mypy (writes nothing)
 	$(BIN)/ruff check pipeline tests bench topologies deploy
