@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import socket
 import subprocess
@@ -219,6 +220,10 @@ def demo_command(
     logs.mkdir(parents=True, exist_ok=True)
     cityops = [sys.executable, "-m", "pipeline"]
     common = ["--topology", str(topology), "--bootstrap", settings.kafka_bootstrap_servers]
+    # The store where `cityops aggregates query` looks once the demo has stopped (the
+    # worker's own data directory would put it under data/demo/state).
+    store = settings.chdb_dir(topo.sinks.chdb.path)
+    worker_env = {**os.environ, "CITYOPS_CHDB_PATH": str(store)}
     with contextlib.ExitStack() as stack:
         worker_log = stack.enter_context((logs / "worker.log").open("wb"))
         worker = subprocess.Popen(  # noqa: S603  # our own interpreter and module
@@ -233,6 +238,7 @@ def demo_command(
             ],
             stdout=worker_log,
             stderr=subprocess.STDOUT,
+            env=worker_env,
         )
         stack.callback(_stop, worker)
         sim_log = stack.enter_context((logs / "simulate.log").open("wb"))
