@@ -69,7 +69,9 @@ class Outcome:
         broken = 0
         for (incident, seq), prev in self.audit_prev.items():
             before = self.audit_hash.get((incident, seq - 1))
-            if (seq == 1 and prev != "0" * 64) or (seq > 1 and before is not None and prev != before):
+            if (seq == 1 and prev != "0" * 64) or (
+                seq > 1 and before is not None and prev != before
+            ):
                 broken += 1
         return broken
 

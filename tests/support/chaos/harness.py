@@ -17,6 +17,7 @@ from tests.support.chaos import report
 from tests.support.chaos.compare import Outcome, Tally
 from tests.support.chaos.observe import Observer
 from tests.support.chaos.stream import SEED, ChaosInput, chaos_topology
+from tests.support.clickhouse_http import ClickHouseHTTPServer
 from tests.support.paths import DEMO
 from tests.support.worker import WorkerProcess
 
@@ -44,6 +45,17 @@ class Scenario:
     @property
     def prefix(self) -> str:
         return f"chaos.{self.name}.{uuid.uuid4().hex[:6]}."
+
+    def use_clickhouse(self, server: ClickHouseHTTPServer) -> Scenario:
+        """Store through clickhouse-connect, in a database of its own on `server` (a
+        store several workers share; one that can be stopped)."""
+        database = f"chaos_{uuid.uuid4().hex[:10]}"
+        self.store = {"store": "clickhouse", "clickhouse": {"database": database}}
+        self.env.update(
+            CITYOPS_CLICKHOUSE_URL=server.url, CITYOPS_CLICKHOUSE_USER=server.user or "",
+            CITYOPS_CLICKHOUSE_PASSWORD=server.password or "",
+        )  # fmt: skip
+        return self
 
     async def deploy(self) -> Topology:
         data = chaos_topology(

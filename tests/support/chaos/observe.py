@@ -23,6 +23,9 @@ from pipeline.topology import Topology
 from tests.support.chaos.compare import Outcome, Tally, compare
 from tests.support.chaos.stream import START, ChaosInput
 
+#: Seconds without any new output after which a run counts as stalled.
+STALL = 45.0
+
 
 @dataclass
 class Observer:
@@ -68,34 +71,47 @@ class Observer:
         """Share of the dry run's audit entries seen so far (0..1)."""
         return len(self.outcome.audit) / max(1, len(self.expected.audit))
 
+    def _signature(self) -> tuple[int, int, int]:
+        o = self.outcome
+        return (sum(o.versions.values()), sum(o.audit.values()), len(o.aggregates))
+
     async def wait_progress(self, share: float, alive: Callable[[], bool], timeout: float) -> None:
-        """Until `share` of the audit entries arrived (the stream is that far along)."""
+        """Until `share` of the audit entries arrived (the stream is that far along);
+        fails when the worker exits, or nothing new arrives for `STALL` seconds."""
         deadline = time.monotonic() + timeout
+        last, moved = self._signature(), time.monotonic()
         while self.audit_progress() < share:
             if not alive():
                 msg = "the worker exited while the test waited for progress"
                 raise AssertionError(msg)
-            if time.monotonic() > deadline:
-                msg = f"only {self.audit_progress():.0%} of the audit after {timeout:.0f}s"
+            now = time.monotonic()
+            if (sig := self._signature()) != last:
+                last, moved = sig, now
+            if now > deadline or now - moved > STALL:
+                msg = f"stalled at {self.audit_progress():.0%} of the audit (wanted {share:.0%})"
                 raise AssertionError(msg)
             await asyncio.sleep(0.2)
 
     async def settle(
         self, web_port: Callable[[], int | None], *, timeout: float, quiet: float = 2.0
     ) -> tuple[Tally, float]:
-        """Poll until nothing is lost (or `timeout`), then `quiet` seconds for late
-        duplicates; return the comparison and the seconds it took to catch up."""
+        """Poll until nothing is lost, then `quiet` seconds for late duplicates; give up
+        after `timeout`, or when nothing new arrived for `STALL` seconds. Return the
+        comparison and the seconds it took to catch up."""
         started = time.monotonic()
-        caught = None
+        last, moved = self._signature(), started
         while True:
             await self._read_store(web_port())
             tally = compare(self.expected, self.outcome)
-            if tally.caught_up() and caught is None:
-                caught = time.monotonic() - started
+            now = time.monotonic()
+            if tally.caught_up():
                 await asyncio.sleep(quiet)
-                continue
-            if caught is not None or time.monotonic() - started > timeout:
-                return tally, caught if caught is not None else time.monotonic() - started
+                await self._read_store(web_port())
+                return compare(self.expected, self.outcome), now - started
+            if (sig := self._signature()) != last:
+                last, moved = sig, now
+            if now - started > timeout or now - moved > STALL:
+                return tally, now - started
             await asyncio.sleep(1.0)
 
     async def _read_store(self, port: int | None) -> None:
