@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from pipeline.kafka.admin import create_topics
 from pipeline.topology import parse_topology
