@@ -4,6 +4,7 @@ an observer of its outputs, and the report row it ends with."""
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +44,12 @@ class Scenario:
     rng: random.Random = field(default_factory=lambda: random.Random(SEED))
 
     @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9]+", "-", self.name).strip("-").lower()
+
+    @property
     def prefix(self) -> str:
-        return f"chaos.{self.name}.{uuid.uuid4().hex[:6]}."
+        return f"chaos.{self.slug}.{uuid.uuid4().hex[:6]}."
 
     def use_clickhouse(self, server: ClickHouseHTTPServer) -> Scenario:
         """Store through clickhouse-connect, in a database of its own on `server` (a
@@ -72,7 +77,7 @@ class Scenario:
         assert self.path is not None and self.topology is not None, "deploy() first"
         return WorkerProcess(
             self.path, self.bootstrap, self.workdir, prefix=self.topology.topics.prefix,
-            worker_id=group or f"chaos-{self.name}", instance=instance,
+            worker_id=group or f"chaos-{self.slug}", instance=instance,
             env={"PYTHONFAULTHANDLER": "1", **self.env},
         )  # fmt: skip
 
