@@ -101,6 +101,11 @@ def _broker(broker: Broker, command: str) -> None:
                    capture_output=True)  # fmt: skip
 
 
+@pytest.mark.xfail(
+    reason="defect: a SIGTERM while the broker is down does not end the worker (it was "
+    "still running 15 s later; issue 17: a stop during a broker outage retries without end)",
+    strict=True,
+)
 async def test_single_broker_down_for_30_s_then_a_stop_while_it_is_down(
     kafka_broker: Broker, chaos_stream: ChaosInput, chaos_expected: Outcome, tmp_path: Path
 ) -> None:
@@ -127,7 +132,7 @@ async def test_single_broker_down_for_30_s_then_a_stop_while_it_is_down(
             try:
                 await asyncio.sleep(3)
                 asked = time.monotonic()
-                code = worker.stop(signal.SIGTERM, timeout=60)
+                code = worker.stop(signal.SIGTERM, timeout=PROMPT_STOP + 5)
                 took = time.monotonic() - asked
             finally:
                 await asyncio.to_thread(_broker, kafka_broker, "start")
