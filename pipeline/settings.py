@@ -116,6 +116,12 @@ class Settings(BaseSettings):
         description="Largest raw message accepted, bytes; larger ones are dead-lettered as "
         "'oversized' (CITYOPS_MAX_MESSAGE_BYTES).",
     )
+    stop_timeout_seconds: float = Field(
+        default=8.0,
+        gt=0,
+        description="Longest a stop may take; past it the worker exits with status 75 and "
+        "what it had not acknowledged is replayed (CITYOPS_STOP_TIMEOUT_SECONDS).",
+    )
     batch_size: int = Field(
         default=5000, gt=0, description="Most events per agent batch (CITYOPS_BATCH_SIZE)."
     )

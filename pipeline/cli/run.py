@@ -77,9 +77,8 @@ def worker_command(
     ] = True,
 ) -> None:
     """Run a worker: consume the topology's raw topics and produce every output."""
-    import faust  # heavy: only this command needs Faust
-
-    from pipeline.engine.worker.app import create_app
+    # Faust is heavy: only this command imports it.
+    from pipeline.engine.worker.app import Worker, create_app
     from pipeline.logging import configure_logging
 
     settings = _settings(
@@ -119,7 +118,13 @@ def worker_command(
     gc.collect()
     gc.freeze()
     # Our handler (JSON, masking) stays: Faust must not replace the logging setup.
-    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False, override_logging=False)
+    worker = Worker(
+        app,
+        loglevel=loglevel,
+        redirect_stdouts=False,
+        override_logging=False,
+        stop_timeout=settings.stop_timeout_seconds,
+    )
     worker.execute_from_commandline()
 
 

@@ -101,11 +101,6 @@ def _broker(broker: Broker, command: str) -> None:
                    capture_output=True)  # fmt: skip
 
 
-@pytest.mark.xfail(
-    reason="defect: a SIGTERM while the broker is down does not end the worker (it was "
-    "still running 15 s later; issue 17: a stop during a broker outage retries without end)",
-    strict=True,
-)
 async def test_single_broker_down_for_30_s_then_a_stop_while_it_is_down(
     kafka_broker: Broker, chaos_stream: ChaosInput, chaos_expected: Outcome, tmp_path: Path
 ) -> None:

@@ -14,6 +14,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from pipeline.engine.worker import agents, health, incidents_api
+from pipeline.engine.worker.failure import exit_if_stop_hangs
 from pipeline.engine.worker.telemetry import preset_children
 from pipeline.engine.worker.web import aggregates_endpoint
 from pipeline.engine.worker.wiring import Wiring
@@ -22,6 +23,20 @@ from pipeline.kafka.clients import faust_credentials
 from pipeline.metrics import Metrics, install_faust_metrics
 from pipeline.settings import Settings
 from pipeline.topology import Topology
+
+
+class Worker(faust.Worker):
+    """Faust's worker with a deadline on its stop (`Settings.stop_timeout_seconds`)."""
+
+    def __init__(self, app: faust.App, *args: Any, stop_timeout: float, **kwargs: Any) -> None:
+        super().__init__(app, *args, **kwargs)
+        self._stop_timeout = stop_timeout
+        self._stop_deadline: Any = None
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        if self._stop_deadline is None:
+            self._stop_deadline = exit_if_stop_hangs(self._stop_timeout)
+        super()._schedule_shutdown(signal)
 
 
 def broker_urls(bootstrap: str) -> list[str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -92,6 +93,17 @@ class RawIntake(Service):
             self._in_flight.cancel()
         if self.consumer is not None:
             await self.consumer.stop()
+
+    @Service.timer(1.0)
+    async def _watch_broker(self) -> None:
+        """How long the broker has been silent: the newest fetch answer (empty ones count)
+        of any assigned raw partition. During an outage it grows; the worker waits."""
+        consumer = self.consumer
+        if consumer is None or not consumer.assignment():
+            return
+        heard = [consumer.last_poll_timestamp(tp) or 0 for tp in consumer.assignment()]
+        if max(heard) > 0:
+            self.w.metrics.broker_silence.set(max(0.0, time.time() - max(heard) / 1000))
 
     @Service.task
     async def _consume(self) -> None:
