@@ -8,9 +8,10 @@ TOPOLOGY ?= topologies/shanghai.yaml
 RATE ?= 500
 DURATION ?= forever
 export KAFKA_PORT ?= 9092
+export KAFKA_CLUSTER_PORT ?= 9192
 
 .DEFAULT_GOAL := help
-.PHONY: help setup kafka-jars kafka-up kafka-down kafka-status test test-unit lint format run bench clean
+.PHONY: help prereqs setup kafka-jars kafka-up kafka-down kafka-status cluster-up cluster-down cluster-status test test-unit chaos lint format run bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
@@ -21,6 +22,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
+
+prereqs: ## Install the missing prerequisites (Python venv, Java 17+, Maven, Prometheus) with apt-get
+	deploy/local/prereqs.sh
 
 setup: $(VENV)/.installed kafka-jars ## Create the venv, install cityops[dev], fetch the Kafka jars
 
@@ -36,11 +40,26 @@ kafka-down: ## Stop the local Kafka broker
 kafka-status: ## Is the local broker running?
 	@$(KAFKA) status
 
-test: setup ## Run every test: unit, and integration against a real broker it starts itself
-	$(BIN)/python -m pytest
+cluster-up: kafka-jars ## Start the local 3-node Kafka cluster (127.0.0.1:$KAFKA_CLUSTER_PORT, +2, +4)
+	@$(KAFKA) cluster up
 
-test-unit: setup ## Run the pure unit tests only (no broker)
-	$(BIN)/python -m pytest tests/unit
+cluster-down: ## Stop the local 3-node Kafka cluster
+	@$(KAFKA) cluster down
+
+cluster-status: ## Are the cluster's three nodes running?
+	@$(KAFKA) cluster status
+
+test: setup ## Run every test: unit, integration (real broker), then the cluster group and the chaos suite
+	@deploy/local/prereqs.sh --check >/dev/null || { deploy/local/prereqs.sh --check; \
+	  echo "make test needs them: run 'make prereqs' (apt-get, as root or with sudo)"; exit 1; }
+	$(BIN)/python -m pytest -m 'not chaos and not cluster'
+	$(BIN)/python -m pytest -m 'chaos or cluster' tests/cluster tests/chaos
+
+chaos: setup ## Only the cluster tests and the chaos suite (faults, with a report table)
+	$(BIN)/python -m pytest -m 'chaos or cluster' tests/cluster tests/chaos
+
+test-unit: setup ## Run the pure unit tests only (no broker): pipeline/, deploy/, bench/
+	$(BIN)/python -m pytest tests/unit tests/deploy tests/bench
 
 lint: setup ## ruff and mypy (writes nothing)
 	$(BIN)/ruff check pipeline tests bench topologies deploy

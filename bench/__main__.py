@@ -24,12 +24,14 @@ from typing import Any
 
 from bench import (
     ceiling,
+    faust_floor,
     kafkautil,
     latency,
     memory,
     passthrough,
     profile,
     report,
+    stages_pure,
     throughput,
     variants,
 )
@@ -65,13 +67,14 @@ def main() -> None:  # noqa: C901, PLR0915  # the run order, in one place
     parser.add_argument("--window", type=float, default=75.0, help="most seconds per worker run")
     parser.add_argument("--ceiling-records", type=int, default=1_000_000)
     parser.add_argument("--sensors", type=int, default=100_000, help="generated registry size")
+    parser.add_argument("--gateway", type=int, default=100, help="readings per gateway message")
     parser.add_argument("--latency-seconds", type=float, default=25.0)
     parser.add_argument("--profile", action="store_true", help="py-spy the saturated worker")
     parser.add_argument(
         "--skip",
         action="append",
         default=[],
-        help="ceiling, passthrough, cityops, scaling, latency, memory",
+        help="ceiling, passthrough, faust, cityops, gateway, scaling, latency, memory, stages",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
@@ -123,6 +126,10 @@ def main() -> None:  # noqa: C901, PLR0915  # the run order, in one place
                                 "records": runs[0]["records"]}  # fmt: skip
 
                     results["passthrough"] = _step(results, "passthrough", floor)
+                    if "faust" not in args.skip:
+                        results["faust_floor"] = _step(results, "faust floor", lambda: (
+                            faust_floor.run(args.bootstrap, raw, expected=args.readings,
+                                            window=args.window, workdir=work)))  # fmt: skip
 
                 def hook(procs: list[Any]) -> None:
                     if args.profile:
@@ -153,6 +160,20 @@ def main() -> None:  # noqa: C901, PLR0915  # the run order, in one place
                 if one and args.profile and (work / "profile.raw").exists():
                     summary = profile.summarise(work / "profile.raw", 30)
                     results["profile"] = summary
+
+            if "gateway" not in args.skip:
+                batched = _step(results, "gateway", lambda: throughput.measure(
+                    **common, workdir=work, prefix=f"{run_id}.gw.", count=args.readings,
+                    workers=1, window=args.window, gateway=args.gateway))  # fmt: skip
+                floor_rate = (results.get("passthrough") or {}).get("msgs_per_s")
+                if batched and floor_rate:
+                    batched["ratio_to_passthrough"] = batched["readings_per_s"] / floor_rate
+                    batched["readings_per_message"] = args.gateway
+                results["gateway"] = batched
+
+            if "stages" not in args.skip:
+                results["stages"] = _step(results, "pure stages", lambda: stages_pure.summary(
+                    topology, readings=args.readings))  # fmt: skip
 
             if "scaling" not in args.skip:
                 two = _step(results, "scaling", lambda: throughput.measure(

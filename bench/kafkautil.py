@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from pipeline.engine.worker.intake import intake_group
 from pipeline.kafka.admin import create_topics, delete_topics, list_topics
 from pipeline.kafka.producer import ProduceStats, Record, produce
 from pipeline.sim.simulator import Simulator
@@ -49,6 +50,30 @@ def readings(topology: Topology, count: int, *, seed: int = 1) -> list[Record]:
     return list(itertools.islice(sim.events(), count))
 
 
+@dataclass(frozen=True)
+class Gateway:
+    """One raw message of a gateway: many canonical readings as one JSON array."""
+
+    topic: str
+    key: bytes
+    value: bytes
+
+
+def gateway_batches(records: list[Record], per_message: int) -> list[Record]:
+    """The same readings packed ``per_message`` at a time into canonical JSON arrays.
+
+    Readings are grouped by key first (a gateway serves a fixed set of sensors), so a
+    message's key still decides its partition as a keyed producer would.
+    """
+    by_key = sorted(records, key=lambda r: r.key)
+    out: list[Record] = []
+    for start in range(0, len(by_key), per_message):
+        chunk = by_key[start : start + per_message]
+        value = b"[" + b",".join(r.value for r in chunk) + b"]"
+        out.append(Gateway(chunk[0].topic, chunk[0].key, value))
+    return out
+
+
 async def preload(bootstrap: str, records: Iterable[Record]) -> ProduceStats:
     """Send records as fast as the broker takes them, keyed like the simulator."""
     return await produce(records, bootstrap=bootstrap, acks=1)
@@ -72,7 +97,10 @@ class Progress:
     first_output_at: float | None = None
     done_at: float | None = None
     processed: int = 0
+    """Raw records committed by the worker's group."""
     outputs: int = 0
+    """Messages on the readings topic (batches of readings)."""
+    caught_up: bool = False
 
 
 class GroupWatch:
@@ -101,9 +129,9 @@ class GroupWatch:
         offsets = await self.consumer.end_offsets(self.parts[topic])
         return sum(offsets.values())
 
-    async def committed(self, topic: str) -> int:
-        """Records of ``topic`` the group has committed (processed)."""
-        offsets = await self.admin.list_consumer_group_offsets(self.group)
+    async def committed(self, topic: str, group: str | None = None) -> int:
+        """Records of ``topic`` the group (or ``group``) has committed (processed)."""
+        offsets = await self.admin.list_consumer_group_offsets(group or self.group)
         return sum(max(meta.offset, 0) for tp, meta in offsets.items() if tp.topic == topic)
 
 
@@ -120,8 +148,8 @@ async def watch_worker(
 ) -> Progress:
     """Wait for the worker's first output, then until it caught up or ``window`` s passed.
 
-    Caught up = the group committed every raw record and every record of the readings
-    topic (the analyze agent commits a reading only after it was evaluated
+    Caught up = the group committed every raw record and every message of the readings
+    topic (the analyze agent commits a batch of readings only after it was evaluated
     and, for closed windows, written to the store).
     """
     progress = Progress()
@@ -140,11 +168,13 @@ async def watch_worker(
                     msg = "no reading came out of the worker in time"
                     raise RuntimeError(msg)
             else:
-                raw_done = await watch.committed(raw_topic)
-                progress.processed = await watch.committed(readings_topic)
+                # Raw records are read by the worker's intake, in a group of its own.
+                progress.processed = await watch.committed(raw_topic, intake_group(group))
+                analyzed = await watch.committed(readings_topic)
                 progress.outputs = outputs
-                if raw_done >= expected and progress.processed >= outputs:
+                if progress.processed >= expected and analyzed >= outputs:
                     progress.done_at = now
+                    progress.caught_up = True
                     return progress
                 if now - progress.first_output_at > window:
                     progress.done_at = now

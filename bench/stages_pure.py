@@ -142,6 +142,18 @@ def measure(topology: Topology, readings: int, gateway: int, intake: int) -> Sta
     return run(pipeline, records, intake)
 
 
+def summary(topology: Topology, *, readings: int, intake: int = 5000) -> dict[str, Any]:
+    """The pure-stage figures for `make bench`: one reading a message, then gateways of 100."""
+    single = measure(topology, readings, 1, intake)
+    batched = measure(topology, readings, 100, intake)
+    return {
+        "readings": readings,
+        "us_per_reading": single.per_reading_us(),
+        "gateway_us_per_reading": batched.per_reading_us(),
+        "target_us": 15.0,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--topology", type=Path, default=ROOT / "topologies" / "shanghai.yaml")

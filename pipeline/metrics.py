@@ -40,6 +40,7 @@ class Metrics:
     store_retries: Counter
     worker_info: Info
     intake_lag: Gauge
+    broker_silence: Gauge
     batch_events: Histogram
     _children: dict[tuple[int, tuple[str, ...]], Any] = field(
         default_factory=dict, repr=False, compare=False
@@ -127,6 +128,11 @@ class Metrics:
             ),
             store_retries=Counter(name("store_retries"), "Store insert retries", ["backend"], **kw),
             worker_info=Info(name("worker"), "Worker version and topology", **kw),
+            broker_silence=Gauge(
+                name("broker_silence_seconds"),
+                "Seconds since the raw intake last had a fetch answer from the broker",
+                **kw,
+            ),
             intake_lag=Gauge(
                 name("intake_lag_records"),
                 "Raw records not yet normalized (end offset minus position) per partition",

@@ -92,12 +92,14 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(
         default=Path("data"),
-        description="Worker state: Faust tables, chDB store (CITYOPS_DATA_DIR).",
+        description="Where a worker keeps everything on disk: Faust's table directory "
+        "(faust/), the poison log (poison.json) and the embedded chDB store (the topology's "
+        "sinks.chdb.path, `chdb` by default, under this directory) (CITYOPS_DATA_DIR).",
     )
     chdb_path: Path | None = Field(
         default=None,
-        description="Overrides the topology's sinks.chdb.path: the embedded store's data "
-        "directory; chDB allows one process per directory (CITYOPS_CHDB_PATH).",
+        description="The embedded store's data directory, instead of sinks.chdb.path under "
+        "CITYOPS_DATA_DIR; chDB allows one process per directory (CITYOPS_CHDB_PATH).",
     )
     sla_check_seconds: float = Field(
         default=5.0,
@@ -113,6 +115,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest raw message accepted, bytes; larger ones are dead-lettered as "
         "'oversized' (CITYOPS_MAX_MESSAGE_BYTES).",
+    )
+    stop_timeout_seconds: float = Field(
+        default=8.0,
+        gt=0,
+        description="Longest a stop may take; past it the worker exits with status 75 and "
+        "what it had not acknowledged is replayed (CITYOPS_STOP_TIMEOUT_SECONDS).",
     )
     batch_size: int = Field(
         default=5000, gt=0, description="Most events per agent batch (CITYOPS_BATCH_SIZE)."
@@ -191,6 +199,19 @@ class Settings(BaseSettings):
             msg = "CITYOPS_KAFKA_SSL_KEYFILE needs CITYOPS_KAFKA_SSL_CERTFILE"
             raise ValueError(msg)
         return self
+
+    def chdb_dir(self, configured: str | Path) -> Path:
+        """The embedded store's directory: CITYOPS_CHDB_PATH when set, else the topology's
+        ``sinks.chdb.path`` (``configured``) under CITYOPS_DATA_DIR; an absolute
+        ``configured`` path is taken as it is.
+
+        Why under the data directory: a topology is shared by every worker, so a path in it
+        cannot tell two workers apart; the data directory is per worker.
+        """
+        if self.chdb_path is not None:
+            return self.chdb_path
+        path = Path(configured).expanduser()
+        return path if path.is_absolute() else self.data_dir / path
 
     def secrets(self) -> list[SecretStr]:
         """Every secret that is set (passwords), for the log masker to hide wherever it

@@ -13,6 +13,7 @@ from tests.support.kafka_broker import Broker, start_broker
 
 if TYPE_CHECKING:
     from tests.support.clickhouse_http import ClickHouseHTTPServer
+    from tests.support.cluster import KafkaCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,6 +26,19 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """The local three-node cluster (tests marked `cluster` or `chaos`), stopped at the end;
+    KAFKA_CLUSTER_PORT pins its ports (6 from there), else free ones are found."""
+    from tests.support.cluster import start_cluster
+
+    cluster = start_cluster(tmp_path_factory.mktemp("kafka-cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.down()
 
 
 @pytest.fixture(scope="session")

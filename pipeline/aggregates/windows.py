@@ -142,26 +142,15 @@ class WindowState:
         metric = row.metric
         value = row.value
         cells = self.cells
-        if self._street is not None and row.street is not None:
-            key = (self._street, row.street, metric, start)
-            cell = cells.get(key)
-            if cell is None:
-                cell = cells[key] = Accumulator()
-            cell.add(value, breached)
-        if self._district is not None and row.district is not None:
-            key = (self._district, row.district, metric, start)
-            cell = cells.get(key)
-            if cell is None:
-                cell = cells[key] = Accumulator()
-            cell.add(value, breached)
-        if self._grid is not None and row.grid is not None:
-            key = (self._grid, row.grid, metric, start)
-            cell = cells.get(key)
-            if cell is None:
-                cell = cells[key] = Accumulator()
-            cell.add(value, breached)
-        if self._city is not None:
-            key = (self._city, self.city_code, metric, start)
+        for level, code in (
+            (self._street, row.street),
+            (self._district, row.district),
+            (self._grid, row.grid),
+            (self._city, self.city_code),
+        ):
+            if level is None or code is None:
+                continue
+            key = (level, code, metric, start)
             cell = cells.get(key)
             if cell is None:
                 cell = cells[key] = Accumulator()

@@ -88,7 +88,8 @@ def query_store(
     since: timedelta,
 ) -> list[AggregateRow]:
     """Rows straight from the store the topology names (``StoreError`` on failure)."""
-    store = open_store(topology.sinks, os.environ, chdb_path=settings.chdb_path)
+    chdb_path = settings.chdb_dir(topology.sinks.chdb.path)
+    store = open_store(topology.sinks, os.environ, chdb_path=chdb_path)
     try:
         now = datetime.now(UTC)
         return store.query(area, metric, now - since, now + timedelta(days=1), level)

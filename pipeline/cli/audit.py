@@ -21,11 +21,21 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import EXIT_RUNTIME, console, fail, open_topology
+from pipeline.cli.common import (
+    EXIT_RUNTIME,
+    JsonOption,
+    TopologyOption,
+    console,
+    fail,
+    make_settings,
+    open_topology,
+    print_json,
+    quiet_kafka_logs,
+    table_rows,
+)
 from pipeline.kafka.clients import Connection, bootstrap_of, client_options
 from pipeline.models import AuditEvent
 from pipeline.rules.audit import VerifyReport, verify
-from pipeline.settings import Settings
 
 audit_app = typer.Typer(
     help="The tamper-evident audit trail of incident transitions.", no_args_is_help=True
@@ -153,7 +163,7 @@ def render(report: VerifyReport, places: list[str], malformed: list[Malformed]) 
 
 @audit_app.command("verify")
 def verify_command(
-    topology: Annotated[Path, typer.Option("--topology", "-t", help="Topology YAML file.")],
+    topology: TopologyOption,
     bootstrap: Annotated[
         str | None,
         typer.Option("--bootstrap", help="Kafka bootstrap servers (default: settings/env)."),
@@ -162,12 +172,11 @@ def verify_command(
         Path | None,
         typer.Option("--from-file", help="Read a JSONL file (e.g. a dry run's) instead of Kafka."),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Verify every incident's hash chain; exit 1 naming each problem and where it is."""
-    try:
-        settings = Settings() if bootstrap is None else Settings(kafka_bootstrap_servers=bootstrap)
-    except ValidationError as exc:
-        fail(f"bad settings: {exc}")
+    settings = make_settings(kafka_bootstrap_servers=bootstrap)
+    quiet_kafka_logs()
     topo = open_topology(topology, settings)
     topic = topo.topics.name("audit")
     if from_file is not None:
@@ -193,6 +202,15 @@ def verify_command(
         f"{source}: {report.incidents} incidents, {report.events} events, "
         f"{len(report.problems) + len(malformed)} problems"
     )
+    if as_json:
+        problems = [] if table is None else table_rows(table)
+        print_json(
+            {"ok": table is None, "source": source, "incidents": report.incidents,
+             "events": report.events, "problems": problems}
+        )  # fmt: skip
+        if table is not None:
+            raise typer.Exit(EXIT_RUNTIME)
+        return
     if table is None:
         console.print(f"[bold green]OK[/] {escape(summary)}", highlight=False)
         return

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from pipeline.cli.common import console, fail, open_topology
+from pipeline.cli.common import JsonOption, TopologyOption, console, fail, open_topology, print_json
+from pipeline.cli.progress import Bar, track
 from pipeline.engine.local import (
     AGGREGATES_FILE,
     FORMAT_CHOICES,
@@ -23,7 +24,7 @@ from pipeline.engine.local import (
 
 
 def dry_run_command(
-    topology: Annotated[Path, typer.Option("--topology", "-t", help="Topology YAML file.")],
+    topology: TopologyOption,
     input_file: Annotated[
         Path,
         typer.Option("--input", "-i", help="JSON lines: raw messages, or simulator envelopes."),
@@ -35,6 +36,7 @@ def dry_run_command(
             "--format", help=f"Input format ({', '.join(FORMAT_CHOICES)}); auto detects per line."
         ),
     ] = "auto",
+    as_json: JsonOption = False,
 ) -> None:
     """Run the pipeline's stages over a file, without Kafka; write one file per topic."""
     if fmt not in FORMAT_CHOICES:
@@ -53,12 +55,16 @@ def dry_run_command(
     if out.exists() and not out.is_dir():
         fail(f"--out: {out} exists and is not a directory")
     started = time.perf_counter()
-    result = run(topo, records, source_name=input_file.name)
+    with Bar("records", len(records)) as bar:
+        result = run(topo, track(records, bar), source_name=input_file.name)
     try:
         summary = write_outputs(out, topo, result, len(records))
     except OSError as exc:
         fail(f"--out: cannot write to {out}: {exc.strerror or exc}")
     elapsed = time.perf_counter() - started
+    if as_json:
+        print_json({**summary, "out": str(out), "elapsed_s": round(elapsed, 3)})
+        return
     _print_summary(summary, out, elapsed)
 
 

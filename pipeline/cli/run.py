@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,15 +20,23 @@ import orjson
 import typer
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
 from rich.live import Live
 from rich.table import Table
 
-from pipeline.cli.common import EXIT_RUNTIME, console, fail, open_topology
-from pipeline.kafka.admin import TopicAdminError, create_topics
+from pipeline.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_RUNTIME,
+    console,
+    fail,
+    make_settings,
+    open_topology,
+    quiet_kafka_logs,
+)
+from pipeline.kafka.admin import TopicAdminError, create_topics, list_topics
 from pipeline.kafka.clients import Connection, client_options
 from pipeline.settings import Settings
 from pipeline.sim.encoders import FORMATS
+from pipeline.topology import TOPIC_KINDS, Topology
 
 TopologyOption = Annotated[
     Path, typer.Option("--topology", "-t", help="Topology YAML file.", exists=False)
@@ -38,10 +48,18 @@ BootstrapOption = Annotated[
 
 
 def _settings(**overrides: object) -> Settings:
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]  # pydantic-settings accepts field kwargs
-    except ValidationError as exc:
-        fail(f"bad settings: {exc}")
+    return make_settings(**overrides)
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """Why the worker could not listen on ``host:port`` (None when it can)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def worker_command(
@@ -59,9 +77,8 @@ def worker_command(
     ] = True,
 ) -> None:
     """Run a worker: consume the topology's raw topics and produce every output."""
-    import faust  # heavy: only this command needs Faust
-
-    from pipeline.engine.worker.app import create_app
+    # Faust is heavy: only this command imports it.
+    from pipeline.engine.worker.app import Worker, create_app
     from pipeline.logging import configure_logging
 
     settings = _settings(
@@ -74,6 +91,13 @@ def worker_command(
     topo = open_topology(topology, settings)
     if log_format not in ("json", "text"):
         fail(f"--log-format: expected json or text, got {log_format!r}")
+    busy = port_in_use(settings.web_host, settings.web_port)
+    if busy is not None:
+        fail(
+            f"web port {settings.web_host}:{settings.web_port} cannot be used ({busy}); "
+            "choose another with --web-port or CITYOPS_WEB_PORT",
+            EXIT_RUNTIME,
+        )
     configure_logging(
         loglevel.upper(),
         json=log_format == "json",
@@ -94,7 +118,13 @@ def worker_command(
     gc.collect()
     gc.freeze()
     # Our handler (JSON, masking) stays: Faust must not replace the logging setup.
-    worker = faust.Worker(app, loglevel=loglevel, redirect_stdouts=False, override_logging=False)
+    worker = Worker(
+        app,
+        loglevel=loglevel,
+        redirect_stdouts=False,
+        override_logging=False,
+        stop_timeout=settings.stop_timeout_seconds,
+    )
     worker.execute_from_commandline()
 
 
@@ -102,8 +132,8 @@ def tail_command(
     topic: Annotated[
         str,
         typer.Argument(
-            help="Topic kind (readings, reports, deadletter, "
-            "incidents_city, audit, ...) or a full name."
+            help="Topic kind (readings, reports, deadletter, incidents_city, audit, ...), "
+            "short name (sensors.raw, incidents.district.310101) or full name."
         ),
     ],
     topology: TopologyOption,
@@ -114,11 +144,38 @@ def tail_command(
     """Print a topic's records as JSON lines (Ctrl-C to stop)."""
     settings = _settings(kafka_bootstrap_servers=bootstrap)
     topo = open_topology(topology, settings)
+    name = resolve_topic(topo, topic)
+    if name is None:
+        fail(
+            f"unknown topic {topic[:80]!r}: give a kind ({', '.join(TOPIC_KINDS)}), a name "
+            f"without the prefix (sensors.raw, incidents.district.<code>) or a full name "
+            f"of the topology's plan (prefix {topo.topics.prefix!r})",
+            EXIT_BAD_INPUT,
+        )
+    quiet_kafka_logs()
+    where = settings.kafka_bootstrap_servers
     try:
-        name = topo.topics.name(topic)  # type: ignore[arg-type]  # validated by the topology
-    except (KeyError, ValueError):
-        name = topic
-    asyncio.run(_tail(settings, name, from_beginning, limit))
+        present = asyncio.run(list_topics(settings, name))
+        if name not in present:
+            fail(
+                f"topic {name} does not exist on {where}: run `cityops topics create -t "
+                f"{topology}` (or start a worker) first",
+                EXIT_RUNTIME,
+            )
+        asyncio.run(_tail(settings, name, from_beginning, limit))
+    except (KafkaError, OSError) as exc:
+        fail(f"cannot read {name} from Kafka at {where}: {exc}", EXIT_RUNTIME)
+
+
+def resolve_topic(topology: Topology, text: str) -> str | None:
+    """The full topic name a kind, a name without the prefix or a full name stands for
+    (None when the topology's plan has no such topic)."""
+    plan = {spec.name for spec in topology.topic_plan()}
+    candidates = [text, topology.topics.prefix + text]
+    if text in TOPIC_KINDS:
+        with contextlib.suppress(ValueError):
+            candidates.insert(0, topology.topics.name(text))  # type: ignore[arg-type]  # a kind
+    return next((name for name in candidates if name in plan), None)
 
 
 async def _tail(bootstrap: Connection, topic: str, from_beginning: bool, limit: int) -> None:
@@ -168,6 +225,10 @@ def demo_command(
     logs.mkdir(parents=True, exist_ok=True)
     cityops = [sys.executable, "-m", "pipeline"]
     common = ["--topology", str(topology), "--bootstrap", settings.kafka_bootstrap_servers]
+    # The store where `cityops aggregates query` looks once the demo has stopped (the
+    # worker's own data directory would put it under data/demo/state).
+    store = settings.chdb_dir(topo.sinks.chdb.path)
+    worker_env = {**os.environ, "CITYOPS_CHDB_PATH": str(store)}
     with contextlib.ExitStack() as stack:
         worker_log = stack.enter_context((logs / "worker.log").open("wb"))
         worker = subprocess.Popen(  # noqa: S603  # our own interpreter and module
@@ -182,6 +243,7 @@ def demo_command(
             ],
             stdout=worker_log,
             stderr=subprocess.STDOUT,
+            env=worker_env,
         )
         stack.callback(_stop, worker)
         sim_log = stack.enter_context((logs / "simulate.log").open("wb"))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import sys
 from collections.abc import Iterator
@@ -30,18 +31,17 @@ from typing import Annotated
 import orjson
 import typer
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
-from pipeline.cli.common import EXIT_RUNTIME, console, fail, open_topology
+from pipeline.cli.common import (
+    EXIT_RUNTIME,
+    TopologyOption,
+    console,
+    fail,
+    make_settings,
+    open_topology,
+    quiet_kafka_logs,
+)
+from pipeline.cli.progress import Bar
 from pipeline.kafka.admin import list_topics
 from pipeline.kafka.producer import ProduceError, ProduceStats, produce
 from pipeline.settings import Settings
@@ -49,9 +49,12 @@ from pipeline.sim.encoders import FORMATS, mix_formats
 from pipeline.sim.simulator import SimEvent, Simulator
 from pipeline.topology.durations import parse_duration
 
-__all__ = ["jsonl_line", "simulate_command"]
+__all__ = ["MAX_RATE", "MAX_SPEEDUP", "jsonl_line", "planned_events", "simulate_command"]
 
-_progress_console = Console(stderr=True)  # progress on stderr, results on stdout
+#: the largest --speedup: a simulated year in about 32 wall seconds
+MAX_SPEEDUP = 1_000_000.0
+#: the largest --rate, events per wall second (far above what one producer sends)
+MAX_RATE = 10_000_000.0
 
 
 def _parse_duration(text: str) -> timedelta | None:
@@ -76,7 +79,7 @@ def _parse_start(text: str | None) -> datetime:
 
 
 def simulate_command(
-    topology: Annotated[Path, typer.Option("--topology", "-t", help="Topology YAML file.")],
+    topology: TopologyOption,
     rate: Annotated[float, typer.Option(help="Target events per wall second.")] = 200.0,
     duration: Annotated[
         str, typer.Option(help="Wall time to run: 30s, 5m, 1h or 'forever'.")
@@ -122,11 +125,11 @@ def simulate_command(
 ) -> None:
     """Simulate sensor readings and citizen reports into the raw topics (or a file)."""
     checks = (
-        (rate > 0, "--rate must be positive"),
-        (speedup > 0, "--speedup must be positive"),
+        (0 < rate <= MAX_RATE, f"--rate must be positive and at most {MAX_RATE:g}"),
+        (0 < speedup <= MAX_SPEEDUP, f"--speedup must be positive and at most {MAX_SPEEDUP:g}"),
         (0.0 <= fault_rate <= 1.0, "--fault-rate must be between 0 and 1"),
-        (reports_per_minute >= 0, "--reports-per-minute must not be negative"),
-        (episodes_per_hour >= 0, "--episodes-per-hour must not be negative"),
+        (0 <= reports_per_minute <= 1e6, "--reports-per-minute must be between 0 and 1e6"),
+        (0 <= episodes_per_hour <= 1e6, "--episodes-per-hour must be between 0 and 1e6"),
     )
     for ok, message in checks:
         if not ok:
@@ -139,10 +142,7 @@ def simulate_command(
     begin = _parse_start(start)
     if output is not None and wall is None:
         fail("--output needs a finite --duration")
-    try:
-        settings = Settings(kafka_bootstrap_servers=bootstrap) if bootstrap else Settings()
-    except ValidationError as exc:
-        fail(f"bad settings: {exc}")
+    settings = make_settings(kafka_bootstrap_servers=bootstrap)
     topo = open_topology(topology, settings)
     try:
         sim = Simulator.for_rate(
@@ -156,10 +156,13 @@ def simulate_command(
             episodes_per_hour=episodes_per_hour,
             include_location=locations,
         )
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         fail(str(exc))
-    until = None if wall is None else begin + wall * speedup
-    planned = None if wall is None else round(rate * wall.total_seconds())
+    try:
+        until = None if wall is None else begin + wall * speedup
+    except OverflowError:
+        fail("--duration x --speedup reaches past the year 9999")
+    planned = None if until is None else planned_events(sim, until - begin, reports_per_minute)
     console.print(
         f"simulating {topo.id}: {len(topo.sensors)} sensors, {sim.readings_per_round} readings "
         f"every {sim.interval.total_seconds():.3g} s simulated, from {begin.isoformat()} "
@@ -173,30 +176,26 @@ def simulate_command(
         _to_kafka(sim, stream, settings, rate, wall, planned)
 
 
-def _progress(total: int | None) -> tuple[Progress, TaskID]:
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        console=_progress_console,
-        transient=False,
+def planned_events(sim: Simulator, span: timedelta, reports_per_minute: float) -> int:
+    """How many events a run over ``span`` of simulated time should give: every reading of
+    each whole or partial round, and the reports expected at their mean rate (they arrive
+    at random, so the bar's total is an estimate that the count may pass)."""
+    rounds = span / sim.interval
+    readings = math.floor(rounds) * sim.readings_per_round
+    readings += math.ceil((rounds - math.floor(rounds)) * sim.readings_per_round)
+    reports = (
+        reports_per_minute * span.total_seconds() / 60 if sim.topology.report_categories else 0
     )
-    task = progress.add_task("events", total=total, rate="")
-    return progress, task
+    return readings + round(reports)
 
 
 def _to_file(sim: Simulator, stream: Iterator[SimEvent], output: Path, planned: int | None) -> None:
-    progress, task = _progress(planned)
+    count = 0
     try:
-        with progress, output.open("wb") as out:
-            count = 0
+        with Bar("events", planned, refresh=5000) as bar, output.open("wb") as out:
             for count, event in enumerate(stream, start=1):  # noqa: B007
                 out.write(jsonl_line(event))
-                if count % 5000 == 0:
-                    progress.update(task, completed=count)
-            progress.update(task, completed=count)
+                bar.update(count)
     except OSError as exc:
         fail(f"{output}: {exc.strerror or exc}", EXIT_RUNTIME)
     _summary(sim, count, None)
@@ -224,10 +223,11 @@ def _to_kafka(
     planned: int | None,
 ) -> None:
     bootstrap = settings.kafka_bootstrap_servers
-    progress, task = _progress(planned)
+    bar = Bar("events", planned)
+    quiet_kafka_logs()
 
     def show(stats: ProduceStats) -> None:
-        progress.update(task, completed=stats.acked, rate=f"{stats.rate:,.0f}/s")
+        bar.update(stats.acked, rate=f"{stats.rate:,.0f}/s")
 
     async def run() -> ProduceStats:
         present = await list_topics(settings, sim.topology.topics.prefix)
@@ -253,7 +253,7 @@ def _to_kafka(
         )
 
     try:
-        with progress:
+        with bar:
             stats = asyncio.run(run())
     except ProduceError as exc:
         fail(str(exc), EXIT_RUNTIME)

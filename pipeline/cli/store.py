@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
+from pipeline.settings import Settings
 from pipeline.sinks import StoreError, StoreUnavailable, open_store
 
 store_app = typer.Typer(
@@ -23,8 +25,23 @@ def init(
     topology: Annotated[
         Path, typer.Option("--topology", "-t", help="Topology YAML whose sinks name the store.")
     ],
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="A ClickHouse cluster (<remote_servers>): replicated tables and Distributed "
+            "tables over them, ON CLUSTER.",
+        ),
+    ] = None,
+    print_only: Annotated[
+        bool,
+        typer.Option("--print", "--dry-run", help="Print the DDL instead of running it."),
+    ] = False,
 ) -> None:
-    """Create the database and the aggregates table (idempotent)."""
+    """Create the database and the aggregates table (idempotent).
+
+    The embedded store's directory is the topology's sinks.chdb.path under
+    CITYOPS_DATA_DIR, or CITYOPS_CHDB_PATH, like the worker's."""
     from pipeline.topology import TopologyError, load_topology
 
     try:
@@ -36,19 +53,58 @@ def init(
     except OSError as exc:
         _err.print(f"[red]cannot read {topology}: {exc.strerror}[/red]")
         raise typer.Exit(2) from exc
+    if print_only:
+        _print_ddl(topo.sinks, cluster)
+        return
+    if cluster is not None and topo.sinks.store != "clickhouse":
+        _err.print(
+            "--cluster needs the ClickHouse server store (sinks.store: clickhouse); the "
+            "embedded store belongs to one process",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
     try:
-        store = open_store(topo.sinks, os.environ)
+        settings = Settings()
+    except ValidationError as exc:
+        _err.print(f"bad settings: {exc}", markup=False)
+        raise typer.Exit(2) from exc
+    try:
+        store = open_store(
+            topo.sinks, os.environ, chdb_path=settings.chdb_dir(topo.sinks.chdb.path)
+        )
     except StoreError as exc:
         _err.print(f"[red]{exc}[/red]", markup=False)
         raise typer.Exit(2) from exc
     try:
-        store.init()
+        if cluster is None:
+            store.init()
+        else:  # the server store (checked above) takes a cluster
+            store.init(cluster=cluster)  # type: ignore[call-arg]  # not in the protocol
     except StoreUnavailable as exc:
         _err.print(f"store unavailable: {exc}", markup=False)
         raise typer.Exit(1) from exc
     except StoreError as exc:
-        _err.print(f"store error: {exc}", markup=False)
+        _err.print(f"store error: {exc}", markup=False, soft_wrap=True)
         raise typer.Exit(1) from exc
     finally:
         store.close()
     _out.print(f"store ready: {store!r}", markup=False)
+
+
+def _print_ddl(sinks: Any, cluster: str | None) -> None:
+    """The statements ``init`` would run, ``;``-terminated, to stdout (nothing connects)."""
+    from pipeline.sinks.clickhouse_cluster import cluster_statements
+    from pipeline.sinks.clickhouse_sql import create_statements
+
+    database = getattr(sinks, sinks.store).database
+    try:
+        statements = (
+            cluster_statements(database, cluster)
+            if cluster is not None
+            else create_statements(database)
+        )
+    except StoreError as exc:
+        _err.print(str(exc), markup=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+    typer.echo("\n\n".join(f"{statement};" for statement in statements))

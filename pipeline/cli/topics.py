@@ -16,16 +16,28 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from aiokafka.errors import KafkaError
-from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli.common import EXIT_BAD_INPUT, EXIT_RUNTIME, console, fail, open_topology
+from pipeline.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_RUNTIME,
+    JsonOption,
+    TopologyOption,
+    console,
+    fail,
+    make_settings,
+    open_topology,
+    print_json,
+    quiet_kafka_logs,
+)
 from pipeline.kafka.admin import TopicAdminError, create_topics, delete_topics, list_topics
 from pipeline.settings import Settings
 from pipeline.topology import Topology
 
-__all__ = ["topics_app"]
+__all__ = ["EXIT_MISSING", "topics_app"]
+
+#: `topics list` status when planned topics are missing (0: all there, 1: broker trouble)
+EXIT_MISSING = 3
 
 _T = TypeVar("_T")
 
@@ -37,7 +49,6 @@ topics_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-TopologyOption = Annotated[Path, typer.Option("--topology", "-t", help="Topology YAML file.")]
 BootstrapOption = Annotated[
     str | None,
     typer.Option(help="Kafka bootstrap servers (default: CITYOPS_KAFKA_BOOTSTRAP_SERVERS)."),
@@ -45,10 +56,8 @@ BootstrapOption = Annotated[
 
 
 def _open(topology: Path, bootstrap: str | None) -> tuple[Topology, Settings]:
-    try:
-        settings = Settings(kafka_bootstrap_servers=bootstrap) if bootstrap else Settings()
-    except ValidationError as exc:
-        fail(f"bad settings: {exc}")
+    settings = make_settings(kafka_bootstrap_servers=bootstrap)
+    quiet_kafka_logs()
     return open_topology(topology, settings), settings
 
 
@@ -89,44 +98,84 @@ def create_command(topology: TopologyOption, bootstrap: BootstrapOption = None) 
 
 
 @topics_app.command("list")
-def list_command(topology: TopologyOption, bootstrap: BootstrapOption = None) -> None:
-    """Show the plan's topics, which exist (with partitions), and unexpected ones."""
+def list_command(
+    topology: TopologyOption, bootstrap: BootstrapOption = None, as_json: JsonOption = False
+) -> None:
+    """Show the plan's topics, which exist (with partitions), and unexpected ones.
+
+    Exit status 3 when planned topics are missing (1 when the broker cannot be asked).
+    """
     topo, settings = _open(topology, bootstrap)
     plan = topo.topic_plan()
     present = _run(settings, list_topics(settings, topo.topics.prefix))
+    rows: list[dict[str, Any]] = []
+    for spec in plan:
+        actual = present.get(spec.name)
+        if actual is None:
+            status = "missing"
+        else:
+            status = "exists" if actual == spec.partitions else "partitions differ"
+        rows.append(
+            {
+                "topic": spec.name,
+                "status": status,
+                "partitions": actual,
+                "planned_partitions": spec.partitions,
+                "cleanup_policy": spec.config.get("cleanup.policy", ""),
+                "retention_ms": spec.config.get("retention.ms", ""),
+            }
+        )
+    planned = {spec.name for spec in plan}
+    for name in sorted(name for name in present if name not in planned):
+        rows.append(
+            {"topic": name, "status": "not in the topology", "partitions": present[name],
+             "planned_partitions": None, "cleanup_policy": "", "retention_ms": ""}
+        )  # fmt: skip
+    missing = sum(row["status"] == "missing" for row in rows)
+    unexpected = sum(row["status"] == "not in the topology" for row in rows)
+    if as_json:
+        print_json(
+            {"topology": topo.id, "prefix": topo.topics.prefix, "planned": len(plan),
+             "missing": missing, "unexpected": unexpected, "topics": rows}
+        )  # fmt: skip
+    else:
+        console.print(_topics_table(topo, rows))
+        console.print(
+            f"{len(plan) - missing} of {len(plan)} planned topics exist; {missing} missing; "
+            f"{unexpected} unexpected under the prefix",
+            highlight=False,
+        )
+    if missing:
+        raise typer.Exit(EXIT_MISSING)
+
+
+_STATUS_STYLE = {
+    "missing": "red",
+    "partitions differ": "yellow",
+    "exists": "green",
+    "not in the topology": "magenta",
+}
+
+
+def _topics_table(topo: Topology, rows: list[dict[str, Any]]) -> Table:
     table = Table(title=f"topics of {topo.id} (prefix {topo.topics.prefix!r})")
     table.add_column("topic", no_wrap=True)
     for column in ("partitions", "cleanup", "retention.ms", "status"):
         table.add_column(column)
-    missing = 0
-    for spec in plan:
-        actual = present.get(spec.name)
+    for row in rows:
+        actual, plan = row["partitions"], row["planned_partitions"]
         if actual is None:
-            status, missing = "[red]missing[/]", missing + 1
-            shown = str(spec.partitions)
-        elif actual != spec.partitions:
-            status, shown = "[yellow]partitions differ[/]", f"{actual} (plan {spec.partitions})"
+            shown = str(plan)
+        elif plan is not None and actual != plan:
+            shown = f"{actual} (plan {plan})"
         else:
-            status, shown = "[green]exists[/]", str(actual)
+            shown = str(actual)
+        status = row["status"]
         table.add_row(
-            spec.name,
-            shown,
-            spec.config.get("cleanup.policy", ""),
-            spec.config.get("retention.ms", ""),
-            status,
-        )
-    planned = {spec.name for spec in plan}
-    unexpected = sorted(name for name in present if name not in planned)
-    for name in unexpected:
-        table.add_row(name, str(present[name]), "", "", "[magenta]not in the topology[/]")
-    longest = max((len(name) for name in (*planned, *unexpected)), default=0)
-    # Whole topic names even when piped or on a narrow terminal: they are what people copy.
-    Console(width=max(console.width, longest + 100)).print(table)
-    console.print(
-        f"{len(plan) - missing} of {len(plan)} planned topics exist; {missing} missing; "
-        f"{len(unexpected)} unexpected under the prefix",
-        highlight=False,
-    )
+            row["topic"], shown, row["cleanup_policy"], row["retention_ms"],
+            f"[{_STATUS_STYLE[status]}]{status}[/]",
+        )  # fmt: skip
+    return table
 
 
 @topics_app.command("delete")

@@ -13,15 +13,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from pipeline.cli.common import (
+    EXIT_BAD_INPUT,
+    JsonOption,
+    console,
+    err_console,
+    fail,
+    print_json,
+    tables_json,
+)
 from pipeline.models import AreaLevel, Severity
 from pipeline.topology import AreaScope, Topology, TopologyError, load_topology
 from pipeline.topology.durations import format_duration
-
-EXIT_BAD_INPUT = 2
 
 topology_app = typer.Typer(
     name="topology",
@@ -31,10 +37,26 @@ topology_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_out = Console()
-_err = Console(stderr=True)
+_out = console
+_err = err_console
 
-FileArg = Annotated[Path, typer.Argument(help="Topology YAML file.", show_default=False)]
+FileArg = Annotated[
+    Path | None,
+    typer.Argument(help="Topology YAML file (the same as -t).", show_default=False),
+]
+FileOption = Annotated[
+    Path | None, typer.Option("--topology", "-t", help="Topology YAML file.", show_default=False)
+]
+
+
+def _which(file: Path | None, topology: Path | None) -> Path:
+    """`-t FILE` like every other command, or the positional FILE kept as an alias."""
+    if file is not None and topology is not None and file != topology:
+        fail(f"two topologies given ({file} and -t {topology}): give one")
+    chosen = topology or file
+    if chosen is None:
+        fail("no topology: give -t FILE (or FILE)")
+    return chosen
 
 
 def _load(path: Path) -> Topology:
@@ -77,27 +99,39 @@ def summary(topology: Topology) -> str:
 
 
 @topology_app.command("validate")
-def validate_command(file: FileArg) -> None:
+def validate_command(
+    file: FileArg = None, topology: FileOption = None, as_json: JsonOption = False
+) -> None:
     """Check a topology; print OK and a summary, or every error by path (exit 2)."""
-    topology = _load(file)
-    _out.print(f"[bold green]OK[/] {summary(topology)}", highlight=False, soft_wrap=True)
+    loaded = _load(_which(file, topology))
+    if as_json:
+        print_json({"ok": True, "id": loaded.id, "summary": summary(loaded)})
+        return
+    _out.print(f"[bold green]OK[/] {summary(loaded)}", highlight=False, soft_wrap=True)
 
 
 @topology_app.command("show")
-def show_command(file: FileArg) -> None:
+def show_command(
+    file: FileArg = None, topology: FileOption = None, as_json: JsonOption = False
+) -> None:
     """Summarise a topology: areas, sensors, metrics, rules, reports, SLAs, topics."""
-    topology = _load(file)
-    _out.print(f"[bold]{topology.name}[/] ({topology.id}, {topology.timezone})", highlight=False)
-    _out.print(summary(topology), highlight=False)
-    for table in (
-        _areas_table(topology),
-        _sensors_table(topology),
-        _metrics_table(topology),
-        _rules_table(topology),
-        _reports_table(topology),
-        _sla_table(topology),
-        _topics_table(topology),
-    ):
+    loaded = _load(_which(file, topology))
+    tables = (
+        _areas_table(loaded),
+        _sensors_table(loaded),
+        _metrics_table(loaded),
+        _rules_table(loaded),
+        _reports_table(loaded),
+        _sla_table(loaded),
+        _topics_table(loaded, whole=as_json),
+    )
+    if as_json:
+        head = {"id": loaded.id, "name": loaded.name, "timezone": loaded.timezone}
+        print_json({**head, "summary": summary(loaded), "tables": tables_json(tables)})
+        return
+    _out.print(f"[bold]{loaded.name}[/] ({loaded.id}, {loaded.timezone})", highlight=False)
+    _out.print(summary(loaded), highlight=False)
+    for table in tables:
         _out.print(table)
 
 
@@ -214,12 +248,12 @@ def _sla_table(topology: Topology) -> Table:
     return table
 
 
-def _topics_table(topology: Topology) -> Table:
+def _topics_table(topology: Topology, *, whole: bool = False) -> Table:
     plan = topology.topic_plan()
     table = Table(title=f"Topics ({len(plan)})")
     for column in ("topic", "partitions", "replication", "cleanup", "retention"):
         table.add_column(column)
-    shown = plan if len(plan) <= 30 else plan[:25]
+    shown = plan if whole or len(plan) <= 30 else plan[:25]
     for spec in shown:
         ms = int(spec.config.get("retention.ms", "-1"))
         retention = "forever" if ms < 0 else format_duration(_ms(ms))

@@ -7,7 +7,9 @@ are forgotten first), so memory is bounded whatever the input rate. It is best e
 design: an id older than the window, or pushed out by the size bound, or seen by another
 worker (partitions are keyed by sensor, so that is rare) passes again.
 
-O(1) per event: a dict in insertion order; expiry pops from the front. ``now`` is the
+O(1) per event: a set of ids and a deque of (time, id) in arrival order; expiry pops from
+the deque's front. (Popping the front of a dict is not O(1): its iteration scans the slots
+of the entries deleted before, which made expiry quadratic under load.) ``now`` is the
 caller's clock (processing time, non-decreasing); a clock that goes backwards only delays
 expiry, it never forgets an id early.
 """
@@ -15,6 +17,7 @@ expiry, it never forgets an id early.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 
 __all__ = ["DuplicateFilter"]
@@ -23,7 +26,7 @@ __all__ = ["DuplicateFilter"]
 class DuplicateFilter:
     """Remember event ids for ``window`` seconds, at most ``max_entries`` ids."""
 
-    __slots__ = ("_clock", "_max", "_seen", "_window", "duplicates")
+    __slots__ = ("_clock", "_max", "_order", "_seen", "_window", "duplicates")
 
     def __init__(
         self,
@@ -38,7 +41,8 @@ class DuplicateFilter:
         self._window = float(window)
         self._max = int(max_entries)
         self._clock = clock
-        self._seen: dict[str, float] = {}
+        self._seen: set[str] = set()
+        self._order: deque[tuple[float, str]] = deque()
         self.duplicates = 0
 
     def __len__(self) -> int:
@@ -49,13 +53,10 @@ class DuplicateFilter:
         return self._clock()
 
     def _expire(self, now: float) -> None:
-        seen = self._seen
+        order, seen = self._order, self._seen
         horizon = now - self._window
-        while seen:
-            oldest = next(iter(seen))
-            if seen[oldest] > horizon and len(seen) <= self._max:
-                break
-            del seen[oldest]
+        while order and (order[0][0] <= horizon or len(order) > self._max):
+            seen.discard(order.popleft()[1])
 
     def seen(self, event_id: str, now: float | None = None) -> bool:
         """True when ``event_id`` was seen within the window (then it is a duplicate).
@@ -67,11 +68,13 @@ class DuplicateFilter:
         if event_id in self._seen:
             self.duplicates += 1
             return True
-        self._seen[event_id] = at
-        if len(self._seen) > self._max:
+        self._seen.add(event_id)
+        self._order.append((at, event_id))
+        if len(self._order) > self._max:
             self._expire(at)
         return False
 
     def clear(self) -> None:
         """Forget everything (e.g. after a partition is revoked)."""
         self._seen.clear()
+        self._order.clear()

@@ -42,7 +42,6 @@ from pipeline.ingest.adapters.registry import (
 from pipeline.ingest.dedup import DuplicateFilter
 from pipeline.ingest.geo import AreaResolver
 from pipeline.ingest.pii import mask_personal_data
-from pipeline.ingest.units import UnitError, canonical_unit_name, unit
 from pipeline.models import (
     AdminCodes,
     AreaLevel,
@@ -54,6 +53,7 @@ from pipeline.models import (
     RejectReason,
 )
 from pipeline.topology import Metric, ReportCategory, Topology
+from pipeline.units import UnitError, canonical_unit_name, unit
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "NormalizeResult", "Normalizer", "event_id", "normalize"]
 
@@ -129,7 +129,7 @@ class _SensorInfo:
 
 
 # (source factor, source offset, target factor, target offset): the same arithmetic as
-# pipeline.ingest.units.convert, so results are bit-identical to it.
+# pipeline.units.convert, so results are bit-identical to it.
 _Conversion = tuple[float, float, float, float]
 
 
@@ -432,9 +432,11 @@ class Normalizer:
             raise _Reject(RejectReason.unknown_category, detail)
         location = None
         located = draft.lat is not None and draft.lon is not None
-        if located and (draft.area is None or len(self._geo)):
-            # Boundaries decide where a located report is; without boundaries (a topology
-            # that has none) a named area is the only placement there is.
+        if located and len(self._geo):
+            # Boundaries decide where a located report is. Without boundaries (a topology
+            # that has none) a named area is the only placement there is, and a report with
+            # coordinates only is the city's (its location kept): refusing it as outside the
+            # jurisdiction would drop every located report, urgent ones included.
             areas = self._place(draft.lat, draft.lon)  # type: ignore[arg-type]  # located
         elif draft.area is not None:
             if not self.topology.has_area(draft.area):

@@ -168,6 +168,94 @@ def _refused(error: BaseException) -> ProduceError:
     return ProduceError(msg)
 
 
+class _Batches:
+    """What ``produce`` is filling: one ``BatchBuilder`` per (topic, partition), the batches
+    handed over and not yet acknowledged, and the refusals seen so far."""
+
+    def __init__(self, producer: AIOKafkaProducer, stats: ProduceStats, max_in_flight: int) -> None:
+        self._producer = producer
+        self._stats = stats
+        self._max_in_flight = max_in_flight
+        self._partitioner = KeyPartitioner()
+        self._builders: dict[tuple[str, int], Any] = {}
+        self._counts: dict[tuple[str, int], int] = {}
+        self._in_flight: deque[asyncio.Future[Any]] = deque()
+        self._failures: list[BaseException] = []
+
+    def _settled(self, count: int) -> Callable[[asyncio.Future[Any]], None]:
+        def done(future: asyncio.Future[Any]) -> None:
+            if future.cancelled():
+                return
+            error = future.exception()
+            if error is not None:
+                self._failures.append(error)
+            else:
+                self._stats.acked += count
+
+        return done
+
+    async def _ship(self, tp: tuple[str, int]) -> None:
+        count = self._counts.pop(tp, 0)
+        builder = self._builders.pop(tp)
+        if count == 0:
+            return
+        future = await self._producer.send_batch(builder, tp[0], partition=tp[1])
+        future.add_done_callback(self._settled(count))
+        in_flight = self._in_flight
+        in_flight.append(future)
+        while len(in_flight) > self._max_in_flight or (in_flight and in_flight[0].done()):
+            await asyncio.wait([in_flight.popleft()])
+
+    async def add(self, record: Record) -> None:
+        """Append a record to its partition's batch, shipping the batch first when full."""
+        topic = record.topic
+        if not self._partitioner.knows(topic):
+            await self._partitioner.load(self._producer, topic)
+        tp = (topic, self._partitioner.partition(topic, record.key))
+        builder = self._builders.get(tp)
+        if builder is None:
+            builder = self._builders[tp] = self._producer.create_batch()
+        if builder.append(timestamp=None, key=record.key, value=record.value) is None:
+            await self._ship(tp)
+            builder = self._builders[tp] = self._producer.create_batch()
+            if builder.append(timestamp=None, key=record.key, value=record.value) is None:
+                msg = f"a record of {len(record.value)} bytes does not fit in a batch"
+                raise ProduceError(msg)
+        self._counts[tp] = self._counts.get(tp, 0) + 1
+        self._stats.bytes += len(record.value)
+        self._stats.by_topic[topic] += 1
+
+    async def ship_all(self, *, wait: bool = False) -> None:
+        """Hand every open batch over (and with ``wait``, await every acknowledgement);
+        raises the first refusal seen so far."""
+        for tp in list(self._builders):
+            await self._ship(tp)
+        if wait and self._in_flight:
+            await asyncio.wait(list(self._in_flight))
+        if self._failures:
+            raise _refused(self._failures[0])
+
+
+async def _started_producer(
+    bootstrap: Connection, *, linger_ms: int, batch_bytes: int, acks: int | str
+) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(
+        **client_options(bootstrap),
+        client_id="cityops-simulate",
+        acks=acks,
+        linger_ms=linger_ms,
+        max_batch_size=batch_bytes,
+        max_request_size=max(batch_bytes, 1_048_576),
+        request_timeout_ms=30_000,
+    )
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        msg = f"cannot reach Kafka at {bootstrap_of(bootstrap)}: {exc}"
+        raise ProduceError(msg) from exc
+    return producer
+
+
 async def produce(
     records: Iterable[Record],
     *,
@@ -190,50 +278,11 @@ async def produce(
     """
     bucket = TokenBucket(rate) if rate is not None else None
     size = chunk_size(rate)
-    producer = AIOKafkaProducer(
-        **client_options(bootstrap),
-        client_id="cityops-simulate",
-        acks=acks,
-        linger_ms=linger_ms,
-        max_batch_size=batch_bytes,
-        max_request_size=max(batch_bytes, 1_048_576),
-        request_timeout_ms=30_000,
+    producer = await _started_producer(
+        bootstrap, linger_ms=linger_ms, batch_bytes=batch_bytes, acks=acks
     )
-    try:
-        await producer.start()
-    except KafkaError as exc:
-        msg = f"cannot reach Kafka at {bootstrap_of(bootstrap)}: {exc}"
-        raise ProduceError(msg) from exc
     stats = ProduceStats()
-    partitioner = KeyPartitioner()
-    builders: dict[tuple[str, int], Any] = {}
-    counts: dict[tuple[str, int], int] = {}
-    in_flight: deque[asyncio.Future[Any]] = deque()
-    failures: list[BaseException] = []
-
-    def settled(count: int) -> Callable[[asyncio.Future[Any]], None]:
-        def done(future: asyncio.Future[Any]) -> None:
-            if future.cancelled():
-                return
-            error = future.exception()
-            if error is not None:
-                failures.append(error)
-            else:
-                stats.acked += count
-
-        return done
-
-    async def ship(tp: tuple[str, int]) -> None:
-        count = counts.pop(tp, 0)
-        builder = builders.pop(tp)
-        if count == 0:
-            return
-        future = await producer.send_batch(builder, tp[0], partition=tp[1])
-        future.add_done_callback(settled(count))
-        in_flight.append(future)
-        while len(in_flight) > max_in_flight or (in_flight and in_flight[0].done()):
-            await asyncio.wait([in_flight.popleft()])
-
+    batches = _Batches(producer, stats, max_in_flight)
     deadline = None if duration is None else stats.started + duration
     next_report = stats.started
     iterator = iter(records)
@@ -247,38 +296,15 @@ async def produce(
             if deadline is not None and time.monotonic() >= deadline:
                 break
             for record in chunk:
-                topic = record.topic
-                if not partitioner.knows(topic):
-                    await partitioner.load(producer, topic)
-                tp = (topic, partitioner.partition(topic, record.key))
-                builder = builders.get(tp)
-                if builder is None:
-                    builder = builders[tp] = producer.create_batch()
-                if builder.append(timestamp=None, key=record.key, value=record.value) is None:
-                    await ship(tp)
-                    builder = builders[tp] = producer.create_batch()
-                    if builder.append(timestamp=None, key=record.key, value=record.value) is None:
-                        msg = f"a record of {len(record.value)} bytes does not fit in a batch"
-                        raise ProduceError(msg)
-                counts[tp] = counts.get(tp, 0) + 1
-                stats.bytes += len(record.value)
-                stats.by_topic[topic] += 1
+                await batches.add(record)
             stats.queued += len(chunk)
-            for tp in list(builders):
-                await ship(tp)
-            if failures:
-                raise _refused(failures[0])
+            await batches.ship_all()
             now = time.monotonic()
             stats.elapsed = now - stats.started
             if progress is not None and now >= next_report:
                 next_report = now + progress_every
                 progress(stats)
-        for tp in list(builders):
-            await ship(tp)
-        if in_flight:
-            await asyncio.wait(list(in_flight))
-        if failures:
-            raise _refused(failures[0])
+        await batches.ship_all(wait=True)
     finally:
         await producer.stop()
         stats.elapsed = time.monotonic() - stats.started

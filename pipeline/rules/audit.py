@@ -166,6 +166,10 @@ class VerifyReport:
         return not self.problems
 
 
+#: One incident's events as they arrived: seq -> (position in the input, event).
+_Seen = dict[int, tuple[int, AuditEvent]]
+
+
 def verify(
     events: Iterable[AuditEvent], *, heads: Mapping[str, ChainHead] | None = None
 ) -> VerifyReport:
@@ -182,99 +186,77 @@ def verify(
       newest events of a chain cannot be told from them never having been written.
     """
     problems: list[Problem] = []
-    by_incident: dict[str, dict[int, tuple[int, AuditEvent]]] = {}
-    top_seq: dict[str, int] = {}
+    by_incident, count = _arrivals(events, problems)
+    for iid, seen in by_incident.items():
+        problems.extend(_chain_problems(iid, seen))
+    if heads is not None:
+        for iid, head in heads.items():
+            truncated = _truncated(iid, head, by_incident.get(iid))
+            if truncated is not None:
+                problems.append(truncated)
+    problems.sort(key=lambda p: (p.incident_id, p.seq, p.position, p.kind))
+    return VerifyReport(incidents=len(by_incident), events=count, problems=tuple(problems))
+
+
+def _arrivals(
+    events: Iterable[AuditEvent], problems: list[Problem]
+) -> tuple[dict[str, _Seen], int]:
+    """Every incident's events by seq, and how many events there were; the problems one
+    event shows on arrival (altered, duplicate, reordered) go to ``problems``."""
+    by_incident: dict[str, _Seen] = {}
+    tops: dict[str, int] = {}
     count = 0
     for position, event in enumerate(events):
         count += 1
-        iid = event.incident_id
+        iid, seq = event.incident_id, event.seq
         expected = event_hash(event)
         if expected != event.hash:
-            problems.append(
-                Problem(
-                    iid,
-                    event.seq,
-                    position,
-                    ProblemKind.altered,
-                    f"stored hash {event.hash[:12]}... != content hash {expected[:12]}...",
-                )
-            )
+            detail = f"stored hash {event.hash[:12]}... != content hash {expected[:12]}..."
+            problems.append(Problem(iid, seq, position, ProblemKind.altered, detail))
         seen = by_incident.setdefault(iid, {})
-        top = top_seq.get(iid, 0)
-        if event.seq in seen:
-            problems.append(
-                Problem(
-                    iid,
-                    event.seq,
-                    position,
-                    ProblemKind.duplicate,
-                    f"seq {event.seq} already seen at position {seen[event.seq][0]}",
-                )
-            )
+        if seq in seen:
+            detail = f"seq {seq} already seen at position {seen[seq][0]}"
+            problems.append(Problem(iid, seq, position, ProblemKind.duplicate, detail))
             continue
-        if event.seq < top:
-            problems.append(
-                Problem(
-                    iid,
-                    event.seq,
-                    position,
-                    ProblemKind.reordered,
-                    f"seq {event.seq} arrived after seq {top}",
-                )
-            )
-        seen[event.seq] = (position, event)
-        top_seq[iid] = max(top, event.seq)
+        top = tops.get(iid, 0)
+        if seq < top:
+            detail = f"seq {seq} arrived after seq {top}"
+            problems.append(Problem(iid, seq, position, ProblemKind.reordered, detail))
+        seen[seq] = (position, event)
+        tops[iid] = max(top, seq)
+    return by_incident, count
 
-    for iid, seen in by_incident.items():
-        top = top_seq[iid]
-        for seq in range(1, top + 1):
-            if seq not in seen:
-                after = min(pos for s, (pos, _) in seen.items() if s > seq)
-                problems.append(
-                    Problem(iid, seq, after, ProblemKind.dropped, f"seq {seq} is missing")
-                )
-                continue
-            position, event = seen[seq]
-            if seq == 1:
-                want = GENESIS_HASH
-            elif seq - 1 in seen:
-                want = seen[seq - 1][1].hash
-            else:
-                continue  # already reported as dropped
-            if event.prev_hash != want:
-                problems.append(
-                    Problem(
-                        iid,
-                        seq,
-                        position,
-                        ProblemKind.broken_link,
-                        f"prev_hash {event.prev_hash[:12]}... != {want[:12]}... (seq {seq - 1})",
-                    )
-                )
-        if heads is not None and iid in heads:
-            head = heads[iid]
-            last_hash = seen[top][1].hash
-            if top < head.seq or (top == head.seq and last_hash != head.hash):
-                problems.append(
-                    Problem(
-                        iid,
-                        head.seq,
-                        -1,
-                        ProblemKind.truncated,
-                        f"chain ends at seq {top}, writer's head is seq {head.seq}",
-                    )
-                )
-    if heads is not None:
-        for iid, head in heads.items():
-            if iid not in by_incident and head.seq > 0:
-                problems.append(
-                    Problem(
-                        iid,
-                        head.seq,
-                        -1,
-                        ProblemKind.truncated,
-                        f"no events, writer's head is seq {head.seq}",
-                    )
-                )
-    problems.sort(key=lambda p: (p.incident_id, p.seq, p.position, p.kind))
-    return VerifyReport(incidents=len(by_incident), events=count, problems=tuple(problems))
+
+def _chain_problems(iid: str, seen: _Seen) -> list[Problem]:
+    """The holes (dropped) and bad links (broken_link) of one incident's chain."""
+    problems: list[Problem] = []
+    for seq in range(1, max(seen) + 1):
+        if seq not in seen:
+            after = min(pos for s, (pos, _) in seen.items() if s > seq)
+            problems.append(Problem(iid, seq, after, ProblemKind.dropped, f"seq {seq} is missing"))
+            continue
+        position, event = seen[seq]
+        if seq == 1:
+            want = GENESIS_HASH
+        elif seq - 1 in seen:
+            want = seen[seq - 1][1].hash
+        else:
+            continue  # already reported as dropped
+        if event.prev_hash != want:
+            detail = f"prev_hash {event.prev_hash[:12]}... != {want[:12]}... (seq {seq - 1})"
+            problems.append(Problem(iid, seq, position, ProblemKind.broken_link, detail))
+    return problems
+
+
+def _truncated(iid: str, head: ChainHead, seen: _Seen | None) -> Problem | None:
+    """A problem when the chain as read ends before the head its writer recorded."""
+    if not seen:
+        if head.seq <= 0:
+            return None
+        detail = f"no events, writer's head is seq {head.seq}"
+        return Problem(iid, head.seq, -1, ProblemKind.truncated, detail)
+    top = max(seen)
+    if top < head.seq or (top == head.seq and seen[top][1].hash != head.hash):
+        detail = f"chain ends at seq {top}, writer's head is seq {head.seq}"
+        return Problem(iid, head.seq, -1, ProblemKind.truncated, detail)
+    return None

@@ -40,7 +40,7 @@ from pipeline.models import (
     IncidentKind,
 )
 from pipeline.rules.lifecycle import MAX_EVENT_IDS, IncidentEvent, incident_id, new_incident
-from pipeline.topology import ReportCategory, Topology
+from pipeline.topology import ClusterRule, ReportCategory, Topology
 
 EARTH_RADIUS_M = 6_371_008.8
 
@@ -186,7 +186,19 @@ def step(
     _prune(state, state.max_seen - horizon, window)
     state.recent[report.report_id] = at
     lat, lon = report.location.lat, report.location.lon
+    cluster = _nearest_cluster(state, lat, lon, at, rule)
+    if cluster is not None:
+        return state, [_attach(cluster, report.report_id, at)]
+    here = Pending(report.report_id, at, lat, lon, _areas(report))
+    opened = _form_cluster(state, report, category, rule, here, topology)
+    return state, [] if opened is None else [opened]
 
+
+def _nearest_cluster(
+    state: ClusterState, lat: float, lon: float, at: datetime, rule: ClusterRule
+) -> Cluster | None:
+    """The open cluster nearest to (lat, lon) that a report at ``at`` may join, if any."""
+    window: timedelta = rule.window
     best: tuple[float, int] | None = None
     for index, cluster in enumerate(state.clusters):
         ev = cluster.incident.evidence
@@ -195,40 +207,55 @@ def step(
         distance = haversine_m(lat, lon, cluster.lat, cluster.lon)
         if distance <= rule.radius_m and (best is None or distance < best[0]):
             best = (distance, index)
-    if best is not None:
-        cluster = state.clusters[best[1]]
-        ev = cluster.incident.evidence
-        ids = list(ev.event_ids)
-        if len(ids) < MAX_EVENT_IDS:
-            ids.append(report.report_id)
-        evidence = ev.model_copy(
-            update={
-                "event_ids": tuple(ids),
-                "first_at": min(ev.first_at, at),
-                "last_at": max(ev.last_at, at),
-                "count": ev.count + 1,
-                "peak_value": float(ev.count + 1),
-            }
-        )
-        cluster.incident = cluster.incident.model_copy(
-            update={
-                "evidence": evidence,
-                "updated_at": max(cluster.incident.updated_at, at),
-                "last_action": IncidentAction.evidence,
-            }
-        )
-        return state, [IncidentEvent(IncidentAction.evidence, cluster.incident)]
+    return None if best is None else state.clusters[best[1]]
 
-    here = Pending(report.report_id, at, lat, lon, _areas(report))
+
+def _attach(cluster: Cluster, report_id: str, at: datetime) -> IncidentEvent:
+    """Add a report to an open cluster's evidence (updated in place); its ``evidence`` event."""
+    ev = cluster.incident.evidence
+    ids = list(ev.event_ids)
+    if len(ids) < MAX_EVENT_IDS:
+        ids.append(report_id)
+    evidence = ev.model_copy(
+        update={
+            "event_ids": tuple(ids),
+            "first_at": min(ev.first_at, at),
+            "last_at": max(ev.last_at, at),
+            "count": ev.count + 1,
+            "peak_value": float(ev.count + 1),
+        }
+    )
+    cluster.incident = cluster.incident.model_copy(
+        update={
+            "evidence": evidence,
+            "updated_at": max(cluster.incident.updated_at, at),
+            "last_action": IncidentAction.evidence,
+        }
+    )
+    return IncidentEvent(IncidentAction.evidence, cluster.incident)
+
+
+def _form_cluster(
+    state: ClusterState,
+    report: CitizenReport,
+    category: ReportCategory,
+    rule: ClusterRule,
+    here: Pending,
+    topology: Topology,
+) -> IncidentEvent | None:
+    """Open a cluster when ``here`` and the pending reports near it number ``rule.count``
+    (its ``open`` event); else keep ``here`` pending (None)."""
+    window: timedelta = rule.window
     members = [
         p
         for p in state.pending
-        if abs(p.at - at) <= window and haversine_m(lat, lon, p.lat, p.lon) <= rule.radius_m
+        if abs(p.at - here.at) <= window
+        and haversine_m(here.lat, here.lon, p.lat, p.lon) <= rule.radius_m
     ]
     members.append(here)
     if len(members) < rule.count:
         state.pending.append(here)
-        return state, []
+        return None
     members.sort(key=lambda p: (p.at, p.report_id))
     member_ids = {p.report_id for p in members}
     state.pending = [p for p in state.pending if p.report_id not in member_ids]
@@ -253,11 +280,11 @@ def step(
             count=len(members),
         ),
         areas=AdminCodes(**first.areas),
-        opened_at=at,
+        opened_at=here.at,
         topology=topology,
     )
     state.clusters.append(Cluster(centre_lat, centre_lon, incident))
-    return state, [IncidentEvent(IncidentAction.open, incident)]
+    return IncidentEvent(IncidentAction.open, incident)
 
 
 def _prune(state: ClusterState, horizon: datetime, window: timedelta) -> None:

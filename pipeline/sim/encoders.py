@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 
 from pipeline.ingest.adapters.ngsi import FIWARE_METRICS
-from pipeline.ingest.units import convert
 from pipeline.sim.events import SimEvent
 from pipeline.topology import Topology
+from pipeline.units import convert
 
 READING_FORMATS = ("canonical", "ngsi-v2", "ngsi-ld", "sensorthings")
 REPORT_FORMATS = ("canonical", "open311")

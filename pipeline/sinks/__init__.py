@@ -18,6 +18,7 @@ __all__ = [
     "AggregateStore",
     "StoreError",
     "StoreUnavailable",
+    "claim_store",
     "dedup_token_for",
     "open_store",
 ]
@@ -36,3 +37,16 @@ def open_store(
     """
     overrides = StoreOverrides(chdb_path=Path(chdb_path) if chdb_path else None)
     return open_backend(str(setting(sinks, "store", "chdb")), sinks, environ, overrides)
+
+
+def claim_store(store: AggregateStore) -> None:
+    """Take what ``store`` holds exclusively, now: the embedded store's directory (a
+    ``StoreError`` at once when another process has it, naming the settings to change).
+    A server store holds nothing exclusively, and has no ``claim``.
+
+    Why at start-up: the first write comes only when a window closes, and a store that
+    cannot be opened there is retried without end (``StoreWriter``).
+    """
+    take = getattr(store, "claim", None)
+    if callable(take):
+        take()

@@ -68,9 +68,8 @@ COLUMN_TYPES: tuple[str, ...] = (
     "UInt16",
 )
 
-#: The one table definition both backends execute; ``{database}`` is substituted.
-AGGREGATES_DDL = """
-CREATE TABLE IF NOT EXISTS {database}.aggregates
+#: The aggregates' columns, as the DDL declares them (``written_at`` the server fills).
+AGGREGATES_COLUMNS_SQL = """
 (
     window_start   DateTime64(3, 'UTC'),
     window_end     DateTime64(3, 'UTC'),
@@ -86,11 +85,21 @@ CREATE TABLE IF NOT EXISTS {database}.aggregates
     schema_version UInt16,
     written_at     DateTime64(6, 'UTC') DEFAULT now64(6)
 )
-ENGINE = ReplacingMergeTree(written_at)
-PARTITION BY toYYYYMM(window_start)
-ORDER BY (level, area_code, metric, window_start)
-SETTINGS non_replicated_deduplication_window = 1000
 """.strip()
+
+#: How the aggregates are laid out on disk, after the engine (any MergeTree flavour).
+AGGREGATES_LAYOUT_SQL = (
+    "PARTITION BY toYYYYMM(window_start)\nORDER BY (level, area_code, metric, window_start)"
+)
+
+#: The one table definition both backends execute; ``{database}`` is substituted.
+AGGREGATES_DDL = (
+    "CREATE TABLE IF NOT EXISTS {database}.aggregates\n"
+    f"{AGGREGATES_COLUMNS_SQL}\n"
+    "ENGINE = ReplacingMergeTree(written_at)\n"
+    f"{AGGREGATES_LAYOUT_SQL}\n"
+    "SETTINGS non_replicated_deduplication_window = 1000"
+)
 
 #: Reads see one row per key, exactly, before and after background merges.
 SELECT_SQL = """
@@ -168,11 +177,17 @@ INCIDENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("schema_version", "UInt16"),
 )
 
+#: The incidents' columns, as the DDL declares them (``written_at`` the server fills).
+INCIDENTS_COLUMNS_SQL = (
+    "(\n"
+    + "".join(f"    {name} {kind},\n" for name, kind in INCIDENT_COLUMNS)
+    + "    written_at DateTime64(6, 'UTC') DEFAULT now64(6)\n)"
+)
+
 #: One row per incident after merges (the highest ``version``); reads use ``FINAL``.
 INCIDENTS_DDL = (
-    "CREATE TABLE IF NOT EXISTS {database}.incidents\n(\n"
-    + "".join(f"    {name} {kind},\n" for name, kind in INCIDENT_COLUMNS)
-    + "    written_at DateTime64(6, 'UTC') DEFAULT now64(6)\n)\n"
+    "CREATE TABLE IF NOT EXISTS {database}.incidents\n"
+    f"{INCIDENTS_COLUMNS_SQL}\n"
     "ENGINE = ReplacingMergeTree(version)\n"
     "ORDER BY incident_id\n"
     "SETTINGS non_replicated_deduplication_window = 1000"

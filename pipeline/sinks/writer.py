@@ -42,6 +42,8 @@ class StoreWriter:
         self.stopping = stopping
         self.batcher = Batcher(store, max_rows=10_000, max_age=1.0, backoff=Backoff(maximum=10.0))
         self.ready = False
+        #: The last store operation failed (cleared by the next success): readiness.
+        self.failing = False
         self.log = logging.getLogger("pipeline.sinks")
         self._lock = asyncio.Lock()  # the batcher is not thread-safe: one flush at a time
 
@@ -58,6 +60,7 @@ class StoreWriter:
                 await self._pause(delay)
             else:
                 self.ready = True
+                self.failing = False
 
     async def write(self, rows: Sequence[AggregateRow]) -> None:
         """Queue `rows` and return once the store has everything queued so far."""
@@ -83,6 +86,7 @@ class StoreWriter:
             self.metrics.store_insert_seconds.labels(self.backend).observe(
                 time.monotonic() - started
             )
+            self.failing = outcome.error is not None
             if outcome.error is not None:
                 self.metrics.store_failures.labels(self.backend).inc()
                 self.metrics.store_retries.labels(self.backend).inc()
@@ -115,6 +119,7 @@ class StoreWriter:
                 self.metrics.store_insert_seconds.labels(self.backend).observe(
                     time.monotonic() - started
                 )
+                self.failing = False
                 return
 
     async def _pause(self, seconds: float) -> None:
@@ -124,6 +129,7 @@ class StoreWriter:
         waiting for a store that stays down never does; the stop would hang until the
         supervisor kills the worker.
         """
+        self.failing = True  # every failure path pauses before its retry
         deadline = time.monotonic() + seconds
         while True:
             if self.stopping():

@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import ValidationInfo, field_validator, model_validator
 
-from pipeline.ingest.units import UnitError, canonical_unit_name, convert, is_known, same_dimension
 from pipeline.topology.base import Finite, Frozen
 from pipeline.topology.errors import Loc, raise_issues
+from pipeline.units import UnitError, canonical_unit_name, convert, is_known, same_dimension
 
 __all__ = ["Metric"]
 

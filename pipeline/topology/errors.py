@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import reprlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -37,7 +38,9 @@ class TopologyError(ValueError):
     """A topology was refused; ``errors`` lists every problem as ``(path, message)``."""
 
     def __init__(self, errors: Sequence[tuple[str, str]]) -> None:
-        self.errors: ErrorList = [(str(p), str(m)) for p, m in errors] or [("", "invalid")]
+        self.errors: ErrorList = [(_bounded(str(p)), _bounded(str(m))) for p, m in errors] or [
+            ("", "invalid")
+        ]
         super().__init__("\n".join(f"{p}: {m}" if p else m for p, m in self.errors))
 
 
@@ -87,10 +90,27 @@ def path_to_loc(path: str) -> Loc:
     return tuple(loc)
 
 
+_EXCERPT = reprlib.Repr()
+for _field, _limit in (
+    ("maxlevel", 2), ("maxstring", 40), ("maxother", 40), ("maxlong", 40),
+    ("maxdict", 4), ("maxlist", 4), ("maxtuple", 4), ("maxset", 4), ("maxfrozenset", 4),
+):  # fmt: skip
+    setattr(_EXCERPT, _field, _limit)
+MAX_MESSAGE = 300
+
+
 def short(value: object) -> str:
-    """A value as an excerpt for a message: its repr, cut at 40 characters."""
-    text = repr(value)
+    """A value as an excerpt for a message, at most 40 characters.
+
+    Only the excerpt is ever rendered (``reprlib``: a few items of a container, the start
+    of a string), never the whole value: a 5 GB value costs what a small one costs.
+    """
+    text = _EXCERPT.repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _bounded(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
 
 
 # --------------------------------------------------------------------------- messages

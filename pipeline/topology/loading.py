@@ -20,8 +20,23 @@ from pipeline.topology.base import code_as_string
 from pipeline.topology.boundaries import load_boundaries
 from pipeline.topology.catalogue import Metric
 from pipeline.topology.checks import cross_check
-from pipeline.topology.errors import ErrorList, TopologyError, convert, dedupe, key_path
+from pipeline.topology.errors import (
+    ErrorList,
+    TopologyError,
+    convert,
+    dedupe,
+    key_path,
+    short,
+)
 from pipeline.topology.incidents import check_unit_keys, read_unit_keys
+from pipeline.topology.limits import (
+    DEFAULT_LIMITS,
+    LimitExceeded,
+    Limits,
+    expanded_size,
+    file_size_problem,
+    read_bounded,
+)
 from pipeline.topology.model import Topology, check_timezone
 from pipeline.topology.reports import ReportCategory
 from pipeline.topology.rules import Rule
@@ -34,7 +49,31 @@ __all__ = ["load_topology", "load_yaml", "parse_topology"]
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses duplicate keys instead of keeping the last one."""
+    """``yaml.SafeLoader`` that refuses duplicate keys instead of keeping the last one, and
+    counts nodes: it stops composing past ``limits.nodes`` and refuses a document whose
+    aliases would expand past it, before anything is constructed."""
+
+    limits: Limits = DEFAULT_LIMITS
+    _composed = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._composed += 1
+        if self._composed > self.limits.nodes:
+            msg = f"more than {self.limits.nodes:,} YAML nodes (the limit)"
+            raise LimitExceeded(msg)
+        return super().compose_node(parent, index)
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        if expanded_size(node, self.limits.nodes) > self.limits.nodes:
+            msg = (
+                f"its aliases expand to more than {self.limits.nodes:,} YAML nodes (the limit); "
+                "an alias bomb?"
+            )
+            raise LimitExceeded(msg)
+        return self.construct_document(node)
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -48,7 +87,7 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
             msg = "found an unhashable key"
             raise yaml.constructor.ConstructorError(None, None, msg, key_node.start_mark) from exc
         if key in mapping:
-            msg = f"duplicate key {key!r}"
+            msg = f"duplicate key {short(key)}"
             raise yaml.constructor.ConstructorError(None, None, msg, key_node.start_mark)
         mapping[key] = loader.construct_object(value_node, deep=True)
     return mapping
@@ -60,10 +99,14 @@ _StrictLoader.add_constructor(
 )
 
 
-def load_yaml(text: str) -> Any:
-    """Parse YAML safely (no tags that build objects; duplicate keys refused)."""
+def load_yaml(text: str, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """Parse YAML safely (no tags that build objects; duplicate keys refused; node count
+    and alias expansion bounded by ``limits``)."""
+    loader = type("_BoundedLoader", (_StrictLoader,), {"limits": limits})
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506  # a SafeLoader subclass
+        return yaml.load(text, Loader=loader)  # noqa: S506  # a SafeLoader subclass
+    except LimitExceeded as exc:
+        raise TopologyError([("yaml", f"refused: {exc}")]) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "yaml"
@@ -78,26 +121,34 @@ def load_yaml(text: str) -> Any:
 # --------------------------------------------------------------------------- topology
 
 
-def load_topology(path: str | Path) -> Topology:
-    """Read, parse and validate a topology file; ``TopologyError`` lists every problem."""
+def load_topology(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Topology:
+    """Read, parse and validate a topology file; ``TopologyError`` lists every problem.
+
+    Sizes are bounded by ``limits`` before anything is read whole or built.
+    """
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_bounded(file, limits.topology_bytes)
+    except LimitExceeded as exc:
+        raise TopologyError([(str(file), f"refused: {exc}")]) from exc
     except OSError as exc:
         msg = f"cannot read {file}: {exc.strerror or exc}"
         raise TopologyError([(str(file), msg)]) from exc
     except UnicodeDecodeError as exc:
         msg = f"{file} is not UTF-8 text"
         raise TopologyError([(str(file), msg)]) from exc
-    return parse_topology(load_yaml(text), file.resolve().parent)
+    return parse_topology(load_yaml(text, limits), file.resolve().parent, limits)
 
 
-def parse_topology(data: Any, base_dir: Path) -> Topology:
+def parse_topology(data: Any, base_dir: Path, limits: Limits = DEFAULT_LIMITS) -> Topology:
     """Validate a topology mapping (as YAML gives it); relative paths resolve in ``base_dir``."""
     if not isinstance(data, dict):
         kind = "empty" if data is None else type(data).__name__
         raise TopologyError([("", f"a topology must be a mapping of sections, not {kind}")])
     raw = dict(data)
+    errors = _oversized_files(raw, base_dir, limits)
+    if errors:
+        raise TopologyError(errors)
     errors, from_file = _inline_sensor_file(raw, base_dir)
     if isinstance(raw.get("areas"), list):  # `{file: x.csv, level: street}` items
         raw["areas"], area_errors = expand_area_files(raw["areas"], base_dir)
@@ -130,6 +181,38 @@ def parse_topology(data: Any, base_dir: Path) -> Topology:
     topology._features = features
     topology._unit_keys = unit_keys
     return topology
+
+
+def _oversized_files(raw: Mapping[str, Any], base_dir: Path, limits: Limits) -> ErrorList:
+    """Every file the topology names that is larger than its limit (checked before any is
+    read: ``/dev/zero`` or a 5 GB registry is refused by size, not by running out of memory).
+    Unreadable files are left to the section readers, which say why."""
+    named: list[tuple[str, Any, int]] = []
+    sensors, boundaries, incidents = (raw.get(k) for k in ("sensors", "boundaries", "incidents"))
+    if isinstance(sensors, dict):
+        named.append(("sensors.file", sensors.get("file"), limits.sensor_file_bytes))
+    if isinstance(boundaries, str):
+        boundaries = [boundaries]
+    if isinstance(boundaries, list):
+        named += [
+            (f"boundaries[{n}]", b, limits.boundary_file_bytes) for n, b in enumerate(boundaries)
+        ]
+    if isinstance(incidents, dict):
+        named.append(("incidents.unit_keys", incidents.get("unit_keys"), limits.keys_file_bytes))
+    for n, item in enumerate(raw.get("areas") or []):
+        if isinstance(item, dict) and "file" in item:
+            named.append((f"areas[{n}].file", item.get("file"), limits.area_file_bytes))
+    errors: ErrorList = []
+    for where, rel, limit in named:
+        if not isinstance(rel, str) or not rel:
+            continue
+        try:
+            problem = file_size_problem(base_dir / rel, limit)
+        except OSError:
+            continue
+        if problem is not None:
+            errors.append((where, f"refused: {problem}"))
+    return errors
 
 
 def _unit_keys(sections: Mapping[str, Any], base_dir: Path) -> tuple[Any, ErrorList]:

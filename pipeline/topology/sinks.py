@@ -19,7 +19,7 @@ __all__ = ["ChdbSink", "ClickHouseSink", "Sinks"]
 class ChdbSink(Frozen):
     """The embedded ClickHouse engine: data directory and database."""
 
-    path: Text = "data/chdb"
+    path: Text = "chdb"
     database: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")] = "cityops"
 
 

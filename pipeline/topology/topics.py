@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Annotated, Literal, cast, get_args
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pipeline.topology.base import Frozen
 from pipeline.topology.durations import RetentionPeriod
@@ -133,7 +133,22 @@ class Topics(Frozen):
     area_partitions: Partitions = 1
     kind_partitions: dict[OutputKind, Partitions] = Field(default_factory=dict)
     replication: Annotated[int, Field(ge=1, le=16)] = 1
+    min_insync_replicas: Annotated[int | None, Field(ge=1, le=16)] = None
+    """Replicas that must have a record before an ``acks=all`` write counts (the topic's
+    ``min.insync.replicas``); None leaves the broker's default. With replication 3, 2 lets
+    one broker die without losing or refusing a write."""
     retention: Retention = Retention()
+
+    @model_validator(mode="after")
+    def _insync_fits_replication(self) -> Topics:
+        wanted = self.min_insync_replicas
+        if wanted is not None and wanted > self.replication:
+            msg = (
+                f"min_insync_replicas ({wanted}) cannot exceed replication "
+                f"({self.replication}): every acks=all write would be refused"
+            )
+            raise ValueError(msg)
+        return self
 
     def name(self, kind: TopicKind, area: str | None = None) -> str:
         """The topic for ``kind``; district and street incident topics need the area code."""
@@ -161,6 +176,8 @@ class Topics(Frozen):
             policy = "delete"
         per_area = kind in ("incidents_district", "incidents_street")
         config = {"cleanup.policy": policy, "retention.ms": ms}
+        if self.min_insync_replicas is not None:
+            config["min.insync.replicas"] = str(self.min_insync_replicas)
         if kind in _COMPACTED:
             config.update(_COMPACTION)
         if kind in _ARRIVAL_STAMPED:

@@ -56,9 +56,7 @@ def deployment(
     """A demo topology on its own database in the backend, holding ``ROWS``."""
     database = f"q_{uuid.uuid4().hex[:12]}"
     text = DEMO.read_text(encoding="utf-8")
-    text = text.replace(
-        "chdb: {path: data/chdb-demo}", f"chdb: {{path: nowhere, database: {database}}}"
-    )
+    text = text.replace("chdb: {path: chdb-demo}", f"chdb: {{path: nowhere, database: {database}}}")
     text = text.replace("database: cityops}", f"database: {database}}}")
     store: AggregateStore
     if request.param == "chdb":

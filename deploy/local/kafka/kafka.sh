@@ -6,6 +6,8 @@
 #   kafka.sh stop             controlled shutdown by pid (SIGTERM, then SIGKILL after 40 s)
 #   kafka.sh status           running or not, exit 0 / 3
 #   kafka.sh classpath        print the classpath (for Kafka's own perf tools)
+#   kafka.sh cluster up|down|status|bootstrap|start N|stop N|kill N
+#                             the local three-node cluster (cluster.sh says more)
 #
 # Secured (KAFKA_SECURITY=sasl_ssl; the state directory remembers it once formatted):
 #   kafka.sh start            as above, with a generated CA and broker key, one SASL_SSL
@@ -81,6 +83,9 @@ probe() {
 # The secured mode (KAFKA_SECURITY=sasl_ssl): its functions live beside this script.
 # shellcheck source=secure.sh
 source "$here/secure.sh"
+# The three-node cluster: its functions live beside this script too.
+# shellcheck source=cluster.sh
+source "$here/cluster.sh"
 
 start() {
   require_java
@@ -165,8 +170,9 @@ case "${1:-}" in
   stop) stop ;;
   status) status ;;
   classpath) fetch; echo "$libs/*" ;;
+  cluster) shift; cluster_command "$@" ;;
   env) print_env "${2:-}" ;;
   user) [[ -n "${2:-}" ]] || die "usage: $0 user USER"; set_user "$2" no ;;
   rotate) [[ -n "${2:-}" ]] || die "usage: $0 rotate USER"; set_user "$2" yes ;;
-  *) echo "usage: $0 {fetch|start|stop|status|classpath|env|user|rotate}" >&2; exit 2 ;;
+  *) echo "usage: $0 {fetch|start|stop|status|classpath|cluster|env|user|rotate}" >&2; exit 2 ;;
 esac

@@ -39,31 +39,46 @@ def record_key_of(table_key: str) -> str:
     return table_key.split(STATE_KEY_SEPARATOR, 1)[0]
 
 
+#: The most snapshot bytes one incident-events message carries: a long breach streak in
+#: one large batch (thousands of readings) once made a single message larger than the
+#: broker accepts, and the worker stopped on that batch at every restart.
+EVENTS_MESSAGE_BYTES = 256 * 1024
+
+
 def incident_event_emits(topology: Topology, events: Iterable[IncidentEvent]) -> list[Emit]:
     """Detection's events for the lifecycle: one message per incident, keyed by its id,
     holding that incident's events of the batch in order (a JSON array of incident
     snapshots whose `last_action` is the event's action); the emit's reason is the last.
+    An incident whose events exceed `EVENTS_MESSAGE_BYTES` gets several messages, in
+    order (one key: one partition, so the lifecycle reads them in that order).
 
     Why per incident: the lifecycle's state is keyed (and partitioned) by incident id, and
     a breach streak yields many events of one incident in one batch: one message carries
     them all instead of one Faust event each."""
-    grouped: dict[str, tuple[list[bytes], list[str]]] = {}
+    grouped: dict[str, list[list[tuple[bytes, str]]]] = {}
+    sizes: dict[str, int] = {}
     for event in events:
         incident = event.incident.model_copy(update={"last_action": event.action})
-        values, actions = grouped.setdefault(incident.incident_id, ([], []))
-        values.append(incident.model_dump_json().encode())
-        actions.append(str(event.action))
+        value = incident.model_dump_json().encode()
+        chunks = grouped.setdefault(incident.incident_id, [[]])
+        size = sizes.get(incident.incident_id, 0)
+        if chunks[-1] and size + len(value) > EVENTS_MESSAGE_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append((value, str(event.action)))
+        sizes[incident.incident_id] = size + len(value) + 1
     topic = topology.topics.name("incident_events")
     return [
         Emit(
             topic,
             ident.encode(),
-            b"[" + b",".join(values) + b"]",
+            b"[" + b",".join(value for value, _ in chunk) + b"]",
             "incident_event",
-            actions[-1],
-            count=len(values),
+            chunk[-1][1],
+            count=len(chunk),
         )
-        for ident, (values, actions) in grouped.items()
+        for ident, chunks in grouped.items()
+        for chunk in chunks
     ]
 
 

@@ -31,8 +31,9 @@ from pipeline.engine.worker.wiring import Wiring, records_of
 __all__ = ["register"]
 
 
-def register(app: faust.App, w: Wiring) -> None:
-    """Define the agents, the raw intake, the SLA timer and the revoke hook on `app`."""
+def register(app: faust.App, w: Wiring) -> RawIntake:
+    """Define the agents, the raw intake, the SLA timer and the revoke hook on `app`;
+    return the raw intake (readiness watches it)."""
 
     @app.agent(w.topic("analyze"), name="analyze", concurrency=1)
     async def analyze_agent(stream: faust.StreamT[bytes]) -> None:
@@ -73,7 +74,9 @@ def register(app: faust.App, w: Wiring) -> None:
             await w.writer.write([])
 
     app.add_dependency(w.outputs)  # started before the intake, stopped after it
-    app.add_dependency(RawIntake(w, loop=app.loop, beacon=app.beacon))
+    intake = RawIntake(w, loop=app.loop, beacon=app.beacon)
+    app.add_dependency(intake)
+    return intake
 
 
 async def consume(w: Wiring, group: Group, records: list[Record]) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry
 
-from pipeline.engine.worker import agents, incidents_api
+from pipeline.engine.worker import agents, health, incidents_api
+from pipeline.engine.worker.failure import exit_if_stop_hangs
 from pipeline.engine.worker.telemetry import preset_children
 from pipeline.engine.worker.web import aggregates_endpoint
 from pipeline.engine.worker.wiring import Wiring
@@ -22,6 +23,20 @@ from pipeline.kafka.clients import faust_credentials
 from pipeline.metrics import Metrics, install_faust_metrics
 from pipeline.settings import Settings
 from pipeline.topology import Topology
+
+
+class Worker(faust.Worker):
+    """Faust's worker with a deadline on its stop (`Settings.stop_timeout_seconds`)."""
+
+    def __init__(self, app: faust.App, *args: Any, stop_timeout: float, **kwargs: Any) -> None:
+        super().__init__(app, *args, **kwargs)
+        self._stop_timeout = stop_timeout
+        self._stop_deadline: Any = None
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        if self._stop_deadline is None:
+            self._stop_deadline = exit_if_stop_hangs(self._stop_timeout)
+        super()._schedule_shutdown(signal)
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -47,8 +62,9 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     metrics.worker_info.info({"version": cityops_version(), "topology": topology.id})
     preset_children(metrics, topology)
     wiring = Wiring.build(app, settings, topology, metrics)
-    agents.register(app, wiring)
+    intake = agents.register(app, wiring)
     incidents_api.register(app, wiring)
+    health.register(app, intake, wiring.writer)
 
     @app.page("/aggregates")
     async def aggregates_page(web: Any, request: Any) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 
 from pipeline.engine.emit import Record
@@ -27,6 +28,7 @@ EXIT_STOPPED_MID_BATCH = 75
 __all__ = [
     "EXIT_BATCH_FAILED",
     "EXIT_STOPPED_MID_BATCH",
+    "exit_if_stop_hangs",
     "StoppedMidBatch",
     "blaming_records",
     "unacknowledged_on_failure",
@@ -94,3 +96,29 @@ async def unacknowledged_on_failure(agent: str) -> AsyncIterator[None]:
         )
         logging.shutdown()
         os._exit(EXIT_BATCH_FAILED)
+
+
+def exit_if_stop_hangs(seconds: float) -> threading.Timer:
+    """Arm a deadline for a stop that has begun: past it, exit with `EXIT_STOPPED_MID_BATCH`.
+
+    Why: a warm shutdown waits on the broker (the group's leave, the consumers' commits,
+    the producers' flush), and while the broker is unreachable aiokafka retries those
+    without end, so a SIGTERM during an outage would never end the worker. Exiting
+    unacknowledged is safe: whatever was not committed is replayed by the next worker.
+    """
+
+    def expire() -> None:
+        log = logging.getLogger("pipeline.engine.worker")
+        log.warning(
+            "the stop did not finish within %.0f s (is the broker unreachable?); exiting"
+            " with status %d: what was not acknowledged is replayed by the next worker",
+            seconds,
+            EXIT_STOPPED_MID_BATCH,
+        )
+        logging.shutdown()
+        os._exit(EXIT_STOPPED_MID_BATCH)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    return timer

@@ -5,9 +5,11 @@ Why not a Faust agent: Faust charges ~200 µs per message whatever the message h
 raw topics would cap a worker at a few thousand readings per second. Normalization is
 stateless, so a plain batch consumer does it inside the worker: `getmany`, normalize the
 whole batch (readings leave as one batch message per district), send, wait for the
-broker's acknowledgements, commit. It starts and stops with the Faust app, counts in the
-same metrics, and its consumer group (`<worker id>.intake`) shares the raw partitions
-between workers like any group.
+broker's acknowledgements, commit. One batch is in flight while the next is fetched and
+normalized, so the broker's acknowledgement time overlaps our work instead of adding to
+it; batches are still sent and committed one after the other, in order. It starts and
+stops with the Faust app, counts in the same metrics, and its consumer group
+(`<worker id>.intake`) shares the raw partitions between workers like any group.
 
 At-least-once: offsets are committed only after the batch's outputs are acknowledged. A
 worker killed (or a partition revoked) between send and commit re-reads the batch, and
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,7 +32,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import TopicPartition
 from mode import Service
 
-from pipeline.engine.emit import Record, partition_name
+from pipeline.engine.emit import Emit, Record, partition_name
 from pipeline.engine.worker.failure import unacknowledged_on_failure
 from pipeline.engine.worker.wiring import Wiring
 from pipeline.kafka.clients import client_options
@@ -67,6 +70,7 @@ class RawIntake(Service):
         self.w = w
         self.consumer: AIOKafkaConsumer | None = None
         self._next: dict[TopicPartition, int] = {}
+        self._in_flight: asyncio.Future[None] | None = None
 
     async def on_start(self) -> None:
         settings = self.w.settings
@@ -85,8 +89,21 @@ class RawIntake(Service):
 
     async def on_stop(self) -> None:
         # No commit here: an unfinished batch is re-read by the next owner.
+        if self._in_flight is not None:
+            self._in_flight.cancel()
         if self.consumer is not None:
             await self.consumer.stop()
+
+    @Service.timer(1.0)
+    async def _watch_broker(self) -> None:
+        """How long the broker has been silent: the newest fetch answer (empty ones count)
+        of any assigned raw partition. During an outage it grows; the worker waits."""
+        consumer = self.consumer
+        if consumer is None or not consumer.assignment():
+            return
+        heard = [consumer.last_poll_timestamp(tp) or 0 for tp in consumer.assignment()]
+        if max(heard) > 0:
+            self.w.metrics.broker_silence.set(max(0.0, time.time() - max(heard) / 1000))
 
     @Service.task
     async def _consume(self) -> None:
@@ -101,11 +118,21 @@ class RawIntake(Service):
                 for tp in consumer.assignment() - self._next.keys():
                     self._next[tp] = await consumer.position(tp)  # assigned: where it starts
                 if fetched:
-                    await self._process(consumer, fetched)
+                    emits, offsets = self._normalize(consumer, fetched)
+                    await self._settle_in_flight()
+                    self._in_flight = asyncio.ensure_future(self._deliver(consumer, emits, offsets))
+                else:
+                    await self._settle_in_flight()
 
-    async def _process(
+    async def _settle_in_flight(self) -> None:
+        """Wait for the previous batch's send and commit; its failure is raised here."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            await in_flight
+
+    def _normalize(
         self, consumer: AIOKafkaConsumer, fetched: dict[TopicPartition, list[Any]]
-    ) -> None:
+    ) -> tuple[list[Emit], dict[TopicPartition, int]]:
         records = [
             Record(m.topic, m.key, m.value, tuple(m.headers or ()), m.partition, m.offset,
                    m.timestamp)
@@ -116,7 +143,13 @@ class RawIntake(Service):
         self._next.update(offsets)
         assigned = [partition_name(tp.topic, tp.partition) for tp in consumer.assignment()]
         out = self.w.run("intake", records, self._caught_up(consumer), assigned)
-        await self.w.outputs.send(out.emits)
+        return out.emits, offsets
+
+    async def _deliver(
+        self, consumer: AIOKafkaConsumer, emits: list[Emit], offsets: dict[TopicPartition, int]
+    ) -> None:
+        """Send a batch's outputs, then commit its offsets once the broker has them."""
+        await self.w.outputs.send(emits)
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:

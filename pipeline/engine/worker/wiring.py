@@ -32,7 +32,7 @@ from pipeline.engine.worker.telemetry import (
 from pipeline.metrics import Metrics
 from pipeline.models import Rejection, RejectReason
 from pipeline.settings import Settings
-from pipeline.sinks import AggregateStore, StoreError, open_store
+from pipeline.sinks import AggregateStore, StoreError, claim_store, open_store
 from pipeline.sinks.incidents import incident_row
 from pipeline.sinks.writer import StoreWriter
 from pipeline.topology import Topology
@@ -192,7 +192,11 @@ def records_of(events: Sequence[Any]) -> list[Record]:
 
 def _open_store(settings: Settings, topology: Topology) -> AggregateStore:
     try:
-        return open_store(topology.sinks, os.environ, chdb_path=settings.chdb_path)
+        store = open_store(
+            topology.sinks, os.environ, chdb_path=settings.chdb_dir(topology.sinks.chdb.path)
+        )
+        claim_store(store)
     except StoreError as exc:
         msg = f"cannot open the aggregate store: {exc}"
         raise SystemExit(msg) from exc
+    return store

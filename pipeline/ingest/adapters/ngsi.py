@@ -79,7 +79,7 @@ _AIR: dict[str, tuple[str, str | None]] = {
 _WATER: dict[str, tuple[str, str | None]] = {
     "temperature": ("water_temperature", "degC"),
     "pH": ("ph", "pH"),
-    "O2": ("do", None),
+    "O2": ("dissolved_oxygen", None),  # the catalogue name (Smart Data Models: dissolved oxygen)
     "cod": ("cod", None),
     "bod": ("bod5", None),
     "NH4": ("nh3n", None),  # GB 3838 ammonia nitrogen arrives as NH4 (see notes)

@@ -5,6 +5,10 @@ Facts that shape this module (shared/notes/performance-and-sinks.md, checked on 
   another directory in the same process is refused, and only one process may own a
   directory. So sessions are cached per path here and shared by every store (and the
   test-support HTTP server) in the process; several stores differ by database name.
+- chDB's own guard against a second process on a directory is a lock on ``status`` that
+  it retries without end ("Cannot lock file .../status ... retrying"). So a process first
+  takes an OS lock (``fcntl.flock``) on ``LOCK_FILE`` in the directory and is refused at
+  once, with the settings to change, when another process holds it (``claim``).
 - Importing chdb costs ~0.3-0.6 s: it is imported lazily, on first use.
 - Inserts stream RowBinary (``send_insert(..., "RowBinary")``; the encoding, and why not
   Arrow, in ``clickhouse_sql.rows_to_rowbinary``). A streaming insert holds the
@@ -13,6 +17,9 @@ Facts that shape this module (shared/notes/performance-and-sinks.md, checked on 
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -39,6 +46,10 @@ from pipeline.sinks.registry import Backend, StoreOverrides, setting
 
 _SESSIONS: dict[Path, Any] = {}
 _SESSIONS_LOCK = threading.Lock()
+#: The lock file in a store directory, and the open descriptors that hold the locks (an
+#: flock lasts as long as its descriptor: they stay open for the life of the process).
+LOCK_FILE = ".cityops.lock"
+_CLAIMS: dict[Path, int] = {}
 #: One lock per process: the embedded server is one connection.
 ENGINE_LOCK = threading.RLock()
 
@@ -55,21 +66,71 @@ def current_path() -> Path | None:
         return next(iter(_SESSIONS), None)
 
 
+class StoreInUse(StoreError):
+    """Another process holds the embedded store's directory (not retryable: refuse)."""
+
+
+def claim(path: str | Path) -> Path:
+    """Take ``path`` (a chDB data directory) for this process, or raise ``StoreInUse`` at
+    once if another process has it. Idempotent within a process; returns the resolved path.
+
+    The lock is ``flock`` on ``LOCK_FILE``: the kernel drops it when the process dies, so
+    a killed worker leaves nothing to clean up. The file holds the owner's pid, for the
+    error message only.
+    """
+    resolved = Path(path).expanduser().resolve()
+    with _SESSIONS_LOCK:
+        if resolved in _CLAIMS:
+            return resolved
+        try:
+            resolved.mkdir(parents=True, exist_ok=True)
+            fd = os.open(resolved / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            msg = f"cannot use {resolved} for the embedded store: {exc.strerror or exc}"
+            raise StoreError(msg) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                msg = f"cannot lock {resolved / LOCK_FILE}: {exc.strerror or exc}"
+                raise StoreError(msg) from exc
+            raise StoreInUse(in_use_message(resolved, owner)) from exc
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _CLAIMS[resolved] = fd
+        return resolved
+
+
+def in_use_message(path: Path, owner: str) -> str:
+    """One line: whose the store is, and the settings that give each worker its own."""
+    who = f"another process (pid {owner})" if owner.isdigit() else "another process"
+    return (
+        f"the embedded chDB store {path} is in use by {who}; chDB allows one process per "
+        "directory: give each worker its own CITYOPS_DATA_DIR (or CITYOPS_CHDB_PATH), or "
+        "use the ClickHouse server store (sinks.store: clickhouse) for several workers"
+    )
+
+
 def get_session(path: str | Path) -> Any:
-    """The process's chDB session on ``path`` (created once; a second path is an error)."""
+    """The process's chDB session on ``path`` (created once; a second path is an error).
+
+    The directory is claimed first (``claim``), so a second process is refused at once
+    instead of chDB retrying its own lock without end.
+    """
     resolved = Path(path).expanduser().resolve()
     with _SESSIONS_LOCK:
         session = _SESSIONS.get(resolved)
         if session is not None:
             return session
-        if _SESSIONS:
-            other = next(iter(_SESSIONS))
-            msg = (
-                f"chDB already serves {other} in this process; one process can open only "
-                f"one chDB data directory (asked for {resolved})"
-            )
-            raise StoreError(msg)
-        resolved.mkdir(parents=True, exist_ok=True)
+        _refuse_a_second_directory(resolved)
+    claim(resolved)
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get(resolved)
+        if session is not None:
+            return session
+        _refuse_a_second_directory(resolved)
         from chdb import session as chdb_session  # noqa: TID251 - lazy: the import costs ~0.5 s
 
         try:
@@ -79,6 +140,16 @@ def get_session(path: str | Path) -> Any:
             raise StoreError(msg) from exc
         _SESSIONS[resolved] = session
         return session
+
+
+def _refuse_a_second_directory(resolved: Path) -> None:
+    if _SESSIONS:
+        other = next(iter(_SESSIONS))
+        msg = (
+            f"chDB already serves {other} in this process; one process can open only "
+            f"one chDB data directory (asked for {resolved})"
+        )
+        raise StoreError(msg)
 
 
 def translate_error(exc: Exception, action: str) -> StoreError:
@@ -102,6 +173,11 @@ class ChdbStore:
 
     def __repr__(self) -> str:
         return f"ChdbStore(path={str(self.path)!r}, database={self.database!r})"
+
+    def claim(self) -> None:
+        """Take the data directory now (a worker at start-up): ``StoreInUse`` at once if
+        another process has it, rather than when the first window closes."""
+        claim(self.path)
 
     def _conn(self) -> Any:
         if self._closed:
@@ -184,9 +260,11 @@ class ChdbStore:
 def open_chdb(section: Any, environ: Mapping[str, str], overrides: StoreOverrides) -> ChdbStore:
     """The store ``sinks.chdb`` describes (path, database); ``overrides.chdb_path`` wins.
 
-    A relative path is taken relative to the current directory. Nothing is opened yet.
+    The worker and the CLI pass ``Settings.chdb_dir(...)`` as the override: the topology's
+    path under CITYOPS_DATA_DIR, or CITYOPS_CHDB_PATH. Without one, a relative path is
+    taken relative to the current directory. Nothing is opened yet.
     """
-    path = overrides.chdb_path or Path(str(setting(section, "path", "data/chdb")))
+    path = overrides.chdb_path or Path(str(setting(section, "path", "chdb")))
     return ChdbStore(path, database=str(setting(section, "database", "cityops")))
 
 

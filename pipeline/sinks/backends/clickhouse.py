@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 from pipeline.models import AggregateRow, AreaLevel
 from pipeline.sinks.base import StoreError, StoreUnavailable, check_token
+from pipeline.sinks.clickhouse_cluster import cluster_statements
 from pipeline.sinks.clickhouse_sql import (
     COLUMN_TYPES,
     COLUMNS,
@@ -155,11 +156,18 @@ class ClickHouseStore:
 
     # -- the protocol --------------------------------------------------------------------
 
-    def init(self) -> None:
-        """Create the database, the aggregates and the incidents tables (idempotent)."""
+    def init(self, *, cluster: str | None = None) -> None:
+        """Create the database, the aggregates and the incidents tables (idempotent); with
+        ``cluster``, replicated tables and Distributed tables over them on every node of
+        that cluster (``clickhouse_cluster``)."""
+        statements = (
+            cluster_statements(self.database, cluster)
+            if cluster is not None
+            else create_statements(self.database)
+        )
         with self._lock:
             client = self._connect()
-            for statement in create_statements(self.database):
+            for statement in statements:
                 try:
                     client.command(statement)
                 except Exception as exc:

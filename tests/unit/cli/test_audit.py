@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli.audit import audit_app
-from tests.unit.engine.test_local import P, dry_run, world
+from tests.unit.cli.test_dryrun import P, dry_run, world
 
 runner = CliRunner()
 

@@ -19,6 +19,7 @@ from pipeline.engine.stages import (
     incident_event_emits,
     record_key_of,
 )
+from pipeline.engine.stages.detect import EVENTS_MESSAGE_BYTES
 from pipeline.models import AdminCodes, Reading, ReadingBatch
 from pipeline.topology import load_topology, parse_topology
 from tests.support.paths import DEMO
@@ -272,3 +273,20 @@ def test_a_readings_batch_split_into_readings_gives_what_the_whole_gives() -> No
         positions(ReadingBatch.model_validate_json(unit.value), unit.source)[0] for unit in units
     ]
     assert split == whole
+
+
+def test_a_long_streak_in_one_batch_is_split_into_messages_the_broker_accepts() -> None:
+    stage = DetectStage(load_topology(DEMO), {}, {})
+    readings = [_reading(i, 160.0) for i in range(3000)]  # one streak: one incident
+    batch = ReadingBatch.of(readings)
+    where = [Position("r:0", i) for i in range(len(readings))]
+    events = stage.on_readings("310101", batch, where)
+    messages = incident_event_emits(stage.topology, events)
+    assert len({m.key for m in messages}) == 1 and len(messages) > 1
+    assert all(len(m.value) <= EVENTS_MESSAGE_BYTES for m in messages)
+    snapshots = [doc for m in messages for doc in orjson.loads(m.value)]
+    assert [s["last_action"] for s in snapshots] == [str(e.action) for e in events]
+    assert sum(m.count for m in messages) == len(events)
+    assert [m.reason for m in messages] == [
+        orjson.loads(m.value)[-1]["last_action"] for m in messages
+    ]

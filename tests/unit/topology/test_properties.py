@@ -59,6 +59,8 @@ def mutated(draw: st.DrawFn) -> dict[str, Any]:
             parent[last]  # noqa: B018  # the path may be gone after an earlier mutation
         except (KeyError, IndexError, TypeError):
             continue
+        if not isinstance(parent, dict | list):
+            continue  # an earlier mutation made it a scalar (a string indexes, but is not a node)
         action = draw(st.sampled_from(["delete", "replace", "swap_type", "add_key"]))
         if action == "delete":
             del parent[last]

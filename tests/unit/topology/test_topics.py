@@ -8,7 +8,7 @@ from pipeline.topology import (
     TOPIC_KINDS,
     load_topology,
 )
-from tests.unit.topology.demo_edits import DEMO
+from tests.unit.topology.demo_edits import DEMO, errors_after, valid_after
 
 
 def test_topics_and_topic_plan() -> None:
@@ -46,3 +46,17 @@ def test_topics_and_topic_plan() -> None:
         "retention.ms": str(3 * 86400000),
     }
     assert plan["cityops.demo.incidents.street.310104011"].partitions == 1
+
+
+def test_replication_and_min_insync_replicas_reach_every_topic() -> None:
+    topo = valid_after(lambda d: d["topics"].update(replication=3, min_insync_replicas=2))
+    for spec in topo.topic_plan():
+        assert (spec.replication, spec.config["min.insync.replicas"]) == (3, "2"), spec.name
+    plain = valid_after(lambda d: d["topics"].update(replication=3))  # the broker's default
+    assert all("min.insync.replicas" not in spec.config for spec in plain.topic_plan())
+
+
+def test_min_insync_replicas_above_replication_is_refused_by_path() -> None:
+    errors = errors_after(lambda d: d["topics"].update(replication=2, min_insync_replicas=3))
+    assert [(path, "min_insync_replicas (3) cannot exceed replication (2)" in msg)
+            for path, msg in errors] == [("topics", True)]  # fmt: skip

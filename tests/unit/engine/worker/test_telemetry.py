@@ -47,7 +47,8 @@ def test_an_sla_breach_counts_the_level_that_missed_it(topology: Topology) -> No
     stage = LifecycleStage(topology, {})
     opened = incident(opened_at=T0, updated_at=T0, ack_due=T0 + timedelta(minutes=1))
     events = orjson.dumps([opened.model_dump(mode="json")])
-    stage.on_incident_events(Record(topology.topics.name("incident_events"), None, events, (), 0, 0))
+    topic = topology.topics.name("incident_events")
+    stage.on_incident_events(Record(topic, None, events, (), 0, 0))
 
     (to_district,) = _escalations(stage, 2)  # the street let the ack deadline pass
     assert orjson.loads(to_district.value)["owner_level"] == "district"

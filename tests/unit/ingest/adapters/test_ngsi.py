@@ -133,7 +133,7 @@ def test_water_quality_maps_nh4_and_measurands() -> None:
     result = run(doc)
     got = {r.metric: r.value for r in result.readings}
     assert reasons(result) == ["unit_not_convertible"]  # NH4 in ug/m3 is not a water unit
-    assert got == pytest.approx({"ph": 7.4, "water_temperature": 18.0, "do": 6.8})
+    assert got == pytest.approx({"ph": 7.4, "water_temperature": 18.0, "dissolved_oxygen": 6.8})
 
 
 def test_per_attribute_observed_at_overrides_the_entity_time() -> None:

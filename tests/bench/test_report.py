@@ -10,9 +10,13 @@ RESULTS = {
     "message_bytes": 147,
     "ceiling": {"producer_msgs_per_s": 233644.9, "consumer_msgs_per_s": 552486.2},
     "passthrough": {"msgs_per_s": 231343.2},
-    "cityops": {"readings_per_s": 610.0, "ratio_to_passthrough": 610.0 / 231343.2,
-                "processed": 21501},
-    "scaling": {"two_workers_readings_per_s": 700.0, "ratio_to_one_worker": 700.0 / 610.0},
+    "faust_floor": {"msgs_per_s": 4626.9},
+    "cityops": {"readings_per_s": 61000.0, "ratio_to_passthrough": 61000.0 / 231343.2,
+                "processed": 100000},
+    "gateway": {"readings_per_s": 150000.0, "ratio_to_passthrough": 150000.0 / 231343.2,
+                "readings_per_message": 100},
+    "stages": {"us_per_reading": {"intake": 6.0, "analyze": 10.5, "lifecycle": 2.0}},
+    "scaling": {"two_workers_readings_per_s": 700.0, "ratio_to_one_worker": 700.0 / 61000.0},
     "latency": {"rate_per_s": 300.0, "samples": 79, "p50_ms": 120.0, "p99_ms": 240.0,
                 "max_ms": 260.0},
     "memory": {"sample_sensors": 400, "sample_rss_mb": 460.5, "generated_sensors": 100000,
@@ -25,16 +29,22 @@ def test_markdown_table() -> None:
     assert "2 CPU cores" in text and "Kafka 4.4.0" in text
     lines = text.splitlines()
     start = lines.index("| measurement | value | note |")
-    assert lines[start : start + 11] == [
+    assert lines[start : start + 14] == [
         "| measurement | value | note |",
         "|---|---:|---|",
         "| ceiling: Kafka ProducerPerformance | 233,645 msgs/s | 147 B records, acks=1, Java |",
         "| ceiling: Kafka ConsumerPerformance | 552,486 msgs/s | fetch rate, Java |",
         "| Python floor: aiokafka passthrough | 231,343 msgs/s | getmany -> send_batch, "
         "1 process |",
-        "| cityops: one worker, saturated | 610 readings/s | 0.00264x of the passthrough; "
-        "21,501 readings |",
-        "| cityops: two workers, one group | 700 readings/s | 1.15x of one worker "
+        "| Faust floor: bare agent, consume only | 4,627 msgs/s | 0.02x of the passthrough; "
+        "take_events(5000), 1 process |",
+        "| cityops: one worker, one reading a message | 61,000 readings/s | 0.264x of the "
+        "passthrough; 100,000 readings |",
+        "| cityops: one worker, gateway messages | 150,000 readings/s | 0.648x of the "
+        "passthrough; 100 readings a message |",
+        "| pure stages: normalize + detect + aggregate | 16.5 us/reading | no Kafka; lifecycle "
+        "2.0 us/reading more |",
+        "| cityops: two workers, one group | 700 readings/s | 0.0115x of one worker "
         "(2 cores shared) |",
         "| latency raw -> street incident, p50 | 120 ms | at 300 readings/s; 79 incidents |",
         "| latency raw -> street incident, p99 | 240 ms | max 260 ms |",
@@ -45,15 +55,20 @@ def test_markdown_table() -> None:
 
 def test_targets_and_missing_sections() -> None:
     assert target_rows(RESULTS) == [
-        ("cityops >= 50% of the passthrough", "0.3%", "MISSED"),
+        ("one reading a message: >= 20% of the passthrough", "26.4%", "met"),
+        ("gateway messages: >= 50% of the passthrough", "64.8%", "met"),
+        ("pure stages <= 15 us per reading", "16.5 us", "MISSED"),
+        ("two workers >= 1.5x one", "0.01x", "MISSED"),
         ("p99 latency < 250 ms at half the saturated rate", "240 ms", "met"),
         ("worker RSS < 600 MB with 100,000 sensors", "812 MB", "MISSED"),
     ]
     configured = {**RESULTS, "latency_as_configured": {
         "p50_ms": 30380.0, "p99_ms": 32390.0, "allowed_lateness": "30s"}}  # fmt: skip
-    assert render_markdown(configured).splitlines()[-7] == (
+    assert (
         "| latency as configured, p50 / p99 | 30,380 / 32,390 ms | detection.allowed_lateness=30s |"
+        in render_markdown(configured).splitlines()
     )
     empty = render_markdown({})
-    assert "| cityops: one worker, saturated | not run |" in empty
+    assert "| cityops: one worker, one reading a message | not run |" in empty
+    assert "| pure stages <= 15 us per reading | n/a | not measured |" in empty
     assert "| worker RSS < 600 MB with 100,000 sensors | n/a | not measured |" in empty

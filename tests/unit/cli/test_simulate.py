@@ -1,8 +1,4 @@
-"""`cityops simulate` in file mode, and the producer pacing it relies on.
-
-These test pipeline/cli/simulate.py and pipeline/kafka/producer.py through the simulator;
-they stay beside the simulator tests until tests/unit/cli and tests/unit/kafka take them.
-"""
+"""`cityops simulate` in file mode (pipeline/cli/simulate.py)."""
 
 from __future__ import annotations
 
@@ -14,25 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from pipeline.cli.simulate import simulate_command
-from pipeline.kafka.producer import TokenBucket, chunk_size
 from tests.support.paths import TOPOLOGIES
-
-# ---------------------------------------------------------------- producer pacing (pure)
-
-
-def test_token_bucket_paces_to_the_rate() -> None:
-    now = [0.0]
-    bucket = TokenBucket(100.0, burst=10.0, clock=lambda: now[0])
-    assert bucket.reserve(10) == pytest.approx(0.1)  # empty at start: 10 tokens = 0.1 s
-    now[0] = 0.1
-    assert bucket.reserve(10) == pytest.approx(0.1)
-    now[0] = 5.0  # a long pause saves up only `burst` tokens
-    assert bucket.reserve(10) == 0.0
-    assert bucket.reserve(50) == pytest.approx(0.5)
-    assert chunk_size(200) == 4 and chunk_size(1e7) == 2000 and chunk_size(None) == 2000
-
-
-# ---------------------------------------------------------------- the command (file mode)
 
 
 def _app() -> typer.Typer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.ingest.units import (
+from pipeline.units import (
     UnitError,
     canonical_unit_name,
     convert,

@@ -1,0 +1,129 @@
+"""Liveness and readiness: ``GET /healthz`` and ``GET /readyz`` on the worker's web port.
+
+Why two: a supervisor restarts a worker that is not *alive* (Kubernetes' liveness and
+startup probes, compose's healthcheck), and only routes to, counts on, or waits for (a
+rolling update) a worker that is *ready*. Restarting a worker because its store is down
+or because it has no partition would not help, so those make it unready, never dead.
+
+- Liveness: the handler runs on the worker's event loop, so an answer means the process
+  and its loop are responsive; it fails (503) only once the app has crashed.
+- Readiness (``readiness``, pure): every check below must pass.
+  - ``partitions``: the Faust consumer group gave this worker partitions (a worker
+    beyond the partition count gets none, and stays unready);
+  - ``recovery``: no rebalance or table recovery in progress (the state is caught up
+    with its changelogs, so batches are being processed);
+  - ``intake``: the raw intake's consumer runs (its own consumer group shares the raw
+    partitions; with no more workers than partitions every worker gets some);
+  - ``store``: the aggregate store was initialised and its last write did not fail;
+  - ``running``: the worker is not stopping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Check", "Readiness", "Signals", "liveness", "readiness", "register", "signals_of"]
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What readiness is decided from, read from the running worker (``signals_of``)."""
+
+    assigned: int
+    recovering: bool
+    intake_state: str
+    intake_assigned: int
+    store_ready: bool
+    store_failing: bool
+    stopping: bool
+
+
+@dataclass(frozen=True)
+class Check:
+    """One readiness check: whether it passes, and why, for the operator."""
+
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Every check by name; ready when all pass."""
+
+    checks: dict[str, Check]
+
+    @property
+    def ready(self) -> bool:
+        return all(check.ok for check in self.checks.values())
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ready": self.ready,
+            "checks": {name: {"ok": c.ok, "detail": c.detail} for name, c in self.checks.items()},
+        }
+
+
+def readiness(s: Signals) -> Readiness:
+    """The checks of the module docstring over ``s``."""
+    intake_ok = s.intake_state == "running"
+    if intake_ok:
+        intake = f"running, {s.intake_assigned} raw partitions assigned"
+    else:
+        intake = f"the raw intake is {s.intake_state}"
+    if not s.store_ready:
+        store = "not initialised yet (unreachable or still starting)"
+    elif s.store_failing:
+        store = "the last write failed; retrying"
+    else:
+        store = "reachable"
+    return Readiness(
+        {
+            "partitions": Check(s.assigned > 0, f"{s.assigned} partitions assigned"),
+            "recovery": Check(
+                not s.recovering,
+                "rebalancing or recovering tables" if s.recovering else "caught up",
+            ),
+            "intake": Check(intake_ok, intake),
+            "store": Check(s.store_ready and not s.store_failing, store),
+            "running": Check(not s.stopping, "stopping" if s.stopping else "running"),
+        }
+    )
+
+
+def liveness(app: Any) -> tuple[dict[str, Any], int]:
+    """``/healthz``'s body and status: answering at all is the proof of a live loop."""
+    if getattr(app, "crashed", False):
+        return {"alive": False, "detail": "the worker crashed"}, 503
+    return {"alive": True}, 200
+
+
+def signals_of(app: Any, intake: Any, writer: Any) -> Signals:
+    """Read the signals from the Faust app, the raw intake (a mode Service with an aiokafka
+    consumer) and the ``StoreWriter``. Faust's internals are read defensively: before the
+    consumer starts, nothing is assigned yet."""
+    recovery = getattr(getattr(app, "tables", None), "recovery", None)
+    consumer = getattr(intake, "consumer", None)
+    return Signals(
+        assigned=len(app.assignor.assigned_actives()),
+        recovering=bool(app.rebalancing or getattr(recovery, "in_recovery", False)),
+        intake_state=str(intake.state),
+        intake_assigned=len(consumer.assignment()) if consumer is not None else 0,
+        store_ready=bool(writer.ready),
+        store_failing=bool(getattr(writer, "failing", False)),
+        stopping=bool(app.should_stop),
+    )
+
+
+def register(app: Any, intake: Any, writer: Any) -> None:
+    """Serve ``/healthz`` and ``/readyz`` on the app's web server (JSON bodies)."""
+
+    @app.page("/healthz")  # type: ignore[untyped-decorator]  # faust is untyped
+    async def healthz(web: Any, request: Any) -> Any:
+        body, status = liveness(app)
+        return web.json(body, status=status)
+
+    @app.page("/readyz")  # type: ignore[untyped-decorator]  # faust is untyped
+    async def readyz(web: Any, request: Any) -> Any:
+        state = readiness(signals_of(app, intake, writer))
+        return web.json(state.as_json(), status=200 if state.ready else 503)

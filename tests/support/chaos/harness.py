@@ -1,0 +1,92 @@
+"""One chaos scenario: the chaos topology deployed under its own prefix, workers for it,
+an observer of its outputs, and the report row it ends with."""
+
+from __future__ import annotations
+
+import random
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.kafka.admin import create_topics
+from pipeline.topology import Topology, parse_topology
+from tests.support.chaos import report
+from tests.support.chaos.compare import Outcome, Tally
+from tests.support.chaos.observe import Observer
+from tests.support.chaos.stream import SEED, ChaosInput, chaos_topology
+from tests.support.clickhouse_http import ClickHouseHTTPServer
+from tests.support.paths import DEMO
+from tests.support.worker import WorkerProcess
+
+#: Seconds a run may take to equal the dry run once its last fault is over.
+CATCH_UP = 240.0
+
+
+@dataclass
+class Scenario:
+    """A fault's run: `deploy()`, then workers and an observer; `finish()` reports."""
+
+    name: str
+    bootstrap: str
+    stream: ChaosInput
+    expected: Outcome
+    workdir: Path
+    replication: int = 1
+    min_insync: int | None = None
+    store: dict[str, Any] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    topology: Topology | None = None
+    path: Path | None = None
+    rng: random.Random = field(default_factory=lambda: random.Random(SEED))
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9]+", "-", self.name).strip("-").lower()
+
+    @property
+    def prefix(self) -> str:
+        return f"chaos.{self.slug}.{uuid.uuid4().hex[:6]}."
+
+    def use_clickhouse(self, server: ClickHouseHTTPServer) -> Scenario:
+        """Store through clickhouse-connect, in a database of its own on `server` (a
+        store several workers share; one that can be stopped)."""
+        database = f"chaos_{uuid.uuid4().hex[:10]}"
+        self.store = {"store": "clickhouse", "clickhouse": {"database": database}}
+        self.env.update(
+            CITYOPS_CLICKHOUSE_URL=server.url, CITYOPS_CLICKHOUSE_USER=server.user or "",
+            CITYOPS_CLICKHOUSE_PASSWORD=server.password or "",
+        )  # fmt: skip
+        return self
+
+    async def deploy(self) -> Topology:
+        data = chaos_topology(
+            self.prefix, replication=self.replication, min_insync=self.min_insync,
+            store=self.store,
+        )  # fmt: skip
+        self.path = self.workdir / "topology.yaml"
+        self.path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        self.topology = parse_topology(data, DEMO.parent)
+        await create_topics(self.bootstrap, self.topology.topic_plan())
+        return self.topology
+
+    def worker(self, instance: str = "", group: str | None = None) -> WorkerProcess:
+        assert self.path is not None and self.topology is not None, "deploy() first"
+        return WorkerProcess(
+            self.path, self.bootstrap, self.workdir, prefix=self.topology.topics.prefix,
+            worker_id=group or f"chaos-{self.slug}", instance=instance,
+            env={"PYTHONFAULTHANDLER": "1", **self.env},
+        )  # fmt: skip
+
+    def observer(self) -> Observer:
+        assert self.topology is not None, "deploy() first"
+        return Observer(self.bootstrap, self.topology, self.stream, self.expected)
+
+    def finish(self, tally: Tally, recover_s: float, note: str = "") -> None:
+        """Add the report row; fail when anything was lost or mismatched."""
+        records = len(self.stream.records)
+        report.ROWS.append(report.Row(self.name, records, tally, recover_s, note))
+        assert tally.clean, f"{self.name}: {tally.summary()}"

@@ -1,0 +1,83 @@
+"""Readiness: every check must pass; each failing check says why. Liveness: only a crash."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import pytest
+
+from pipeline.engine.worker.health import Signals, liveness, readiness, signals_of
+
+READY = Signals(
+    assigned=3,
+    recovering=False,
+    intake_state="running",
+    intake_assigned=3,
+    store_ready=True,
+    store_failing=False,
+    stopping=False,
+)
+
+
+def test_a_working_worker_is_ready() -> None:
+    state = readiness(READY)
+    assert state.ready
+    assert set(state.checks) == {"partitions", "recovery", "intake", "store", "running"}
+    assert state.as_json()["ready"] is True
+
+
+@pytest.mark.parametrize(
+    ("change", "failing", "detail"),
+    [
+        ({"assigned": 0}, "partitions", "0 partitions assigned"),
+        ({"recovering": True}, "recovery", "rebalancing or recovering tables"),
+        ({"intake_state": "init"}, "intake", "the raw intake is init"),
+        ({"intake_state": "crashed"}, "intake", "the raw intake is crashed"),
+        ({"store_ready": False}, "store", "not initialised yet"),
+        ({"store_failing": True}, "store", "the last write failed"),
+        ({"stopping": True}, "running", "stopping"),
+    ],
+)
+def test_each_failing_check_makes_the_worker_unready_and_says_why(
+    change: dict[str, object], failing: str, detail: str
+) -> None:
+    state = readiness(dataclasses.replace(READY, **change))  # type: ignore[arg-type]  # test values
+    assert not state.ready
+    body = state.as_json()
+    assert [name for name, check in body["checks"].items() if not check["ok"]] == [failing]
+    assert body["checks"][failing]["detail"].startswith(detail)
+
+
+def test_the_intake_reports_its_partitions_without_requiring_them() -> None:
+    state = readiness(dataclasses.replace(READY, intake_assigned=0))
+    assert state.ready
+    assert state.checks["intake"].detail == "running, 0 raw partitions assigned"
+
+
+def test_a_store_that_recovers_makes_the_worker_ready_again() -> None:
+    failing = dataclasses.replace(READY, store_failing=True)
+    assert not readiness(failing).ready
+    assert readiness(dataclasses.replace(failing, store_failing=False)).ready
+
+
+def test_liveness_fails_only_once_the_app_crashed() -> None:
+    assert liveness(SimpleNamespace(crashed=False)) == ({"alive": True}, 200)
+    body, status = liveness(SimpleNamespace(crashed=True))
+    assert (body["alive"], status) == (False, 503)
+
+
+def test_signals_are_read_from_the_app_the_intake_and_the_writer() -> None:
+    app = SimpleNamespace(
+        assignor=SimpleNamespace(assigned_actives=lambda: {("t", 0), ("t", 1)}),
+        rebalancing=False,
+        tables=SimpleNamespace(recovery=SimpleNamespace(in_recovery=True)),
+        should_stop=False,
+    )
+    intake = SimpleNamespace(state="running", consumer=SimpleNamespace(assignment=lambda: {1}))
+    writer = SimpleNamespace(ready=True, failing=False)
+    assert signals_of(app, intake, writer) == dataclasses.replace(
+        READY, assigned=2, recovering=True, intake_assigned=1
+    )
+    before_start = SimpleNamespace(state="init", consumer=None)
+    assert signals_of(app, before_start, writer).intake_assigned == 0
