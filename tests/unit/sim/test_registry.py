@@ -31,7 +31,9 @@ def test_sensors_cover_every_street_in_proportion_to_its_area(shanghai: Topology
         street_of[row["id"]] = street
     per_street = Counter(street_of.values())
     assert len(per_street) == 215
-    cells = Counter(codes[AreaLevel.street] for codes in map(index.codes, index.all_cells()) if codes)
+    cells = Counter(
+        codes[AreaLevel.street] for codes in map(index.codes, index.all_cells()) if codes
+    )
     total = sum(cells.values())
     for street, n in per_street.items():
         assert abs(n - 20_000 * cells[street] / total) < 1, street  # largest remainders
