@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/normalize_pure.py [--n 20000]
 Each message carries one measurement (NGSI: one entity with two catalogue attributes, so
-events/s counts readings); the topology is tests/unit/fixtures/normalize-city.yaml.
+events/s counts readings); the topology is tests/fixtures/normalize-city.yaml.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=20_000)
     args = parser.parse_args()
-    topology = load_topology(ROOT / "tests/unit/fixtures/normalize-city.yaml")
+    topology = load_topology(ROOT / "tests/fixtures/normalize-city.yaml")
     normalizer = Normalizer(topology)
     messages = [payloads(i) for i in range(args.n)]
     gc.freeze()

@@ -3,7 +3,7 @@
 Why one object: tests inject their own `CollectorRegistry`; label children that the hot path
 uses are cached (`.labels()` costs ~1 µs, a cached `.inc()` ~0.3 µs). Labels are bounded:
 topic kinds, formats, reason codes, severities, levels and district codes, never sensor or
-incident ids.
+incident ids (source attribute names, which a source chooses, are capped by the worker).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class Metrics:
     intake_lag: Gauge
     broker_silence: Gauge
     batch_events: Histogram
+    unmapped_attributes: Counter
     _children: dict[tuple[int, tuple[str, ...]], Any] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -144,6 +145,13 @@ class Metrics:
                 "Events (readings, reports, incident changes) per stage batch",
                 ["stage"],
                 buckets=BATCH_BUCKETS,
+                **kw,
+            ),
+            unmapped_attributes=Counter(
+                name("unmapped_attributes"),
+                "Source attributes (FIWARE NGSI) that map to no catalogue metric, dropped "
+                "while their neighbours go through",
+                ["format", "attribute"],
                 **kw,
             ),
         )

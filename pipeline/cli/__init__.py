@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import traceback
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
 import typer
@@ -17,6 +16,7 @@ from typer._click.core import Context
 from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
+from pipeline import cityops_version
 from pipeline.cli.acl import acl_app
 from pipeline.cli.aggregates import aggregates_app
 from pipeline.cli.audit import audit_app
@@ -32,14 +32,6 @@ from pipeline.cli.topics import topics_app
 from pipeline.cli.topology import topology_app
 
 __all__ = ["app", "main", "one_line"]
-
-
-def cityops_version() -> str:
-    """The installed package's version ("unknown" from a bare checkout)."""
-    try:
-        return version("cityops")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def one_line(exc: BaseException) -> str:

@@ -125,7 +125,18 @@ def worker_command(
         override_logging=False,
         stop_timeout=settings.stop_timeout_seconds,
     )
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stopped:
+        # The stop is complete (outputs acknowledged, offsets committed, store closed):
+        # leave without the interpreter's finalization, where chDB's native teardown
+        # crashed now and then (SIGSEGV after "Closing event loop"), turning a clean stop
+        # into a failure for the supervisor.
+        code = stopped.code if isinstance(stopped.code, int) else (0 if not stopped.code else 1)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def tail_command(

@@ -26,7 +26,13 @@ from pipeline.cli.common import (
     tables_json,
 )
 from pipeline.models import AreaLevel, Severity
-from pipeline.topology import AreaScope, Topology, TopologyError, load_topology
+from pipeline.topology import (
+    AreaScope,
+    Topology,
+    TopologyError,
+    load_topology,
+    placement_warnings,
+)
 from pipeline.topology.durations import format_duration
 
 topology_app = typer.Typer(
@@ -102,12 +108,26 @@ def summary(topology: Topology) -> str:
 def validate_command(
     file: FileArg = None, topology: FileOption = None, as_json: JsonOption = False
 ) -> None:
-    """Check a topology; print OK and a summary, or every error by path (exit 2)."""
+    """Check a topology; print OK and a summary, or every error by path (exit 2).
+
+    Warnings (valid, but surprising: located reports no boundary can place) follow the OK
+    on stderr, by path, and in ``--json`` under ``warnings``; they never fail the check."""
     loaded = _load(_which(file, topology))
+    warnings = placement_warnings(loaded)
     if as_json:
-        print_json({"ok": True, "id": loaded.id, "summary": summary(loaded)})
+        print_json(
+            {
+                "ok": True,
+                "id": loaded.id,
+                "summary": summary(loaded),
+                "warnings": [{"path": where, "message": message} for where, message in warnings],
+            }
+        )
         return
     _out.print(f"[bold green]OK[/] {summary(loaded)}", highlight=False, soft_wrap=True)
+    for where, message in warnings:
+        _err.print("[bold yellow]warning:[/] ", end="", highlight=False)
+        _err.print(f"{where}: {message}", highlight=False, markup=False, soft_wrap=True)
 
 
 @topology_app.command("show")
@@ -228,6 +248,10 @@ def _reports_table(topology: Topology) -> Table:
             )
         else:
             opens = "never (recorded only)"
+        if not category.urgent:
+            opens += "; a report flagged urgent: " + (
+                "at once" if category.honour_urgent_flag else "ignored"
+            )
         table.add_row(category.id, category.name, category.severity.value, opens)
     return table
 

@@ -28,6 +28,7 @@ from pipeline.engine.stages import (
     dead_letter,
     incident_event_emits,
 )
+from pipeline.ingest.normalize import Unmapped
 from pipeline.models import AggregateRow, CitizenReport, ReadingBatch, Rejection, RejectReason
 from pipeline.rules.incidents import IncidentEvent
 from pipeline.topology import Topology
@@ -56,6 +57,8 @@ class Output:
     rows: list[AggregateRow] = field(default_factory=list)
     late: int = 0
     formats: Counter[tuple[str, str]] = field(default_factory=Counter)
+    unmapped: Counter[Unmapped] = field(default_factory=Counter)
+    """Source attributes that map to no catalogue metric -> how often (see `Unmapped`)."""
     event_times_us: list[int] = field(default_factory=list)
     """The newest event time of each readings batch made or analyzed (event-time lag)."""
     caught_up: Collection[str] = ()
@@ -182,6 +185,7 @@ class Pipeline:
         normalized = self.normalize.on_raw(records, out.caught_up, out.assigned)
         out.emits.extend(normalized.emits)
         out.formats.update(normalized.formats)
+        out.unmapped.update(normalized.unmapped)
         if normalized.newest_us is not None:
             out.event_times_us.append(normalized.newest_us)
 

@@ -6,8 +6,9 @@ open clusters. State is keyed by category (:func:`state_key`), so workers partit
 category emit exactly what one worker would.
 
 Semantics:
-- **Urgent.** A report whose category is urgent (or that the intake flagged ``urgent``)
-  opens an ``urgent_report`` incident at once, id from (category, report id).
+- **Urgent.** A report whose category is urgent (or that flags itself ``urgent``, when the
+  category's ``honour_urgent_flag`` allows, the default) opens an ``urgent_report``
+  incident at once, id from (category, report id).
 - **Cluster.** Otherwise, with a ``cluster: {count, radius_m, window}`` rule: a report
   within ``radius_m`` (haversine) of an open cluster's centre, and within ``window`` of the
   cluster's reports in time, attaches to the nearest such cluster as evidence (``evidence``
@@ -168,7 +169,7 @@ def step(
     at = report.reported_at.astimezone(UTC)
     if report.report_id in state.recent:
         return state, []
-    if category.urgent or report.urgent:
+    if category.urgent or (report.urgent and category.honour_urgent_flag):
         state.recent[report.report_id] = at
         return state, [_urgent(report, category, at, topology)]
     rule = category.cluster

@@ -25,7 +25,7 @@ from pipeline.topology.aggregation import Aggregation
 from pipeline.topology.areas import Area
 from pipeline.topology.base import LEVEL_ORDER, SEVERITY_ORDER
 from pipeline.topology.catalogue import Metric
-from pipeline.topology.checks import cross_check
+from pipeline.topology.checks import cross_check, placement_warnings
 from pipeline.topology.detection import Detection
 from pipeline.topology.errors import ErrorList, TopologyError
 from pipeline.topology.event_time import EventTime
@@ -72,4 +72,5 @@ __all__ = [
     "load_topology",
     "load_yaml",
     "parse_topology",
+    "placement_warnings",
 ]

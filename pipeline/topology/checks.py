@@ -6,12 +6,15 @@ sensors' areas and metrics, rule metrics, SLA coverage, levels that must exist),
 fixed order, through each section's own ``check_*`` function. A section that failed
 validation is missing from ``sections`` (or partial: ``None`` for its invalid items);
 references into it are checked against the names its raw YAML lists, or skipped.
+
+:func:`placement_warnings` runs on a loaded topology: what is valid but will surprise
+(located reports that no boundary can place), listed by path like errors, never fatal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.models import AreaLevel, Severity
 from pipeline.topology.aggregation import Aggregation, check_aggregation_levels
@@ -30,7 +33,13 @@ from pipeline.topology.sensors import (
 from pipeline.topology.sla import Escalation, Sla, check_escalation, check_sla_coverage
 from pipeline.topology.topics import Topics, check_topic_names
 
-__all__ = ["cross_check"]
+if TYPE_CHECKING:  # the model runs cross_check while it validates
+    from pipeline.topology.model import Topology
+
+__all__ = ["cross_check", "placement_warnings"]
+
+#: Districts named one by one in a warning (then "and N more").
+_NAMED = 8
 
 
 def cross_check(
@@ -96,3 +105,46 @@ def _check_other_sections(
     if topics is not None:
         errors += check_topic_names(topics, area_codes)
     return errors
+
+
+def placement_warnings(topology: Topology) -> ErrorList:
+    """Where boundaries and located reports cannot agree, by path (valid, but surprising).
+
+    A located report (Open311 ``lat``/``long``, a canonical ``location``) is placed by the
+    boundaries: without any, it is the city's (in no district, unless it names an area);
+    in a district that no boundary covers (its own or one below it), it is outside every
+    polygon and dead-lettered ``outside_jurisdiction``.
+    """
+    if not topology.report_categories:
+        return []
+    districts = topology.areas_at(AreaLevel.district)
+    features = topology.boundary_features()
+    if not features:
+        return [
+            (
+                "boundaries",
+                "none: a located report (Open311 lat/long, a canonical location) that names "
+                "no area is placed at city level, in no district, and its incidents are the "
+                "city's; add district boundaries to route them down",
+            )
+        ]
+    covered = {
+        area.code
+        for code, _ in features
+        for area in topology.ancestors(code)
+        if area.level == AreaLevel.district
+    }
+    # Never all of them: a boundary belongs to a district or an area below one (a
+    # polygon for the city is refused, and every parent is exactly one level up).
+    missing = [d for d in districts if d.code not in covered]
+    if not missing:
+        return []
+    names = ", ".join(f"{d.code} {d.name_en or d.name}" for d in missing[:_NAMED])
+    more = f" and {len(missing) - _NAMED} more" if len(missing) > _NAMED else ""
+    return [
+        (
+            "boundaries",
+            f"no boundary covers {len(missing)} of {len(districts)} districts ({names}{more}): "
+            "a located report there that names no area is dead-lettered outside_jurisdiction",
+        )
+    ]

@@ -2,6 +2,8 @@
 
 Why: an urgent report (gas smell) opens an incident at once; others open one only when
 enough reports of the category cluster in space and time, so one report is not an incident.
+A report may also call itself urgent (a canonical report's ``urgent: true``): whether that
+flag opens an incident at once is the category's ``honour_urgent_flag``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ class ReportCategory(Frozen):
     urgent: bool = False
     severity: Severity
     cluster: ClusterRule | None = None
+    honour_urgent_flag: bool = True
+    """Whether a report's own ``urgent: true`` opens an incident at once for this category
+    (as every report of an urgent category does), even when the category only clusters or
+    only records. The default, true, trusts the source (a hotline operator's judgement);
+    false lets the topology alone decide: the flag is kept on the report and ignored."""
 
     @model_validator(mode="after")
     def _cluster_or_urgent(self) -> ReportCategory:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import urllib.request
 from pathlib import Path
 
 import orjson
@@ -41,6 +42,7 @@ NGSI_V2 = orjson.dumps({
     "refDevice": {"type": "Relationship", "value": "aq-001"},
     "pm25": {"type": "Number", "value": 82, "metadata": {"unitCode": {"value": "GQ"}}},
     "pm10": {"type": "Number", "value": 0.1, "metadata": {"unitCode": {"value": "GP"}}},
+    "airQualityIndex": {"type": "Number", "value": 110},  # no 'aqi' in the demo catalogue
 })  # fmt: skip
 OPEN311 = orjson.dumps({
     "service_request_id": "638344", "status": "open", "service_code": "water_leak",
@@ -98,6 +100,19 @@ def test_worker_sends_valid_readings_on_and_dead_letters_the_rest(
             )  # fmt: skip
         )
         assert worker.alive(), worker.log()[-3000:]
+        metrics = (
+            urllib.request.urlopen(  # noqa: S310 - our own worker on localhost
+                f"http://127.0.0.1:{worker.web_port}/metrics", timeout=10
+            )
+            .read()
+            .decode()
+        )
+    # the attribute no catalogue metric takes is counted and logged with its sensor
+    assert (
+        'cityops_unmapped_attributes_total{attribute="airQualityIndex",format="ngsi-v2"} 1.0'
+        in metrics
+    )
+    assert "sensor aq-001: ngsi-v2 attribute 'airQualityIndex'" in worker.log()
 
     out = readings_in(found[readings])
     canonical = [r for r in out if r["source_format"] == "canonical"]

@@ -17,7 +17,8 @@ The floors, lowest first (a module may import its own floor and the ones below):
 0. `models`, `units`, `settings`, `errors`, `logging`, `metrics`, `kafka`: the vocabulary and
    the I/O primitives everything else shares. `units` (the table of units and conversions)
    moved here from `ingest/`: the topology's catalogue checks unit names, and the topology
-   sits below ingest.
+   sits below ingest. The package's own `__init__` too: it holds only the version, which
+   the worker (floor 6) and the CLI (floor 8) both report.
 1. `topology`: the deployment format.
 2. `aggregates`: the window accumulators (detection's area windows reuse them).
 3. `ingest`: adapters and normalization (it reads the topology's catalogue and areas).
@@ -26,7 +27,7 @@ The floors, lowest first (a module may import its own floor and the ones below):
 6. `engine`: the stages and their routing, and both engines that run them.
 7. `sim`, `contract`, `client`: the tools built on everything below (the simulator, the
    published contract, the handling units' client).
-8. `cli`, and the package's own `__init__`/`__main__`: the entry point. The brief put `cli`
+8. `cli`, and `__main__`: the entry point. The brief put `cli`
    on one floor with the three above; it sits one higher here because it is built on them
    (`cityops simulate`, `schemas`, `incidents`) and none of them may reach back into it.
 """
@@ -62,7 +63,7 @@ FLOORS: dict[str, int] = {
     "contract": 7,
     "client": 7,
     "cli": 8,
-    "__init__": 8,
+    "__init__": 0,
     "__main__": 8,
 }
 

@@ -13,7 +13,7 @@ from pipeline.engine.batches import MAX_BATCH_READINGS, ReadingColumns
 from pipeline.engine.emit import Emit, Record, partition_name
 from pipeline.engine.stages.dead_letters import dead_letter
 from pipeline.ingest.dedup import DuplicateFilter
-from pipeline.ingest.normalize import Normalizer
+from pipeline.ingest.normalize import Normalizer, Unmapped
 from pipeline.models import AreaLevel, ReadingRow
 from pipeline.topology import Topology
 
@@ -27,6 +27,9 @@ class NormalizeOutput:
     """(raw topic, format) -> raw records seen ("unknown" when no format applied)."""
     newest_us: int | None = None
     """The newest event time among the batch's readings."""
+    unmapped: Counter[Unmapped] = field(default_factory=Counter)
+    """Source attributes that map to no catalogue metric (dropped beside mapped ones) ->
+    how often: counted and logged by the worker, never silent."""
 
 
 #: How often, in arrival time, a key that got no readings is sent the intake's progress.
@@ -104,6 +107,8 @@ class NormalizeStage:
                 raw, record.headers, source=record.topic, arrived_us=record.arrived_us, now=now
             )
             out.formats[(record.topic, result.format or "unknown")] += 1
+            if result.unmapped:
+                out.unmapped.update(result.unmapped)
             traced = source.partition is not None and source.offset is not None
             for index, item in enumerate(result.items):
                 if isinstance(item, ReadingRow):

@@ -7,12 +7,12 @@ batches between topics and stages, `wiring.py` holds what they share.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry
 
+from pipeline import cityops_version
 from pipeline.engine.worker import agents, health, incidents_api
 from pipeline.engine.worker.failure import exit_if_stop_hangs
 from pipeline.engine.worker.telemetry import preset_children
@@ -42,14 +42,6 @@ class Worker(faust.Worker):
 def broker_urls(bootstrap: str) -> list[str]:
     """`host1:9092,host2:9092` -> Faust's `kafka://` URL list."""
     return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
-
-
-def cityops_version() -> str:
-    """The installed package's version ("unknown" from a bare checkout)."""
-    try:
-        return version("cityops")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def create_app(settings: Settings, topology: Topology) -> faust.App:

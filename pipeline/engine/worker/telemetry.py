@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 
 import orjson
 
 from pipeline.engine.emit import Emit
 from pipeline.engine.stages import LifecycleStage
+from pipeline.ingest.normalize import Unmapped
 from pipeline.metrics import Metrics
 from pipeline.models import AreaLevel, RejectReason, Severity
 from pipeline.topology import Topology
@@ -18,6 +19,7 @@ __all__ = [
     "DEAD_LETTER_STAGES",
     "LateReadingsLog",
     "OpenIncidentsGauge",
+    "UnmappedAttributes",
     "age",
     "count_emit",
     "count_sla_breach",
@@ -129,6 +131,59 @@ class LateReadingsLog:
             )
             self._pending = 0
             self._at = now
+
+
+class UnmappedAttributes:
+    """Counts source attributes that map to no catalogue metric, and logs each (sensor,
+    attribute) pair once.
+
+    Why: such an attribute is dropped while its neighbours go through (an NGSI entity's
+    ``airQualityIndex`` when the catalogue has no AQI), so no dead letter says so; a
+    misspelt or renamed catalogue metric would otherwise lose its data without a trace.
+    Bounded: the `attribute` label takes at most `max_labels` distinct names (then
+    "other"; a source chooses them), and the log remembers the last `max_logged` pairs
+    (a pair forgotten and met again is logged again)."""
+
+    def __init__(
+        self, metrics: Metrics, *, max_labels: int = 100, max_logged: int = 10_000
+    ) -> None:
+        self.metrics = metrics
+        self.max_labels = max_labels
+        self.max_logged = max_logged
+        self.log = logging.getLogger("pipeline.ingest.normalize")
+        self._labels: set[str] = set()
+        self._logged: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def count(self, unmapped: Counter[Unmapped]) -> None:
+        for item, seen in unmapped.items():
+            label = self._label(item.attribute)
+            self.metrics.child(self.metrics.unmapped_attributes, item.format, label).inc(seen)
+            pair = (item.sensor, item.attribute)
+            if pair in self._logged:
+                self._logged.move_to_end(pair)
+                continue
+            self._logged[pair] = None
+            if len(self._logged) > self.max_logged:
+                self._logged.popitem(last=False)
+            maps_to = "" if item.metric == item.attribute else f" (catalogue name {item.metric!r})"
+            self.log.warning(
+                "sensor %s: %s attribute %r%s maps to no catalogue metric; dropped (its"
+                " neighbours go through; counted in cityops_unmapped_attributes_total)",
+                item.sensor[:200],
+                item.format,
+                item.attribute[:200],
+                maps_to[:220],
+                extra={"sensor_id": item.sensor[:200], "attribute": item.attribute[:200]},
+            )
+
+    def _label(self, attribute: str) -> str:
+        name = attribute[:64]
+        if name in self._labels:
+            return name
+        if len(self._labels) < self.max_labels:
+            self._labels.add(name)
+            return name
+        return "other"
 
 
 class OpenIncidentsGauge:

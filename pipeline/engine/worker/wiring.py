@@ -26,6 +26,7 @@ from pipeline.engine.worker.tables import ChangelogRecord, StateTable, state_tab
 from pipeline.engine.worker.telemetry import (
     LateReadingsLog,
     OpenIncidentsGauge,
+    UnmappedAttributes,
     age,
     count_emit,
 )
@@ -55,6 +56,7 @@ class Wiring:
     pipeline: Pipeline
     open_gauge: OpenIncidentsGauge
     poison: PoisonLog
+    unmapped: UnmappedAttributes
     late_log: LateReadingsLog = field(default_factory=LateReadingsLog)
     tables: dict[str, StateTable] = field(default_factory=dict)
     locks: dict[Group, asyncio.Lock] = field(
@@ -92,6 +94,7 @@ class Wiring:
             pipeline=pipeline,
             open_gauge=OpenIncidentsGauge(metrics, pipeline.lifecycle),
             poison=PoisonLog.load(settings.data_dir / "poison.json"),
+            unmapped=UnmappedAttributes(metrics),
             tables=tables,
         )
 
@@ -125,6 +128,8 @@ class Wiring:
             count_emit(metrics, emit, stage)
         for (topic, fmt), seen in out.formats.items():
             metrics.child(metrics.events_in, self._kind(topic), fmt).inc(seen)
+        if out.unmapped:
+            self.unmapped.count(out.unmapped)
         if out.event_times_us:
             now_us = to_micros(datetime.now(UTC))
             for newest in out.event_times_us:

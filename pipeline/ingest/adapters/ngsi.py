@@ -98,7 +98,7 @@ _WATER: dict[str, tuple[str, str | None]] = {
 }
 _TRAFFIC: dict[str, tuple[str, str | None]] = {
     "intensity": ("traffic_intensity", None),
-    "occupancy": ("traffic_occupancy", "1"),  # 0..1 in the data model
+    "occupancy": ("occupancy", "1"),  # 0..1 in the data model; the sample catalogue's name
     "averageVehicleSpeed": ("traffic_speed", "km/h"),
     "averageGapDistance": ("traffic_gap", "m"),
     "averageHeadwayTime": ("traffic_headway", None),

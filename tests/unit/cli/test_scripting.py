@@ -81,8 +81,8 @@ def test_topology_show_and_validate_json() -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["id"] == "shanghai"
-    topics = doc["tables"]["Topics (48)"]
-    assert len(topics) == 48 and topics[0]["topic"] == "cityops.shanghai.sensors.raw"
+    topics = doc["tables"]["Topics (241)"]  # 10 shared, 16 district, 215 street
+    assert len(topics) == 241 and topics[0]["topic"] == "cityops.shanghai.sensors.raw"
     rules = {row["rule"]: row for row in doc["tables"]["Rules"]}
     assert rules["pm25"]["levels"] == "blue:75 yellow:115 orange:150 red:250"
     result = cityops("topology", "validate", "--json", "-t", str(DEMO))

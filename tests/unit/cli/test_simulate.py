@@ -10,6 +10,8 @@ import typer
 from typer.testing import CliRunner
 
 from pipeline.cli.simulate import simulate_command
+from pipeline.ingest.normalize import Normalizer
+from pipeline.topology import load_topology
 from tests.support.paths import TOPOLOGIES
 
 
@@ -98,3 +100,30 @@ def test_a_bad_topology_exits_2(tmp_path: Path) -> None:
         ["simulate", "-t", str(bad), "--duration", "1s", "--output", str(tmp_path / "o.jsonl")],
     )
     assert result.exit_code == 2
+
+
+def test_open311_on_a_topology_without_boundaries_still_produces_placed_reports(
+    tmp_path: Path,
+) -> None:
+    """Without boundaries a simulated report has no coordinates, only its area, and Open311
+    carries no area: the reports stay canonical (which places them) rather than vanish or
+    land at city level (issue 15)."""
+    demo = load_topology(TOPOLOGIES / "demo.yaml")
+    assert demo.boundary_features() == []
+    out = tmp_path / "events.jsonl"
+    result = CliRunner().invoke(_app(), [
+        "simulate", "-t", str(TOPOLOGIES / "demo.yaml"), "--formats", "open311",
+        "--rate", "200", "--duration", "5s", "--speedup", "60", "--seed", "2",
+        "--reports-per-minute", "30", "--start", "2026-11-25T08:00:00+08:00",
+        "--output", str(out),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    raw = [r["value"] for r in lines if r["topic"] == demo.topics.name("raw_reports")]
+    assert len(raw) >= 20  # 30 a simulated minute, 5 simulated minutes
+    normalizer = Normalizer(demo)
+    for doc in raw:
+        normalized = normalizer.normalize(orjson.dumps(doc))
+        assert normalized.rejections == [], doc
+        (report,) = normalized.reports
+        assert report.areas.district is not None  # placed, not the city's

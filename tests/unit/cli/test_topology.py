@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -58,3 +59,28 @@ def test_show_summarises_shanghai() -> None:
     assert "gas_smell" in out and "at once (urgent)" in out
     assert "cityops.shanghai.sensors.raw" in out
     assert "231 boundary polygons, of which SYNTHETIC stand-ins: 215 street" in out
+
+
+def test_validate_warns_when_located_reports_cannot_be_placed() -> None:
+    demo = str(TOPOLOGIES / "demo.yaml")  # report categories, no boundaries
+    result = runner.invoke(topology_app, ["validate", "-t", demo])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("OK demo:")
+    assert "warning: boundaries: none: a located report" in result.stderr
+    result = runner.invoke(topology_app, ["validate", "-t", demo, "--json"])
+    assert result.exit_code == 0
+    [warning] = json.loads(result.stdout)["warnings"]
+    assert warning["path"] == "boundaries" and "placed at city level" in warning["message"]
+    shanghai = str(TOPOLOGIES / "shanghai.yaml")
+    result = runner.invoke(topology_app, ["validate", "-t", shanghai, "--json"])
+    assert json.loads(result.stdout)["warnings"] == []
+    assert "warning" not in runner.invoke(topology_app, ["validate", "-t", shanghai]).stderr
+
+
+def test_show_tells_what_a_report_s_own_urgent_flag_does() -> None:
+    result = runner.invoke(topology_app, ["show", "-t", str(TOPOLOGIES / "demo.yaml"), "--json"])
+    rows = {
+        row["category"]: row for row in json.loads(result.stdout)["tables"]["Report categories"]
+    }
+    assert rows["gas_smell"]["opens"] == "at once (urgent)"
+    assert rows["water_leak"]["opens"].endswith("; a report flagged urgent: at once")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +21,10 @@ from pipeline.engine.stages import (
     record_key_of,
 )
 from pipeline.engine.stages.detect import EVENTS_MESSAGE_BYTES
+from pipeline.ingest.normalize import Unmapped
 from pipeline.models import AdminCodes, Reading, ReadingBatch
 from pipeline.topology import load_topology, parse_topology
-from tests.support.paths import DEMO
+from tests.support.paths import DEMO, FIXTURES
 
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 
@@ -290,3 +292,26 @@ def test_a_long_streak_in_one_batch_is_split_into_messages_the_broker_accepts() 
     assert [m.reason for m in messages] == [
         orjson.loads(m.value)[-1]["last_action"] for m in messages
     ]
+
+
+def test_the_intake_reports_attributes_that_map_to_no_catalogue_metric() -> None:
+    """Not dead letters (the entity's other attributes go through), but not silent: the
+    pipeline's output counts them by format, sensor and attribute for the worker."""
+    topology = load_topology(FIXTURES / "normalize-city.yaml")
+    entity = {
+        "id": "urn:ngsi-ld:AirQualityObserved:aq-001",
+        "type": "AirQualityObserved",
+        "dateObserved": T0.isoformat(),
+        "pm25": 40,
+        "airQualityIndex": 80,
+        "aqiPlus": 3,
+    }
+    raw = [orjson.dumps({**entity, "pm25": 40 + i}) for i in range(3)]  # fmt: skip
+    records = [_raw(value, i, topology.topics.name("raw_sensors")) for i, value in enumerate(raw)]
+    out = Pipeline(topology, lambda _name: {}).handle(records)
+    assert out.unmapped == Counter({
+        Unmapped("ngsi-ld", "aq-001", "airQualityIndex", "aqi"): 3,
+        Unmapped("ngsi-ld", "aq-001", "aqiPlus", "aqiPlus"): 3,
+    })  # fmt: skip
+    assert [e.kind for e in out.emits].count("deadletter") == 0
+    assert sum(e.count for e in out.emits if e.kind == "reading") == 3

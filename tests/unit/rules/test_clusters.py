@@ -11,7 +11,16 @@ from hypothesis import given, settings
 from pipeline.models import CitizenReport, IncidentAction, IncidentKind, Severity
 from pipeline.rules.clusters import ClusterState, haversine_m, state_key, step
 from pipeline.rules.lifecycle import IncidentEvent, incident_id
-from tests.unit.rules.detect_world import HUANGPU, NANJING_EAST, T0, WAITAN, report, topology
+from pipeline.topology import Topology
+from tests.unit.rules.detect_world import (
+    BASE,
+    HUANGPU,
+    NANJING_EAST,
+    T0,
+    WAITAN,
+    report,
+    topology,
+)
 from tests.unit.rules.streams import report_series, run_reports, worker_of
 
 A = IncidentAction
@@ -183,3 +192,39 @@ def test_report_partitioning_by_category_and_cluster_shape(reports: list[Citizen
                 assert inc.evidence.first_at == min(times)
             else:
                 assert event.action == A.evidence and inc.incident_id in opened
+
+
+def _not_honouring(category_id: str) -> Topology:
+    """The test city with `category_id`'s honour_urgent_flag set to false."""
+    categories = [
+        {**c, "honour_urgent_flag": False} if c["id"] == category_id else c
+        for c in BASE["report_categories"]
+    ]
+    return topology(report_categories=categories)
+
+
+def test_a_category_may_ignore_a_report_s_own_urgent_flag() -> None:
+    strict = _not_honouring("water_leak")
+    flagged = [report(f"r-{i}", i, urgent=True, lat=LAT + i * DLAT_100M) for i in range(3)]
+    state = ClusterState(category="water_leak")
+    events: list[IncidentEvent] = []
+    for r in flagged:
+        state, out = step(state, r, strict)
+        events += out
+    # no urgent incident per report: the three cluster into one, as unflagged reports do
+    assert [(e.action, e.incident.kind) for e in events] == [(A.open, IncidentKind.report_cluster)]
+    # the default honours the flag: each report opens its own urgent incident
+    assert {e.incident.kind for e in feed(flagged)} == {IncidentKind.urgent_report}
+
+
+def test_a_recorded_only_category_that_ignores_the_flag_opens_nothing() -> None:
+    recorded = {"id": "litter", "name": "垃圾", "severity": "blue"}
+    honouring = topology(report_categories=[*BASE["report_categories"], recorded])
+    strict = topology(report_categories=[*BASE["report_categories"],
+                                         {**recorded, "honour_urgent_flag": False}])  # fmt: skip
+    flagged = report("r-1", 0, category="litter", urgent=True)
+    state = ClusterState(category="litter")
+    assert [e.incident.kind for e in step(state, flagged, honouring)[1]] == [
+        IncidentKind.urgent_report
+    ]
+    assert step(ClusterState(category="litter"), flagged, strict)[1] == []

@@ -3,6 +3,8 @@ level that missed the deadline, and a dead letter the stage that refused the rec
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -15,12 +17,14 @@ from pipeline.engine.routing import Pipeline
 from pipeline.engine.stages import LifecycleStage
 from pipeline.engine.worker.telemetry import (
     DEAD_LETTER_STAGES,
+    UnmappedAttributes,
     count_emit,
     count_sla_breach,
     missed_level,
     preset_children,
 )
 from pipeline.engine.worker.wiring import STAGE_OF
+from pipeline.ingest.normalize import Unmapped
 from pipeline.metrics import Metrics
 from pipeline.topology import Topology, load_topology
 from tests.support.paths import DEMO
@@ -129,3 +133,47 @@ def test_every_dead_letter_producer_labels_its_stage(topology: Topology) -> None
             if s.name.endswith("_total") and s.labels["stage"] == stage
         )
         assert total == len(records), stage
+
+
+def _unmapped_total(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+    return {
+        (s.labels["format"], s.labels["attribute"]): s.value
+        for family in registry.collect()
+        if family.name == "cityops_unmapped_attributes"
+        for s in family.samples
+        if s.name == "cityops_unmapped_attributes_total"
+    }
+
+
+def test_unmapped_attributes_are_counted_and_logged_once_per_sensor_and_attribute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = CollectorRegistry()
+    unmapped = UnmappedAttributes(Metrics.create(registry))
+    aqi = Unmapped("ngsi-v2", "aq-001", "airQualityIndex", "aqi")
+    other_sensor = aqi._replace(sensor="aq-002")
+    with caplog.at_level(logging.WARNING, logger="pipeline.ingest.normalize"):
+        unmapped.count(Counter({aqi: 3}))
+        unmapped.count(Counter({aqi: 2, other_sensor: 1}))
+    assert _unmapped_total(registry) == {("ngsi-v2", "airQualityIndex"): 6.0}
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert "sensor aq-001: ngsi-v2 attribute 'airQualityIndex' (catalogue name 'aqi')" in lines[0]
+    assert lines[1].startswith("sensor aq-002:")
+    assert [getattr(r, "sensor_id", None) for r in caplog.records] == ["aq-001", "aq-002"]
+
+
+def test_unmapped_attribute_labels_and_logged_pairs_are_bounded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = CollectorRegistry()
+    unmapped = UnmappedAttributes(Metrics.create(registry), max_labels=2, max_logged=2)
+    names = ["a", "b", "c", "d"]
+    with caplog.at_level(logging.WARNING, logger="pipeline.ingest.normalize"):
+        unmapped.count(Counter(Unmapped("ngsi-ld", "s1", n, n) for n in names))
+        unmapped.count(Counter([Unmapped("ngsi-ld", "s1", "a", "a")]))  # forgotten: again
+    assert _unmapped_total(registry) == {
+        ("ngsi-ld", "a"): 2.0, ("ngsi-ld", "b"): 1.0, ("ngsi-ld", "other"): 2.0,
+    }  # fmt: skip
+    assert len(caplog.records) == 5
+    assert len(unmapped._logged) == 2  # noqa: SLF001 - the bound itself

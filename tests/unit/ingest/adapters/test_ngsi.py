@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from pipeline.ingest.adapters.registry import detect_format, format_from_headers
+from pipeline.ingest.normalize import Unmapped
 from pipeline.models import AdminCodes
 from tests.unit.ingest.norm_world import reasons, run
 
@@ -114,7 +115,7 @@ def test_ld_key_values_traffic_with_interval_and_line_string() -> None:
     assert result.format == "ngsi-ld"
     got = {r.metric: r.value for r in result.readings}
     assert got == pytest.approx(
-        {"traffic_intensity": 1200.0, "traffic_occupancy": 35.0, "traffic_speed": 42.5}
+        {"traffic_intensity": 1200.0, "occupancy": 35.0, "traffic_speed": 42.5}
     )
     assert {r.observed_at for r in result.readings} == {T0}
 
@@ -204,3 +205,26 @@ def test_detection_and_headers() -> None:
     forced = run(LD_NORMALIZED, headers=[("cityops-format", b"ngsi-v2")])
     assert forced.format == "ngsi-v2"
     assert forced.readings[0].source_format == "ngsi-v2"
+
+
+def test_an_attribute_that_maps_to_no_catalogue_metric_is_listed_with_its_sensor() -> None:
+    air = run(V2_NORMALIZED)
+    # airQualityIndex maps to 'aqi', which this catalogue lacks: dropped, but listed
+    assert air.unmapped == [Unmapped("ngsi-v2", "aq-001", "airQualityIndex", "aqi")]
+    noise = run(LD_NORMALIZED)
+    assert noise.unmapped == [Unmapped("ngsi-ld", "noise-001", "LAmax", "noise_lamax")]
+
+
+def test_a_catalogue_metric_the_sensor_is_not_registered_for_is_skipped_not_unmapped() -> None:
+    doc = {"id": "aq-001", "type": "AirQualityObserved", "dateObserved": "2026-05-01T00:00:00Z",
+           "pm25": 35, "noise_laeq": 60}  # fmt: skip
+    result = run(doc)
+    assert [r.metric for r in result.readings] == ["pm25"]
+    assert (result.skipped, result.unmapped) == (1, None)
+
+
+def test_an_unregistered_entity_s_unmapped_attribute_names_the_entity() -> None:
+    doc = {**V2_NORMALIZED, "id": "urn:ngsi:AirQualityObserved:aq-999"}
+    result = run(doc)
+    assert result.unmapped == [Unmapped("ngsi-v2", "urn:ngsi:AirQualityObserved:aq-999",
+                                        "airQualityIndex", "aqi")]  # fmt: skip
