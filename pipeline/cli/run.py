@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -78,7 +77,7 @@ def worker_command(
 ) -> None:
     """Run a worker: consume the topology's raw topics and produce every output."""
     # Faust is heavy: only this command imports it.
-    from pipeline.engine.worker.app import Worker, create_app
+    from pipeline.engine.worker.app import create_app, run_worker
     from pipeline.logging import configure_logging
 
     settings = _settings(
@@ -112,31 +111,7 @@ def worker_command(
             fail(
                 f"cannot prepare topics on {settings.kafka_bootstrap_servers}: {exc}", EXIT_RUNTIME
             )
-    app = create_app(settings, topo)
-    # Start-up objects (topology, registry, modules) live as long as the worker: freezing
-    # them keeps the collector's full passes from walking them again and again.
-    gc.collect()
-    gc.freeze()
-    # Our handler (JSON, masking) stays: Faust must not replace the logging setup.
-    worker = Worker(
-        app,
-        loglevel=loglevel,
-        redirect_stdouts=False,
-        override_logging=False,
-        stop_timeout=settings.stop_timeout_seconds,
-    )
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as stopped:
-        # The stop is complete (outputs acknowledged, offsets committed, store closed):
-        # leave without the interpreter's finalization, where chDB's native teardown
-        # crashed now and then (SIGSEGV after "Closing event loop"), turning a clean stop
-        # into a failure for the supervisor.
-        code = stopped.code if isinstance(stopped.code, int) else (0 if not stopped.code else 1)
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    run_worker(create_app(settings, topo), loglevel, settings.stop_timeout_seconds)
 
 
 def tail_command(

@@ -64,32 +64,41 @@ def init(
             soft_wrap=True,
         )
         raise typer.Exit(2)
+    store = _open(topo)
+    try:
+        _create(store, cluster)
+    finally:
+        store.close()
+    _out.print(f"store ready: {store!r}", markup=False)
+
+
+def _open(topo: Any) -> Any:
+    """The topology's store, opened as the worker opens it (exit 2 when it cannot be)."""
     try:
         settings = Settings()
     except ValidationError as exc:
         _err.print(f"bad settings: {exc}", markup=False)
         raise typer.Exit(2) from exc
     try:
-        store = open_store(
-            topo.sinks, os.environ, chdb_path=settings.chdb_dir(topo.sinks.chdb.path)
-        )
+        return open_store(topo.sinks, os.environ, chdb_path=settings.chdb_dir(topo.sinks.chdb.path))
     except StoreError as exc:
         _err.print(f"[red]{exc}[/red]", markup=False)
         raise typer.Exit(2) from exc
+
+
+def _create(store: Any, cluster: str | None) -> None:
+    """Create the tables (exit 1 when the store refuses or cannot be reached)."""
     try:
         if cluster is None:
             store.init()
-        else:  # the server store (checked above) takes a cluster
-            store.init(cluster=cluster)  # type: ignore[call-arg]  # not in the protocol
+        else:  # the server store (checked by the caller) takes a cluster
+            store.init(cluster=cluster)
     except StoreUnavailable as exc:
         _err.print(f"store unavailable: {exc}", markup=False)
         raise typer.Exit(1) from exc
     except StoreError as exc:
         _err.print(f"store error: {exc}", markup=False, soft_wrap=True)
         raise typer.Exit(1) from exc
-    finally:
-        store.close()
-    _out.print(f"store ready: {store!r}", markup=False)
 
 
 def _print_ddl(sinks: Any, cluster: str | None) -> None:

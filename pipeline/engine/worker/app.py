@@ -7,7 +7,11 @@ batches between topics and stages, `wiring.py` holds what they share.
 
 from __future__ import annotations
 
-from typing import Any
+import gc
+import logging
+import os
+import sys
+from typing import Any, NoReturn
 
 import faust
 from prometheus_client import CollectorRegistry
@@ -37,6 +41,37 @@ class Worker(faust.Worker):
         if self._stop_deadline is None:
             self._stop_deadline = exit_if_stop_hangs(self._stop_timeout)
         super()._schedule_shutdown(signal)
+
+
+def run_worker(app: faust.App, loglevel: str, stop_timeout: float) -> NoReturn:
+    """Run the app until it stops, then leave with its status.
+
+    The stop is complete when Faust returns (outputs acknowledged, offsets committed): the
+    process leaves without the interpreter's finalization, where chDB's native teardown
+    crashed now and then (SIGSEGV after "Closing event loop"), turning a clean stop into a
+    failure for the supervisor.
+    """
+    # Start-up objects (topology, registry, modules) live as long as the worker: freezing
+    # them keeps the collector's full passes from walking them again and again.
+    gc.collect()
+    gc.freeze()
+    # Our handler (JSON, masking) stays: Faust must not replace the logging setup.
+    worker = Worker(
+        app,
+        loglevel=loglevel,
+        redirect_stdouts=False,
+        override_logging=False,
+        stop_timeout=stop_timeout,
+    )
+    code = 1
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stopped:
+        code = stopped.code if isinstance(stopped.code, int) else (0 if not stopped.code else 1)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def broker_urls(bootstrap: str) -> list[str]:
