@@ -67,7 +67,6 @@ def _faust_app(settings: Settings, topology: Topology) -> faust.App:
         store="memory://",
         key_serializer="raw",
         value_serializer="raw",
-        processing_guarantee=settings.processing_guarantee,
         consumer_auto_offset_reset="earliest",
         topic_partitions=topology.topics.partitions,
         topic_replication_factor=topology.topics.replication,
