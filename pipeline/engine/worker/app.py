@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from pipeline.engine.worker import agents, incidents_api
 from pipeline.engine.worker.telemetry import preset_children
-from pipeline.engine.worker.web import aggregates_endpoint
+from pipeline.engine.worker.web import aggregates_endpoint, watermarks_endpoint
 from pipeline.engine.worker.wiring import Wiring
 from pipeline.kafka import recovery_fix
 from pipeline.kafka.clients import faust_credentials
@@ -53,6 +53,10 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     @app.page("/aggregates")
     async def aggregates_page(web: Any, request: Any) -> Any:
         return await aggregates_endpoint(web, request, wiring.store)
+
+    @app.page("/watermarks")
+    async def watermarks_page(web: Any, request: Any) -> Any:
+        return await watermarks_endpoint(web, wiring.pipeline.aggregate, wiring.locks["analyze"])
 
     return app
 

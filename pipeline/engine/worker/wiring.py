@@ -69,8 +69,7 @@ class Wiring:
     ) -> Wiring:
         """The pipeline over changelog-backed tables; the store is opened, not initialised."""
         tables = {
-            name: StateTable(state_table(app, name, topology.topics.partitions))
-            for name in TABLES
+            name: StateTable(state_table(app, name, topology.topics.partitions)) for name in TABLES
         }
         pipeline = Pipeline(
             topology, tables.__getitem__, max_message_bytes=settings.max_message_bytes
