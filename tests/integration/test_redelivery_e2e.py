@@ -39,7 +39,6 @@ KILLS = 3
 RESTARTS: list[int] = []  # the supervisor's restarts after a failed batch (exit status)
 
 
-
 def cycle(number: int) -> list[bytes]:
     """One breach-and-clear cycle of every sensor, stamped just before now."""
     start = datetime.now(UTC) - timedelta(seconds=len(CYCLE) + 1)
