@@ -2,6 +2,9 @@
 
 Why generated: the schemas come from the models, so they cannot drift from what the worker
 produces; a test regenerates them and fails when the committed files in `schemas/` are stale.
+The raw input topics are in the AsyncAPI document too, with one message per input format
+the adapter registry knows; their formats are described in docs/formats.md, which the
+messages point to (a registered format without a section there fails a test).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from pipeline.engine.emit import ORIGIN_HEADER
+from pipeline.ingest.adapters.registry import FORMAT_HEADER, FORMATS
 from pipeline.models import (
     INCIDENT_EVENTS_VERSION,
     READING_BATCH_VERSION,
@@ -168,6 +172,117 @@ TOPICS: tuple[TopicContract, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class RawTopic:
+    """A raw input topic: its address, key and what it is for (the formats are FORMATS)."""
+
+    kind: str
+    address: str
+    key: str
+    description: str
+
+
+#: docs/formats.md
+FORMATS_DOC = "docs/formats.md"
+#: Input format -> (its section heading in docs/formats.md, what a message carries).
+FORMAT_DOCS: dict[str, tuple[str, str]] = {
+    "canonical": (
+        "canonical (the pipeline's own shape)",
+        "The pipeline's own JSON: a reading (sensor_id, metric, value, observed_at) or a "
+        "report (report_id, category, reported_at), or an array of them.",
+    ),
+    "ngsi-v2": (
+        "FIWARE NGSI v2 and NGSI-LD (entities, normalized or keyValues)",
+        "FIWARE NGSI v2 entities (AirQualityObserved, WaterQualityObserved, "
+        "TrafficFlowObserved, NoiseLevelObserved), normalized or keyValues, alone, in an "
+        "array or in a notification.",
+    ),
+    "ngsi-ld": (
+        "FIWARE NGSI v2 and NGSI-LD (entities, normalized or keyValues)",
+        "NGSI-LD entities of the same types (content-type application/ld+json), alone, in an "
+        "array or in a notification.",
+    ),
+    "sensorthings": (
+        "OGC SensorThings API 1.1 Observations",
+        "OGC SensorThings API 1.1 Observations (with their Datastream), alone or in a collection.",
+    ),
+    "open311": (
+        "Open311 GeoReport v2 service requests (reports)",
+        "Open311 GeoReport v2 service requests: citizen reports.",
+    ),
+}
+
+_RAW = (
+    "Every input format is accepted on this topic (the `cityops-format` header, else "
+    "`content-type`, else the document's shape says which); what cannot be used goes to "
+    "the dead-letter topic with a reason. The broker's receive time (LogAppendTime) is the "
+    "arrival time that bounds clock skew. Formats: docs/formats.md."
+)
+
+RAW_TOPICS: tuple[RawTopic, ...] = (
+    RawTopic(
+        "raw_sensors",
+        "{prefix}sensors.raw",
+        "the sensor or device id, so each device's records stay in order on one partition",
+        f"Raw sensor readings as devices and platforms send them. {_RAW}",
+    ),
+    RawTopic(
+        "raw_reports",
+        "{prefix}reports.raw",
+        "the report id (or none)",
+        f"Raw citizen reports (hotline, app, Open311). {_RAW}",
+    ),
+)
+
+_RAW_HEADERS = {
+    FORMAT_HEADER: "Optional: the format's name or alias (e.g. canonical, ngsi-v2, ngsi-ld, "
+    "ngsi, sensorthings, open311); an unknown name is refused (unknown_format).",
+    "content-type": "Optional: application/ld+json declares NGSI-LD.",
+}
+
+
+def format_anchor(heading: str) -> str:
+    """The link anchor of a Markdown heading (lower case, punctuation dropped, spaces -> -)."""
+    kept = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return kept.replace(" ", "-")
+
+
+def _raw_channel(topic: RawTopic) -> dict[str, Any]:
+    """A raw topic's AsyncAPI channel: one message per input format, each pointing to its
+    section of docs/formats.md."""
+    messages: dict[str, Any] = {}
+    for name in FORMATS:
+        heading, summary = FORMAT_DOCS[name]
+        messages[name] = {
+            "name": name,
+            "title": f"{name} input",
+            "summary": summary,
+            "description": f'See {FORMATS_DOC}, section "{heading}".',
+            "contentType": "application/json",
+            "x-docs": f"{FORMATS_DOC}#{format_anchor(heading)}",
+            "headers": {
+                "type": "object",
+                "properties": {
+                    header: {"type": "string", "description": text}
+                    for header, text in _RAW_HEADERS.items()
+                },
+            },
+            "payload": {"type": ["object", "array"], "description": summary},
+            "bindings": {
+                "kafka": {
+                    "key": {"type": "string", "description": topic.key},
+                    "bindingVersion": "0.5.0",
+                }
+            },
+        }
+    return {
+        "address": topic.address,
+        "description": topic.description,
+        "parameters": {"prefix": {"description": _PARAMETERS["prefix"]}},
+        "messages": messages,
+    }
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
     """File name -> JSON Schema (draft 2020-12) of each topic's value."""
     schemas: dict[str, dict[str, Any]] = {}
@@ -185,8 +300,11 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
 def asyncapi_document() -> dict[str, Any]:
     """An AsyncAPI 3.0 document describing every topic (address, key, value schema)."""
-    channels: dict[str, Any] = {}
-    operations: dict[str, Any] = {}
+    channels: dict[str, Any] = {raw.kind: _raw_channel(raw) for raw in RAW_TOPICS}
+    operations: dict[str, Any] = {
+        f"receive_{raw.kind}": {"action": "receive", "channel": {"$ref": f"#/channels/{raw.kind}"}}
+        for raw in RAW_TOPICS
+    }
     for topic in TOPICS:
         params = {
             name: {"description": _PARAMETERS[name]}
@@ -230,7 +348,7 @@ def asyncapi_document() -> dict[str, Any]:
         "asyncapi": "3.0.0",
         "info": {
             "title": "cityops topics",
-            "version": "2.0.0",
+            "version": "2.1.0",
             "description": "Topics a cityops deployment reads and writes. Names are the "
             "topology's prefix plus these addresses; values are JSON.",
         },

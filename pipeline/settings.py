@@ -132,11 +132,6 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest wait to fill a batch, seconds (CITYOPS_BATCH_WITHIN_SECONDS).",
     )
-    processing_guarantee: str = Field(
-        default="at_least_once",
-        pattern="^(at_least_once|exactly_once)$",
-        description="Faust processing guarantee (CITYOPS_PROCESSING_GUARANTEE).",
-    )
     clickhouse_url: str | None = Field(
         default=None, description="ClickHouse server URL (CITYOPS_CLICKHOUSE_URL)."
     )

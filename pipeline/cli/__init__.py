@@ -30,6 +30,7 @@ from pipeline.cli.simulate import simulate_command
 from pipeline.cli.store import store_app
 from pipeline.cli.topics import topics_app
 from pipeline.cli.topology import topology_app
+from pipeline.cli.watermarks import watermarks_command
 
 __all__ = ["app", "main", "one_line"]
 
@@ -107,6 +108,7 @@ app.command("demo")(demo_command)
 app.command("simulate")(simulate_command)
 app.command("dry-run")(dry_run_command)
 app.command("tail")(tail_command)
+app.command("watermarks")(watermarks_command)
 app.add_typer(topology_app, name="topology")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")

@@ -7,6 +7,10 @@ not be read), 2 bad input (bad topology, unreadable file, a file with no audit e
 
 A record that does not parse as an audit event is itself a problem (``malformed``), named
 by where it is: ``line N`` of a file, ``partition P offset O`` of the topic.
+
+A redelivery (a later record with the same incident, seq and hash, byte for byte: what an
+at-least-once worker sends again after a crash) is no problem; it is counted apart
+(``redeliveries``). The same seq with other bytes is tampering (``duplicate``).
 """
 
 from __future__ import annotations
@@ -127,11 +131,21 @@ async def read_topic(
         await consumer.stop()
 
 
-def parse(records: list[AuditRecord]) -> tuple[list[AuditEvent], list[str], list[Malformed]]:
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """The audit events in input order, where each was read and its bytes (aligned with
+    ``events``), and the records that are not events."""
+
+    events: list[AuditEvent]
+    places: list[str]
+    raw: list[bytes]
+    malformed: list[Malformed]
+
+
+def parse(records: list[AuditRecord]) -> Parsed:
     """Audit events in input order, where each was read, and the records that are not events."""
-    events: list[AuditEvent] = []
-    places: list[str] = []
-    malformed: list[Malformed] = []
+    parsed = Parsed([], [], [], [])
+    events, places, malformed = parsed.events, parsed.places, parsed.malformed
     for record in records:
         try:
             events.append(AuditEvent.model_validate_json(record.value))
@@ -141,7 +155,8 @@ def parse(records: list[AuditRecord]) -> tuple[list[AuditEvent], list[str], list
             malformed.append(Malformed(record.where, f"{loc}: {first['msg']}"))
             continue
         places.append(record.where)
-    return events, places, malformed
+        parsed.raw.append(record.value)
+    return parsed
 
 
 def render(report: VerifyReport, places: list[str], malformed: list[Malformed]) -> Table | None:
@@ -193,20 +208,22 @@ def verify_command(
             fail(str(exc))
         except Exception as exc:  # noqa: BLE001 - any client failure: report it, no trace
             fail(f"cannot read {source}: {type(exc).__name__}: {exc}", EXIT_RUNTIME)
-    events, places, malformed = parse(records)
-    if records and not events:
+    parsed = parse(records)
+    malformed = parsed.malformed
+    if records and not parsed.events:
         fail(f"{source}: no record is an audit event (first: {malformed[0].detail})")
-    report = verify(events)
-    table = render(report, places, malformed)
+    report = verify(parsed.events, raw=parsed.raw)
+    table = render(report, parsed.places, malformed)
     summary = (
         f"{source}: {report.incidents} incidents, {report.events} events, "
-        f"{len(report.problems) + len(malformed)} problems"
+        f"{len(report.problems) + len(malformed)} problems, {report.redeliveries} redeliveries"
     )
     if as_json:
         problems = [] if table is None else table_rows(table)
         print_json(
             {"ok": table is None, "source": source, "incidents": report.incidents,
-             "events": report.events, "problems": problems}
+             "events": report.events, "redeliveries": report.redeliveries,
+             "problems": problems}
         )  # fmt: skip
         if table is not None:
             raise typer.Exit(EXIT_RUNTIME)

@@ -12,13 +12,19 @@ in UTC. ``prev_hash`` is one of the hashed fields, so altering, dropping or reor
 event breaks the chain at a point :func:`verify` can name. Fields added since the first
 version (``update_id``, ``sent_at``: :data:`OPTIONAL_FIELDS`) are hashed only when set, so
 chains written before them still verify.
+
+Redelivery is not tampering: the pipeline is at-least-once, and a worker killed between
+sending a transition and persisting its state sends it again, byte for byte (the
+redelivery contract, docs/incidents.md). :func:`verify` counts a later record with the same
+incident, seq and hash and identical bytes as a *redelivery*; the same seq with different
+bytes is a ``duplicate`` problem.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -159,6 +165,9 @@ class VerifyReport:
     incidents: int
     events: int
     problems: tuple[Problem, ...]
+    redeliveries: int = 0
+    """Byte-identical copies of an event seen earlier (at-least-once delivery, not a
+    problem); ``events`` counts them too."""
 
     @property
     def ok(self) -> bool:
@@ -171,12 +180,19 @@ _Seen = dict[int, tuple[int, AuditEvent]]
 
 
 def verify(
-    events: Iterable[AuditEvent], *, heads: Mapping[str, ChainHead] | None = None
+    events: Iterable[AuditEvent],
+    *,
+    heads: Mapping[str, ChainHead] | None = None,
+    raw: Sequence[bytes] | None = None,
 ) -> VerifyReport:
     """Check every incident's chain as given (input order matters); list every problem.
 
+    - redelivery (not a problem, counted): an event with the seq and hash of one seen
+      before and the same bytes (``raw[i]``, the record as read, when given; else equal
+      content);
     - altered: an event's ``hash`` is not the hash of its content;
-    - reordered / duplicate: an event arrives after one with a higher / the same seq;
+    - reordered: an event arrives after one with a higher seq;
+    - duplicate: a second, different event with the same seq;
     - dropped: a seq below the highest one seen is missing;
     - broken_link: ``prev_hash`` differs from the hash of the event with seq - 1 (or from
       the genesis hash for seq 1): this is what exposes an event that was altered *and*
@@ -186,7 +202,7 @@ def verify(
       newest events of a chain cannot be told from them never having been written.
     """
     problems: list[Problem] = []
-    by_incident, count = _arrivals(events, problems)
+    by_incident, count, redeliveries = _arrivals(events, problems, raw)
     for iid, seen in by_incident.items():
         problems.extend(_chain_problems(iid, seen))
     if heads is not None:
@@ -195,17 +211,23 @@ def verify(
             if truncated is not None:
                 problems.append(truncated)
     problems.sort(key=lambda p: (p.incident_id, p.seq, p.position, p.kind))
-    return VerifyReport(incidents=len(by_incident), events=count, problems=tuple(problems))
+    return VerifyReport(
+        incidents=len(by_incident),
+        events=count,
+        problems=tuple(problems),
+        redeliveries=redeliveries,
+    )
 
 
 def _arrivals(
-    events: Iterable[AuditEvent], problems: list[Problem]
-) -> tuple[dict[str, _Seen], int]:
-    """Every incident's events by seq, and how many events there were; the problems one
-    event shows on arrival (altered, duplicate, reordered) go to ``problems``."""
+    events: Iterable[AuditEvent], problems: list[Problem], raw: Sequence[bytes] | None
+) -> tuple[dict[str, _Seen], int, int]:
+    """Every incident's events by seq, how many events there were and how many of them
+    were redeliveries; the problems one event shows on arrival (altered, duplicate,
+    reordered) go to ``problems``."""
     by_incident: dict[str, _Seen] = {}
     tops: dict[str, int] = {}
-    count = 0
+    count = redeliveries = 0
     for position, event in enumerate(events):
         count += 1
         iid, seq = event.incident_id, event.seq
@@ -215,7 +237,11 @@ def _arrivals(
             problems.append(Problem(iid, seq, position, ProblemKind.altered, detail))
         seen = by_incident.setdefault(iid, {})
         if seq in seen:
-            detail = f"seq {seq} already seen at position {seen[seq][0]}"
+            first, original = seen[seq]
+            if _same_record(raw, first, original, position, event):
+                redeliveries += 1
+                continue
+            detail = f"seq {seq} already seen at position {first}, with different content"
             problems.append(Problem(iid, seq, position, ProblemKind.duplicate, detail))
             continue
         top = tops.get(iid, 0)
@@ -224,7 +250,19 @@ def _arrivals(
             problems.append(Problem(iid, seq, position, ProblemKind.reordered, detail))
         seen[seq] = (position, event)
         tops[iid] = max(top, seq)
-    return by_incident, count
+    return by_incident, count, redeliveries
+
+
+def _same_record(
+    raw: Sequence[bytes] | None, first: int, original: AuditEvent, at: int, event: AuditEvent
+) -> bool:
+    """True when the event at ``at`` is a redelivery of the one at ``first``: same hash,
+    and the same bytes (or, without ``raw``, the same content)."""
+    if event.hash != original.hash:
+        return False
+    if raw is not None:
+        return raw[at] == raw[first]
+    return event == original
 
 
 def _chain_problems(iid: str, seen: _Seen) -> list[Problem]:

@@ -6,8 +6,14 @@ incident), and is the part a city tunes (``topology.escalation``, ``topology.sla
 
 - An incident overdue for ack (open or dispatched past ``ack_due``) or for resolve (not
   yet resolved past ``resolve_due``) moves its owner one level up (street -> district ->
-  city), ``escalations + 1``, and both deadlines restart from ``now`` at the new level, so
-  it escalates again if still overdue there; never above ``topology.escalation.top_level``.
+  city), ``escalations + 1``, and both deadlines restart at the new level from the
+  deadline that was missed, so it escalates again if still overdue there; never above
+  ``topology.escalation.top_level``.
+- Deterministic: ``now`` only decides *whether* a deadline has passed. The escalation
+  takes effect at the missed deadline (or at the incident's ``updated_at`` when that is
+  later), never at the timer's wall clock, so a tick repeated after a crash produces the
+  same incident and audit bytes with the same version (the redelivery contract,
+  docs/incidents.md).
 - The deadlines themselves come from :func:`~pipeline.rules.lifecycle.sla_for`, set at
   open, reopen and upgrade.
 """
@@ -27,7 +33,7 @@ from pipeline.rules.lifecycle import (
 )
 from pipeline.topology import Topology
 
-__all__ = ["check_sla", "next_owner", "sla_for"]
+__all__ = ["check_sla", "missed_deadline", "next_owner", "sla_for"]
 
 _A = IncidentAction
 _OWNER_LEVELS = (AreaLevel.street, AreaLevel.district, AreaLevel.city)
@@ -58,32 +64,41 @@ def check_sla(incident: Incident, now: datetime, topology: Topology) -> list[Tra
     """
     if not topology.escalation.enabled:
         return []
-    overdue: str | None = None
-    ack_due, resolve_due = incident.ack_due, incident.resolve_due
-    if incident.state in AWAITING_ACK and ack_due is not None and now > ack_due:
-        overdue = f"ack overdue since {ack_due.isoformat()}"
-    elif incident.state in AUTO_RESOLVABLE and resolve_due is not None and now > resolve_due:
-        overdue = f"resolve overdue since {resolve_due.isoformat()}"
-    if overdue is None:
+    missed = missed_deadline(incident, now)
+    if missed is None:
         return []
+    which, due = missed
     target = next_owner(incident, topology)
     if target is None:
         return []
     level, area = target
+    at = max(due, incident.updated_at)  # the incident's time never goes back
     ack, resolve = sla_for(topology, incident.severity)
     escalated = changed(
         incident,
-        now,
+        at,
         _A.escalate,
         owner_level=level,
         owner_area=area,
         escalations=incident.escalations + 1,
-        ack_due=now + ack,
-        resolve_due=now + resolve,
+        ack_due=at + ack,
+        resolve_due=at + resolve,
     )
-    reason = f"{overdue}; {incident.owner_level} {incident.owner_area} -> {level} {area}"
+    reason = (
+        f"{which} overdue since {due.isoformat()}; "
+        f"{incident.owner_level} {incident.owner_area} -> {level} {area}"
+    )
     return [
-        Transition(
-            escalated, _A.escalate, SYSTEM_ACTOR, now, incident.state, incident.state, reason
-        )
+        Transition(escalated, _A.escalate, SYSTEM_ACTOR, at, incident.state, incident.state, reason)
     ]
+
+
+def missed_deadline(incident: Incident, now: datetime) -> tuple[str, datetime] | None:
+    """The deadline ``incident`` has missed by ``now`` (``"ack"`` or ``"resolve"``, and
+    when it was due), or None."""
+    ack_due, resolve_due = incident.ack_due, incident.resolve_due
+    if incident.state in AWAITING_ACK and ack_due is not None and now > ack_due:
+        return "ack", ack_due
+    if incident.state in AUTO_RESOLVABLE and resolve_due is not None and now > resolve_due:
+        return "resolve", resolve_due
+    return None

@@ -12,12 +12,13 @@ import pytest
 import yaml
 
 from pipeline.cli.schemas import rendered
-from pipeline.contract import TOPICS
+from pipeline.contract import FORMATS_DOC, RAW_TOPICS, TOPICS, format_anchor
 from pipeline.engine.emit import Record
 from pipeline.engine.stages import NormalizeStage
+from pipeline.ingest.adapters.registry import FORMATS
 from pipeline.models import AdminCodes, DeadLetter, GeoPoint, Reading, RejectReason
 from pipeline.topology import load_topology
-from tests.support.paths import DEMO
+from tests.support.paths import DEMO, ROOT
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -31,11 +32,33 @@ def test_committed_contract_file_is_current(name: str) -> None:
 def test_asyncapi_lists_every_topic_with_its_schema_file() -> None:
     document = yaml.safe_load((SCHEMAS / "asyncapi.yaml").read_text(encoding="utf-8"))
     assert document["asyncapi"] == "3.0.0"
-    assert set(document["channels"]) == {topic.kind for topic in TOPICS}
+    raw = {topic.kind for topic in RAW_TOPICS}
+    assert set(document["channels"]) == {topic.kind for topic in TOPICS} | raw
     for kind, channel in document["channels"].items():
+        if kind in raw:
+            continue
         (message,) = channel["messages"].values()
         ref = message["payload"]["$ref"]
         assert (SCHEMAS / ref).is_file(), f"{kind} points at a missing schema {ref}"
+
+
+def test_asyncapi_lists_the_raw_topics_with_every_input_format_and_its_docs() -> None:
+    document = yaml.safe_load((SCHEMAS / "asyncapi.yaml").read_text(encoding="utf-8"))
+    docs = (ROOT / FORMATS_DOC).read_text(encoding="utf-8")
+    anchors = {
+        format_anchor(line.lstrip("#")) for line in docs.splitlines() if line.startswith("## ")
+    }
+    topology = load_topology(DEMO)
+    for raw in RAW_TOPICS:
+        channel = document["channels"][raw.kind]
+        name = topology.topics.name(raw.kind)  # type: ignore[arg-type]  # a raw topic kind
+        assert channel["address"].format(prefix=topology.topics.prefix) == name
+        assert document["operations"][f"receive_{raw.kind}"]["action"] == "receive"
+        assert list(channel["messages"]) == list(FORMATS)  # a new adapter is listed at once
+        for message in channel["messages"].values():
+            path, anchor = message["x-docs"].split("#")
+            assert path == FORMATS_DOC and anchor in anchors, message["x-docs"]
+            assert "cityops-format" in message["headers"]["properties"]
 
 
 def _schema(kind: str) -> dict[str, object]:

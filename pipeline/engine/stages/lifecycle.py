@@ -3,7 +3,11 @@
 Deterministic: every output is a function of the input record (its value, headers and
 broker timestamp) and the state, never of the wall clock, so the worker and the dry run
 agree and a redelivered record yields byte-identical outputs. The SLA clock's time is
-the caller's (`check_deadlines(now)`).
+the caller's (`check_deadlines(now)`), and it only decides *whether* a deadline passed:
+an escalation takes effect at the missed deadline (:func:`~pipeline.rules.sla.check_sla`).
+Before a record changes an incident, the escalations due by the record's receive time are
+applied first, so a record and the SLA timer act on an incident in the same order when
+the record is redelivered after a crash (see "Redelivery" in docs/incidents.md).
 """
 
 from __future__ import annotations
@@ -131,16 +135,17 @@ class LifecycleStage:
     ) -> list[Emit]:
         if self.states.already_applied(incident.incident_id, where):
             return []
+        emits = self._escalate_due(incident.incident_id, _received_at(record))
         stored = self.states.peek(incident.incident_id)
         event = IncidentEvent.from_incident(incident)
         outcome = apply_detection(stored.incident if stored else None, event, self.topology)
         if outcome is None:
-            return []
+            return emits
         if isinstance(outcome, Rejection):
             if outcome.reason == RejectReason.duplicate:
-                return []  # a replayed detection event: already applied
-            return [self._dead_letter(outcome, record)]
-        return self._commit(outcome)
+                return emits  # a replayed detection event: already applied
+            return [*emits, self._dead_letter(outcome, record)]
+        return emits + self._commit(outcome)
 
     # -- units' updates --------------------------------------------------------------
 
@@ -177,12 +182,13 @@ class LifecycleStage:
             refusal = Rejection(reason=RejectReason.duplicate, detail=detail)
             return self._refuse(refusal, update, record, when)
         # Authentic and new: remembered whatever comes of it, so it cannot be replayed.
+        emits = self._escalate_due(update.incident_id, received)
         state = self.states.get(update.incident_id, lambda: stored)
         state.remember(update, self.topology.incidents.max_update_age, when)
-        outcome = apply(stored.incident, update, self.topology, received_at=when)
+        outcome = apply(state.incident, update, self.topology, received_at=when)
         if isinstance(outcome, Rejection):
-            return self._refuse(outcome, update, record, when, state.incident)
-        emits = self._commit(outcome)
+            return emits + self._refuse(outcome, update, record, when, state.incident)
+        emits.extend(self._commit(outcome))
         emits.append(self._reply(_reply_to(update, when, outcome.incident)))
         return emits
 
@@ -240,6 +246,18 @@ class LifecycleStage:
             if record is None:
                 continue
             for transition in check_sla(record.incident, now, self.topology):
+                emits.extend(self._commit(transition))
+        return emits
+
+    def _escalate_due(self, incident_id: str, when: datetime | None) -> list[Emit]:
+        """Every escalation of `incident_id` due by `when` (a record's receive time; none
+        without one, as in a dry run), before that record changes the incident."""
+        emits: list[Emit] = []
+        while when is not None and (record := self.states.peek(incident_id)) is not None:
+            transitions = check_sla(record.incident, when, self.topology)
+            if not transitions:
+                break
+            for transition in transitions:
                 emits.extend(self._commit(transition))
         return emits
 

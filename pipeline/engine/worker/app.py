@@ -20,7 +20,7 @@ from pipeline import cityops_version
 from pipeline.engine.worker import agents, health, incidents_api
 from pipeline.engine.worker.failure import exit_if_stop_hangs
 from pipeline.engine.worker.telemetry import preset_children
-from pipeline.engine.worker.web import aggregates_endpoint
+from pipeline.engine.worker.web import aggregates_endpoint, watermarks_endpoint
 from pipeline.engine.worker.wiring import Wiring
 from pipeline.kafka import recovery_fix
 from pipeline.kafka.clients import faust_credentials
@@ -97,6 +97,10 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     async def aggregates_page(web: Any, request: Any) -> Any:
         return await aggregates_endpoint(web, request, wiring.store)
 
+    @app.page("/watermarks")
+    async def watermarks_page(web: Any, request: Any) -> Any:
+        return await watermarks_endpoint(web, wiring.pipeline.aggregate, wiring.locks["analyze"])
+
     return app
 
 
@@ -110,7 +114,6 @@ def _faust_app(settings: Settings, topology: Topology) -> faust.App:
         store="memory://",
         key_serializer="raw",
         value_serializer="raw",
-        processing_guarantee=settings.processing_guarantee,
         consumer_auto_offset_reset="earliest",
         topic_partitions=topology.topics.partitions,
         topic_replication_factor=topology.topics.replication,

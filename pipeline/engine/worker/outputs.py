@@ -25,8 +25,9 @@ class Outputs(Service):
 
     At-least-once: one `send_batch` per partition, waiting for the broker's
     acknowledgement (`acks=all`, idempotent: see `output_producer`), so a batch's outputs
-    are on the broker before its offsets are committed. Exactly-once: record by record
-    through Faust, whose transaction manager must see every send.
+    are on the broker before its offsets are committed. There is no exactly-once mode: a
+    redelivered batch yields byte-identical records with the same versions, which
+    consumers deduplicate (the redelivery contract, docs/incidents.md).
     """
 
     def __init__(self, app: faust.App, settings: Settings, metrics: Metrics, **kwargs: Any) -> None:
@@ -34,9 +35,7 @@ class Outputs(Service):
         self.app = app
         self.settings = settings
         self.metrics = metrics
-        self.transactional = settings.processing_guarantee == "exactly_once"
         self.logger = logging.getLogger("pipeline.engine.worker.outputs")
-        self._topics: dict[str, faust.TopicT] = {}
         self.producer: AIOKafkaProducer | None = None
         self.sender = BatchSender(
             self._producer, on_retry=self._retrying, stopping=lambda: bool(app.should_stop)
@@ -61,16 +60,5 @@ class Outputs(Service):
 
     async def send(self, emits: Sequence[Emit | ChangelogRecord]) -> None:
         """Produce every emit; return once the broker has them (at-least-once)."""
-        if not emits:
-            return
-        if not self.transactional:
+        if emits:
             await self.sender.send_all(emits)
-            return
-        for emit in emits:
-            topic = self._topics.get(emit.topic)
-            if topic is None:
-                topic = self._topics[emit.topic] = self.app.topic(
-                    emit.topic, key_serializer="raw", value_serializer="raw"
-                )
-            headers = list(getattr(emit, "headers", ()))
-            await topic.send(key=emit.key, value=emit.value, headers=headers)

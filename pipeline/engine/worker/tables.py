@@ -59,8 +59,7 @@ class StateTable(MutableMapping[str, Any]):
     future and its JSON codec each, which dominated the analyze agent once states were
     written per rule. Here a change updates the table's own store and queues the record
     (orjson, the same JSON Faust's codec reads back on recovery); the agent sends the
-    queue with its outputs, before its batch is acknowledged. With `transactional` the
-    table is written through Faust, whose transaction must carry every changelog record.
+    queue with its outputs, before its batch is acknowledged.
 
     Why a change is not stored in the table as well: the stage keeps the decoded state it
     changed, and reads the table only for a key it does not hold (after start-up or a
@@ -69,9 +68,8 @@ class StateTable(MutableMapping[str, Any]):
     sensors, 150 MB of peak RSS; JSON bytes even more, measured).
     """
 
-    def __init__(self, table: Any, *, transactional: bool) -> None:
+    def __init__(self, table: Any) -> None:
         self.table = table
-        self.transactional = transactional
         self.pending: list[ChangelogRecord] = []
         self._topic = table.changelog_topic.get_topic_name()
 
@@ -83,17 +81,11 @@ class StateTable(MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         raw = key.encode()
-        if self.transactional:
-            self.table[raw] = value
-            return
         partition = self.table.partition_for_key(raw)
         self.pending.append(ChangelogRecord(self._topic, raw, orjson.dumps(value), partition))
 
     def __delitem__(self, key: str) -> None:
         raw = key.encode()
-        if self.transactional:
-            del self.table[raw]
-            return
         self.table.data.pop(raw, None)
         self.pending.append(
             ChangelogRecord(self._topic, raw, None, self.table.partition_for_key(raw))

@@ -14,10 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pipeline.engine.stages import AggregateStage
+from pipeline.engine.watermarks import watermarks_report
 from pipeline.models import AreaLevel
 from pipeline.sinks import AggregateStore, StoreError
 
-__all__ = ["MAX_SINCE", "AggregatesQuery", "BadQuery", "aggregates_endpoint"]
+__all__ = [
+    "MAX_SINCE", "AggregatesQuery", "BadQuery", "aggregates_endpoint", "watermarks_endpoint",
+]  # fmt: skip
 
 #: the furthest back ``since`` may reach (ten years, in seconds)
 MAX_SINCE = 10 * 366 * 86_400
@@ -95,3 +99,13 @@ async def aggregates_endpoint(web: Any, request: Any, store: AggregateStore) -> 
     except StoreError as exc:
         return web.json({"error": str(exc)}, status=503)
     return web.json({"rows": [row.model_dump(mode="json") for row in rows]})
+
+
+async def watermarks_endpoint(web: Any, stage: AggregateStage, lock: asyncio.Lock) -> Any:
+    """GET /watermarks: each area's watermark, lateness, sources behind and idle, and each
+    raw partition's progress (`pipeline.engine.watermarks`), for this worker's partitions.
+    Read between two analyze batches, never halfway through one."""
+    async with lock:
+        peek = stage.states.peek
+        states = [(key, state) for key in stage.states.keys() if (state := peek(key)) is not None]
+        return web.json(watermarks_report(states, stage.topology))

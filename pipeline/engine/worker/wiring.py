@@ -70,12 +70,8 @@ class Wiring:
         cls, app: faust.App, settings: Settings, topology: Topology, metrics: Metrics
     ) -> Wiring:
         """The pipeline over changelog-backed tables; the store is opened, not initialised."""
-        transactional = settings.processing_guarantee == "exactly_once"
         tables = {
-            name: StateTable(
-                state_table(app, name, topology.topics.partitions), transactional=transactional
-            )
-            for name in TABLES
+            name: StateTable(state_table(app, name, topology.topics.partitions)) for name in TABLES
         }
         pipeline = Pipeline(
             topology, tables.__getitem__, max_message_bytes=settings.max_message_bytes

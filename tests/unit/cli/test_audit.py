@@ -96,6 +96,37 @@ def test_a_re_hashed_forgery_breaks_the_next_link(
     assert f"line 5 {forged.incident_id} 3 broken_link" in output
 
 
+def test_a_redelivered_line_passes_and_is_counted(
+    tmp_path: Path, trail: tuple[Path, list[str]]
+) -> None:
+    topology, lines = trail
+    code, output = verify_lines(tmp_path, topology, [*lines[:2], lines[1], *lines[2:]])
+    assert code == 0, output
+    assert "3 incidents, 6 events, 0 problems, 1 redeliveries" in output
+    path = tmp_path / "audit.jsonl"
+    result = runner.invoke(
+        audit_app,
+        ["verify", "--topology", str(topology), "--from-file", str(path), "--json"],
+    )
+    doc = json.loads(result.output)
+    assert result.exit_code == 0 and (doc["ok"], doc["redeliveries"]) == (True, 1)
+
+
+def test_a_modified_duplicate_fails(tmp_path: Path, trail: tuple[Path, list[str]]) -> None:
+    from pipeline.models import AuditEvent
+    from pipeline.rules.audit import event_hash
+
+    topology, lines = trail
+    copy = AuditEvent.model_validate_json(lines[1]).model_copy(update={"actor": "mallory"})
+    copy = copy.model_copy(update={"hash": event_hash(copy)})
+    code, output = verify_lines(
+        tmp_path, topology, [*lines[:2], copy.model_dump_json(), *lines[2:]]
+    )
+    assert code == 1
+    assert f"line 3 {copy.incident_id} 2 duplicate" in output
+    assert "0 redeliveries" in output
+
+
 def test_a_line_that_is_not_an_event_is_a_problem(
     tmp_path: Path, trail: tuple[Path, list[str]]
 ) -> None:

@@ -223,3 +223,69 @@ def test_a_worsening_incident_a_unit_resolved_reopens_and_counts_as_open(tmp_pat
     assert (reopened.state, reopened.severity, reopened.reopened) == ("open", "red", 1)
     city = Incident.model_validate_json(emits[0].value)
     assert (city.last_action, city.state) == ("reopen", "open")
+
+
+def _run(stage: LifecycleStage, records: list[Record | datetime]) -> list[Emit]:
+    """Feed records in order; a datetime is an SLA timer tick at that wall-clock time."""
+    emits: list[Emit] = []
+    for r in records:
+        if isinstance(r, datetime):
+            emits += stage.check_deadlines(r)
+        elif "updates" in r.topic:
+            emits += stage.on_update(r)
+        else:
+            emits += stage.on_incident_events(r)
+    return emits
+
+
+def _versions(emits: list[Emit]) -> dict[tuple[str, bytes | None, int], set[bytes]]:
+    """Every output's distinct bytes per (topic, incident, version or audit seq)."""
+    seen: dict[tuple[str, bytes | None, int], set[bytes]] = {}
+    for e in emits:
+        if e.kind in ("incident", "audit"):
+            doc = orjson.loads(e.value)
+            seen.setdefault((e.topic, e.key, doc.get("version", doc.get("seq"))), set()).add(
+                e.value
+            )
+    return seen
+
+
+def test_a_replayed_batch_with_a_missed_sla_deadline_gives_byte_identical_outputs(
+    tmp_path: Path,
+) -> None:
+    # The worker sent a batch's outputs and was killed before its state was persisted: a
+    # fresh stage restored from the state before the batch replays it, hours later.
+    topology = world(tmp_path)
+    backing: dict[str, Any] = {}
+    opened(topology, backing).persist()  # yellow: ack due at T0 + 2h
+    before = copy.deepcopy(backing)
+    batch: list[Record | datetime] = [
+        event_record(detected("evidence", 9, 12), 1),
+        update_record("u-1", "dispatch", 1, received=T0 + timedelta(hours=3)),
+        update_record("u-2", "comment", 2, received=T0 + timedelta(hours=3, minutes=5)),
+    ]
+    first = _run(LifecycleStage(topology, backing), [*batch, T0 + timedelta(hours=6)])
+    replay = _run(LifecycleStage(topology, before), [*batch, T0 + timedelta(days=2)])
+    assert [(e.topic, e.key, e.value) for e in replay] == [(e.topic, e.key, e.value) for e in first]
+    escalations = [orjson.loads(e.value) for e in first if e.kind == "audit"]
+    assert [(a["action"], a["at"]) for a in escalations if a["action"] == "escalate"] == [
+        ("escalate", "2026-03-01T10:00:00Z"),  # the missed ack deadline, before the dispatch
+        ("escalate", "2026-03-01T12:00:00Z"),  # the district's, by the timer
+    ]
+
+
+def test_the_sla_timer_and_a_record_after_the_deadline_agree_in_either_order(
+    tmp_path: Path,
+) -> None:
+    # Run 1: the timer escalated before a dispatch received after the deadline. Replay: the
+    # dispatch came first. Each (incident, version) and audit seq still has one value.
+    topology = world(tmp_path)
+    backing: dict[str, Any] = {}
+    opened(topology, backing).persist()
+    before = copy.deepcopy(backing)
+    dispatch = update_record("u-1", "dispatch", 1, received=T0 + timedelta(hours=3))
+    first = _run(LifecycleStage(topology, backing), [T0 + timedelta(hours=2, minutes=1), dispatch])
+    replay = _run(LifecycleStage(topology, before), [dispatch, T0 + timedelta(hours=3, minutes=1)])
+    merged = _versions(first + replay)
+    assert merged and all(len(values) == 1 for values in merged.values())
+    assert _versions(first).keys() == _versions(replay).keys()

@@ -122,10 +122,31 @@ def test_reordered_events_are_named() -> None:
     ]
 
 
-def test_duplicate_is_reported() -> None:
+def test_a_redelivered_event_is_counted_not_a_problem() -> None:
+    # A worker killed after sending seq 2..3 and before persisting sends them again.
     events = build(AuditChain())
-    events.append(events[2])
-    assert kinds(verify(events)) == [("inc-aaaa000000000001", 3, 5, ProblemKind.duplicate)]
+    redelivered = [*events[:3], events[1], events[2], *events[3:]]
+    raw = [e.model_dump_json().encode() for e in redelivered]
+    for report in (verify(redelivered), verify(redelivered, raw=raw)):
+        assert report.ok and report.redeliveries == 2 and report.events == 7
+
+
+def test_a_different_event_with_a_seen_seq_is_a_duplicate_problem() -> None:
+    events = build(AuditChain())
+    other = events[2].model_copy(update={"reason": "forged"})
+    other = other.model_copy(update={"hash": event_hash(other)})  # re-hashed: not "altered"
+    report = verify([*events, other])
+    assert kinds(report) == [("inc-aaaa000000000001", 3, 5, ProblemKind.duplicate)]
+    assert report.redeliveries == 0
+
+
+def test_a_redelivery_must_be_byte_identical() -> None:
+    # Same content and hash, other bytes (key order): not what the pipeline sends again.
+    events = build(AuditChain())
+    raw = [e.model_dump_json().encode() for e in events]
+    reordered_keys = json.dumps(dict(reversed(json.loads(raw[2]).items()))).encode()
+    report = verify([*events, events[2]], raw=[*raw, reordered_keys])
+    assert kinds(report) == [("inc-aaaa000000000001", 3, 5, ProblemKind.duplicate)]
 
 
 def test_truncation_needs_the_writers_heads() -> None:

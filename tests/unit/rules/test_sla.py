@@ -30,11 +30,12 @@ def test_ack_overdue_escalates_street_district_city_and_stops() -> None:
     e1 = t.incident
     assert (t.action, t.actor, t.from_state, t.to_state) == (A.escalate, "system", S.open, S.open)
     assert (e1.owner_level, e1.owner_area, e1.escalations) == ("district", HUANGPU, 1)
-    assert (e1.ack_due, e1.resolve_due) == (at(4.5), at(26.5))
-    assert e1.version == inc.version + 1 and e1.updated_at == at(2.5)
+    # It takes effect when the ack was due (2h), and the new deadlines run from there.
+    assert (e1.ack_due, e1.resolve_due) == (at(4), at(26))
+    assert e1.version == inc.version + 1 and e1.updated_at == t.at == at(2)
     assert t.reason is not None and "ack overdue" in t.reason
-    assert check_sla(e1, at(4.5), TOPO) == []  # not yet overdue at the district
-    [t2] = check_sla(e1, at(5), TOPO)
+    assert check_sla(e1, at(4), TOPO) == []  # not yet overdue at the district
+    [t2] = check_sla(e1, at(4.5), TOPO)
     e2 = t2.incident
     assert (e2.owner_level, e2.owner_area, e2.escalations) == ("city", CITY, 2)
     assert check_sla(e2, at(100), TOPO) == []  # top level reached
@@ -70,6 +71,20 @@ def test_district_owned_incident_goes_straight_to_city() -> None:
     assert (t.incident.owner_level, t.incident.owner_area) == ("city", CITY)
 
 
+def test_an_escalation_is_the_same_whenever_the_timer_ticks() -> None:
+    # A tick repeated after a crash, minutes or days later, must yield the same bytes.
+    inc = make()
+    late = [check_sla(inc, at(hours), TOPO)[0].incident for hours in (2.01, 3, 50)]
+    assert len({e.model_dump_json() for e in late}) == 1
+    assert late[0].updated_at == inc.ack_due
+
+
+def test_an_escalation_never_moves_the_incident_back_in_time() -> None:
+    inc = make().model_copy(update={"updated_at": at(3)})  # a comment after the deadline
+    [t] = check_sla(inc, at(3.5), TOPO)
+    assert t.at == t.incident.updated_at == at(3) and t.incident.ack_due == at(5)
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     st.sampled_from(list(Severity)),
@@ -91,6 +106,7 @@ def test_sla_ticks_escalate_one_level_at_a_time_up_to_the_top(
         new = out[0].incident
         assert depth[new.owner_level] == depth[inc.owner_level] - 1
         assert new.escalations == inc.escalations + 1 and new.state == inc.state
-        assert new.ack_due is not None and new.ack_due > now
+        assert inc.updated_at <= new.updated_at <= now  # at the missed deadline, not `now`
+        assert new.ack_due is not None and new.ack_due > new.updated_at
         inc = new
     assert inc.escalations <= 2
