@@ -20,7 +20,7 @@ import asyncio
 import itertools
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -333,18 +333,25 @@ class BatchSender:
     `ProduceError` at once, and retries give up after `give_up_after` seconds with the
     same error (the worker then exits unacknowledged, and its supervisor restarts it); a
     stop (`stopping()` true) raises `StoppedMidBatch` within half a second.
+
+    Before a retry, `renew()` (when given) replaces the producer: an idempotent producer
+    numbers its batches per partition, and a batch it gave up on leaves a gap that the
+    broker refuses for good (`OutOfOrderSequenceNumber`) if the same producer sends again.
+    A new producer has a new id and starts its numbering afresh.
     """
 
     def __init__(
         self,
         producer: Callable[[], AIOKafkaProducer],
         *,
+        renew: Callable[[], Awaitable[None]] | None = None,
         backoff: Callable[[int], float] = lambda attempt: min(10.0, 0.2 * 2 ** (attempt - 1)),
         on_retry: Callable[[BaseException, float], None] | None = None,
         stopping: Callable[[], bool] = lambda: False,
         give_up_after: float = 300.0,
     ) -> None:
         self._producer = producer
+        self._renew = renew
         self._backoff = backoff
         self._on_retry = on_retry
         self._stopping = stopping
@@ -385,6 +392,9 @@ class BatchSender:
             if self._on_retry is not None:
                 self._on_retry(error, delay)
             await self._pause(delay)
+            if self._renew is not None:
+                await self._renew()
+                producer = self._producer()
             by_tp = {tp: pending for tp, (_, pending) in refused.items()}
         return total
 

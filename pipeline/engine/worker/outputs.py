@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from mode import Service
 
 from pipeline.engine.emit import Emit
@@ -37,8 +39,13 @@ class Outputs(Service):
         self.metrics = metrics
         self.logger = logging.getLogger("pipeline.engine.worker.outputs")
         self.producer: AIOKafkaProducer | None = None
+        self._retired: set[asyncio.Future[None]] = set()
+        self._renewing = asyncio.Lock()
         self.sender = BatchSender(
-            self._producer, on_retry=self._retrying, stopping=lambda: bool(app.should_stop)
+            self._producer,
+            renew=self._renew,
+            on_retry=self._retrying,
+            stopping=lambda: bool(app.should_stop),
         )
 
     async def on_start(self) -> None:
@@ -48,6 +55,26 @@ class Outputs(Service):
     async def on_stop(self) -> None:
         if self.producer is not None:
             await self.producer.stop()
+        for retiring in list(self._retired):
+            retiring.cancel()
+
+    async def _renew(self) -> None:
+        """A new producer for the retries (see `BatchSender`); the old one finishes what
+        it has in flight for other senders, then stops, in the background. If the broker
+        cannot be reached to start the new one, the old one stays for now."""
+        async with self._renewing:
+            fresh = output_producer(self.settings, f"{self.settings.worker_id}-outputs")
+            try:
+                await fresh.start()
+            except KafkaError as exc:
+                self.logger.warning("cannot start a new outputs producer yet (%s)", exc)
+                await fresh.stop()
+                return
+            old, self.producer = self.producer, fresh
+            if old is not None:
+                retiring = asyncio.ensure_future(old.stop())
+                self._retired.add(retiring)
+                retiring.add_done_callback(self._retired.discard)
 
     def _producer(self) -> AIOKafkaProducer:
         if self.producer is None:

@@ -76,3 +76,29 @@ async def test_a_final_refusal_is_not_retried() -> None:
     with pytest.raises(ProduceError, match="refused"):
         await _sender(producer).send_all(RECORDS)
     assert producer.sends == 1
+
+
+class _Accepting(_Refusing):
+    """A producer whose batches are acknowledged."""
+
+    async def send_batch(self, builder: Any, topic: str, *, partition: int) -> Any:
+        self.sends += 1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+async def test_a_retry_goes_through_a_renewed_producer() -> None:
+    """A batch the idempotent producer gave up on leaves a gap in its sequence numbers:
+    retried on the same producer, the broker refuses it for good. So the retry asks for a
+    new producer first, and sends through it."""
+    first = _Refusing(KafkaTimeoutError("request timed out"))
+    second = _Accepting(KafkaTimeoutError("unused"))
+    current: list[Any] = [first]
+
+    async def renew() -> None:
+        current[0] = second
+
+    sender = BatchSender(lambda: current[0], renew=renew, backoff=lambda attempt: 0.01)
+    assert await sender.send_all(RECORDS) == 1
+    assert (first.sends, second.sends) == (1, 1)
