@@ -110,11 +110,12 @@ class Settings(BaseSettings):
         default=6066, ge=1, le=65535, description="HTTP port for /metrics (CITYOPS_WEB_PORT)."
     )
     web_host: str = Field(default="127.0.0.1", description="HTTP bind address (CITYOPS_WEB_HOST).")
-    max_message_bytes: int = Field(
-        default=1_048_576,
+    max_message_bytes: int | None = Field(
+        default=None,
         gt=0,
-        description="Largest raw message accepted, bytes; larger ones are dead-lettered as "
-        "'oversized' (CITYOPS_MAX_MESSAGE_BYTES).",
+        description="Largest raw message accepted, bytes, when lower than the topology's "
+        "topics.max_message_bytes (the default); larger ones are dead-lettered as 'oversized' "
+        "(CITYOPS_MAX_MESSAGE_BYTES).",
     )
     stop_timeout_seconds: float = Field(
         default=8.0,

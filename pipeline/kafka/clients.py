@@ -90,7 +90,9 @@ def faust_credentials(settings: Settings) -> CredentialsT | None:
     )
 
 
-def output_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
+def output_producer(
+    settings: Settings, client_id: str, max_message_bytes: int = 1_048_576
+) -> AIOKafkaProducer:
     """The producer of a worker's outputs: every record acknowledged by all in-sync
     replicas (`acks=all`) and written once per send even when the client retries
     (idempotence), in batches of up to 1 MiB."""
@@ -101,5 +103,5 @@ def output_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
         enable_idempotence=True,
         linger_ms=5,
         max_batch_size=1 << 20,
-        max_request_size=settings.max_message_bytes + (64 << 10),
+        max_request_size=max_message_bytes + (64 << 10),
     )

@@ -138,6 +138,18 @@ class Topics(Frozen):
     ``min.insync.replicas``); None leaves the broker's default. With replication 3, 2 lets
     one broker die without losing or refusing a write."""
     retention: Retention = Retention()
+    max_message_bytes: Annotated[int, Field(ge=65_536, le=67_108_864)] = 1_048_576
+    """The largest record any topic takes (its ``max.message.bytes``). The rest follows
+    from it: a raw message above it is dead-lettered ``oversized``, a dead letter keeps at
+    most a quarter of it of the original, an incident's events are split into messages of
+    at most a quarter of it, and the producers' request size is set just above it."""
+
+    @property
+    def part_bytes(self) -> int:
+        """The most bytes of one large part of a record (a dead letter's original, an
+        incident's events): a quarter of ``max_message_bytes`` (base64 and the envelope
+        fit beside it), at most 256 KiB."""
+        return min(262_144, self.max_message_bytes // 4)
 
     @model_validator(mode="after")
     def _insync_fits_replication(self) -> Topics:
@@ -175,7 +187,11 @@ class Topics(Frozen):
         else:
             policy = "delete"
         per_area = kind in ("incidents_district", "incidents_street")
-        config = {"cleanup.policy": policy, "retention.ms": ms}
+        config = {
+            "cleanup.policy": policy,
+            "retention.ms": ms,
+            "max.message.bytes": str(self.max_message_bytes),
+        }
         if self.min_insync_replicas is not None:
             config["min.insync.replicas"] = str(self.min_insync_replicas)
         if kind in _COMPACTED:

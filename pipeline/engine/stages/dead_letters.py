@@ -36,8 +36,9 @@ def dead_letter(
     deterministic passes its record's time)."""
     kept = raw
     digest: str | None = None
-    if len(raw) > MAX_ORIGINAL_BYTES:
-        kept = raw[:MAX_ORIGINAL_BYTES]
+    limit = min(MAX_ORIGINAL_BYTES, topology.topics.part_bytes)
+    if len(raw) > limit:
+        kept = raw[:limit]
         digest = hashlib.sha256(raw).hexdigest()
     letter = DeadLetter(
         reason=rejection.reason,

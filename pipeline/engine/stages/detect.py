@@ -57,12 +57,13 @@ def incident_event_emits(topology: Topology, events: Iterable[IncidentEvent]) ->
     them all instead of one Faust event each."""
     grouped: dict[str, list[list[tuple[bytes, str]]]] = {}
     sizes: dict[str, int] = {}
+    limit = min(EVENTS_MESSAGE_BYTES, topology.topics.part_bytes)
     for event in events:
         incident = event.incident.model_copy(update={"last_action": event.action})
         value = incident.model_dump_json().encode()
         chunks = grouped.setdefault(incident.incident_id, [[]])
         size = sizes.get(incident.incident_id, 0)
-        if chunks[-1] and size + len(value) > EVENTS_MESSAGE_BYTES:
+        if chunks[-1] and size + len(value) > limit:
             chunks.append([])
             size = 0
         chunks[-1].append((value, str(event.action)))

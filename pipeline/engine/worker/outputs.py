@@ -32,8 +32,17 @@ class Outputs(Service):
     consumers deduplicate (the redelivery contract, docs/incidents.md).
     """
 
-    def __init__(self, app: faust.App, settings: Settings, metrics: Metrics, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        max_message_bytes: int,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        self.max_message_bytes = max_message_bytes
         self.app = app
         self.settings = settings
         self.metrics = metrics
@@ -49,7 +58,7 @@ class Outputs(Service):
         )
 
     async def on_start(self) -> None:
-        self.producer = output_producer(self.settings, f"{self.settings.worker_id}-outputs")
+        self.producer = self._new_producer()
         await self.producer.start()
 
     async def on_stop(self) -> None:
@@ -63,7 +72,7 @@ class Outputs(Service):
         it has in flight for other senders, then stops, in the background. If the broker
         cannot be reached to start the new one, the old one stays for now."""
         async with self._renewing:
-            fresh = output_producer(self.settings, f"{self.settings.worker_id}-outputs")
+            fresh = self._new_producer()
             try:
                 await fresh.start()
             except KafkaError as exc:
@@ -75,6 +84,10 @@ class Outputs(Service):
                 retiring = asyncio.ensure_future(old.stop())
                 self._retired.add(retiring)
                 retiring.add_done_callback(self._retired.discard)
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        client_id = f"{self.settings.worker_id}-outputs"
+        return output_producer(self.settings, client_id, self.max_message_bytes)
 
     def _producer(self) -> AIOKafkaProducer:
         if self.producer is None:

@@ -73,16 +73,24 @@ class Wiring:
         tables = {
             name: StateTable(state_table(app, name, topology.topics.partitions)) for name in TABLES
         }
-        pipeline = Pipeline(
-            topology, tables.__getitem__, max_message_bytes=settings.max_message_bytes
-        )
+        limit = topology.topics.max_message_bytes
+        if settings.max_message_bytes is not None:
+            limit = min(limit, settings.max_message_bytes)
+        pipeline = Pipeline(topology, tables.__getitem__, max_message_bytes=limit)
         store = _open_store(settings, topology)
         return cls(
             app=app,
             settings=settings,
             topology=topology,
             metrics=metrics,
-            outputs=Outputs(app, settings, metrics, loop=app.loop, beacon=app.beacon),
+            outputs=Outputs(
+                app,
+                settings,
+                metrics,
+                max_message_bytes=topology.topics.max_message_bytes,
+                loop=app.loop,
+                beacon=app.beacon,
+            ),
             store=store,
             writer=StoreWriter(
                 store, metrics, backend=topology.sinks.store, stopping=lambda: bool(app.should_stop)

@@ -34,6 +34,7 @@ def test_topics_and_topic_plan() -> None:
     assert city.config == {
         "cleanup.policy": "compact,delete",
         "retention.ms": str(30 * 86400000),
+        "max.message.bytes": "1048576",
         "segment.ms": "3600000",
         "min.cleanable.dirty.ratio": "0.1",
     }
@@ -44,6 +45,7 @@ def test_topics_and_topic_plan() -> None:
     assert plan["cityops.demo.readings"].config == {
         "cleanup.policy": "delete",
         "retention.ms": str(3 * 86400000),
+        "max.message.bytes": "1048576",
     }
     assert plan["cityops.demo.incidents.street.310104011"].partitions == 1
 
@@ -60,3 +62,14 @@ def test_min_insync_replicas_above_replication_is_refused_by_path() -> None:
     errors = errors_after(lambda d: d["topics"].update(replication=2, min_insync_replicas=3))
     assert [(path, "min_insync_replicas (3) cannot exceed replication (2)" in msg)
             for path, msg in errors] == [("topics", True)]  # fmt: skip
+
+
+def test_one_message_size_sets_every_topic_and_the_parts_of_records() -> None:
+    """`topics.max_message_bytes` is every topic's `max.message.bytes`; a dead letter's
+    original and an incident's events are cut to a quarter of it (256 KiB at most)."""
+    small = valid_after(lambda d: d["topics"].update(max_message_bytes=131_072))
+    assert {spec.config["max.message.bytes"] for spec in small.topic_plan()} == {"131072"}
+    assert small.topics.part_bytes == 32_768
+    assert load_topology(DEMO).topics.part_bytes == 262_144
+    errors = errors_after(lambda d: d["topics"].update(max_message_bytes=1000))
+    assert any(path == "topics.max_message_bytes" for path, _ in errors)
