@@ -109,20 +109,23 @@ async def test_a_poison_reading_is_dead_lettered_alone_and_the_rest_goes_through
 async def test_a_raw_message_near_the_broker_limit_is_dead_lettered_and_nothing_stalls(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    """A ~1 MB raw record: its dead letter must fit the broker (the original is cut, its
-    size and SHA-256 kept), and the valid readings queued behind it go through."""
+    """A ~1 MB raw record, just under the topics' 1 MiB limit and over this worker's
+    (CITYOPS_MAX_MESSAGE_BYTES may only lower it): its dead letter must fit the broker
+    (the original is cut, its size and SHA-256 kept), and the valid readings queued behind
+    it go through."""
     path, topology = await deploy(
         demo_data(), bootstrap=kafka_bootstrap, tmp_path=tmp_path, prefix=topic_prefix
     )
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-    huge = orjson.dumps({"sensor_id": "aq-001", "metric": "pm25", "note": "x" * 1_060_000})
+    huge = orjson.dumps({"sensor_id": "aq-001", "metric": "pm25", "note": "x" * 1_040_000})
     good = [_reading(i, "aq-002", 20.0 + i, t0 + timedelta(seconds=i)) for i in range(300)]
     raw = topology.topics.name("raw_sensors")
     await produce(kafka_bootstrap, raw, [huge], key=b"aq-001")
     await produce(kafka_bootstrap, raw, good, key_of=sensor_key)
     dead, readings = topology.topics.name("deadletter"), topology.topics.name("readings")
     with WorkerProcess(
-        path, kafka_bootstrap, tmp_path, prefix=topic_prefix, worker_id=f"huge-{topic_prefix}"
+        path, kafka_bootstrap, tmp_path, prefix=topic_prefix, worker_id=f"huge-{topic_prefix}",
+        env={"CITYOPS_MAX_MESSAGE_BYTES": "524288"},
     ) as worker:  # fmt: skip
         found = await consume_until(
             kafka_bootstrap, [readings, dead], len(good) + 1, timeout=120, worker=worker
@@ -131,6 +134,6 @@ async def test_a_raw_message_near_the_broker_limit_is_dead_lettered_and_nothing_
     assert len(readings_in(found[readings])) == len(good)
     (letter,) = [orjson.loads(value) for _, value in found[dead]]
     assert letter["reason"] == "oversized"
-    assert letter["original_size"] == len(huge)
+    assert letter["original_size"] == len(huge) < topology.topics.max_message_bytes
     assert len(base64.b64decode(letter["original"])) == 256 * 1024
     assert letter["original_sha256"] == hashlib.sha256(huge).hexdigest()
