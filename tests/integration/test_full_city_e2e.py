@@ -119,7 +119,7 @@ async def test_thirty_streets_across_the_city_route_and_escalate_exactly(
     try:
         await watcher.until("30 incidents at the city level", escalated, worker, timeout=180)
         await asyncio.sleep(2)  # anything late or extra would show up now
-        await watcher.until("drain", lambda r: True, worker)
+        await watcher.drain()
     finally:
         worker.stop()
         await watcher.consumer.stop()

@@ -145,7 +145,7 @@ async def test_incidents_are_routed_escalated_handled_and_audited(
 
         await watcher.until("escalation of A, closing of B, 4 dead letters", settled, worker)
         await asyncio.sleep(2)  # anything late or extra would show up now
-        await watcher.until("drain", lambda r: True, worker)
+        await watcher.drain()
     finally:
         worker.stop()
         await watcher.consumer.stop()

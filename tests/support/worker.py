@@ -233,6 +233,21 @@ class TopicWatcher:
                 msg = f"timed out waiting for {what}; seen {seen}\n{worker.log()[-3000:]}"
                 raise AssertionError(msg)
             assert worker.alive(), worker.log()[-4000:]
-            batch = await self.consumer.getmany(timeout_ms=300)
-            for tp, records in batch.items():
-                self.records[tp.topic].extend(orjson.loads(r.value) for r in records)
+            await self._read()
+
+    async def _read(self) -> None:
+        batch = await self.consumer.getmany(timeout_ms=300)
+        for tp, records in batch.items():
+            self.records[tp.topic].extend(orjson.loads(r.value) for r in records)
+
+    async def drain(self, timeout: float = 60) -> None:
+        """Read every topic up to its end as of now (a predicate met on one topic says
+        nothing of the others: a consumer of many topics fetches them in turns)."""
+        parts = list(self.consumer.assignment())
+        ends = await self.consumer.end_offsets(parts)
+        deadline = time.monotonic() + timeout
+        while [tp for tp, end in ends.items() if await self.consumer.position(tp) < end]:
+            if time.monotonic() > deadline:
+                msg = "timed out draining the watched topics"
+                raise AssertionError(msg)
+            await self._read()
