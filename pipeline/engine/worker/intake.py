@@ -171,7 +171,10 @@ class RawIntake(Service):
         self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
     ) -> None:
         gauge = self.w.metrics.intake_lag
+        assigned = consumer.assignment()
         for tp, position in offsets.items():
+            if tp not in assigned:
+                continue  # revoked while the batch was in flight: its new owner reports it
             end = consumer.highwater(tp)
             if end is not None:
                 self.w.metrics.child(gauge, tp.topic, str(tp.partition)).set(end - position)
