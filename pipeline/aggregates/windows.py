@@ -180,19 +180,28 @@ class WindowState:
         return self._emit(keys)
 
     def _emit(self, keys: list[Key]) -> list[AggregateRow]:
-        keys.sort(key=lambda k: (k[3], _LEVEL_ORDER[AreaLevel(k[0])], k[1], k[2]))
+        keys.sort(key=lambda k: (k[3], _LEVEL_ORDER[k[0]], k[1], k[2]))  # type: ignore[index]  # a level's value keys it too
         rows: list[AggregateRow] = []
+        spans: dict[int, tuple[datetime, datetime]] = {}  # a window's times, made once
         for key in keys:
             cell = self.cells.pop(key)
-            rows.append(self._row(key, cell))
+            start = key[3]
+            span = spans.get(start)
+            if span is None:
+                span = spans[start] = (from_micros(start), from_micros(start + self._window_us))
+            rows.append(self._row(key, cell, span))
         return rows
 
-    def _row(self, key: Key, cell: Accumulator) -> AggregateRow:
-        level, area_code, metric, start = key
+    @staticmethod
+    def _row(key: Key, cell: Accumulator, span: tuple[datetime, datetime]) -> AggregateRow:
+        """The closed window's row. Built without validation (`model_construct`): every
+        field comes from this state, whose inputs were validated (finite values, known
+        levels), and rows are made by the thousand per batch with a grid level."""
+        level, area_code, metric, _ = key
         total = cell.total()
-        return AggregateRow(
-            window_start=from_micros(start),
-            window_end=from_micros(start + self._window_us),
+        return AggregateRow.model_construct(
+            window_start=span[0],
+            window_end=span[1],
             level=AreaLevel(level),
             area_code=area_code,
             metric=metric,
