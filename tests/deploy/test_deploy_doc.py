@@ -27,7 +27,7 @@ def _measured(row: str, unit: str) -> int:
 
 def test_sizing_quotes_the_latest_benchmark() -> None:
     sizing = _section(DEPLOY, "Sizing")
-    one = _measured("cityops: one worker, saturated", "readings/s")
+    one = _measured("cityops: one worker, one reading a message", "readings/s")
     two = _measured("cityops: two workers, one group", "readings/s")
     for figure in (one, two):
         assert f"about {round(figure, -2):,}" in sizing, figure
