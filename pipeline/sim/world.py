@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from pipeline.ingest.units import UnitError, convert
 from pipeline.models import AreaLevel
 from pipeline.sim.patterns import CURVES
 from pipeline.topology import Metric, Topology
+from pipeline.units import UnitError, convert
 
 __all__ = ["EARTH_M_PER_DEG", "Place", "Profile", "Series", "SensorWorld", "distance_m"]
 
