@@ -119,16 +119,9 @@ def _pipeline_acls(topology: Topology, access: Access) -> list[Acl]:
     own = ("*", PatternType.LITERAL) if not prefix else (prefix, PatternType.PREFIXED)
     return [
         *_allow(user, ResourceType.TOPIC, *own, *_TOPIC_OPERATIONS),
-        # Faust's changelog topics and transactional ids: <worker id>-<name>.
+        # Faust's changelog topics: <worker id>-<name>. No transactional ids: the pipeline
+        # has no exactly-once mode (docs/incidents.md, "Redelivery").
         *_allow(user, ResourceType.TOPIC, f"{worker}-", PatternType.PREFIXED, *_TOPIC_OPERATIONS),
-        *_allow(
-            user,
-            ResourceType.TRANSACTIONAL_ID,
-            f"{worker}-",
-            PatternType.PREFIXED,
-            Operation.WRITE,
-            Operation.DESCRIBE,
-        ),
         # The Faust group (<worker id>) and the raw intake's (<worker id>.intake).
         *_allow(user, ResourceType.GROUP, worker, PatternType.PREFIXED, Operation.READ),
     ]

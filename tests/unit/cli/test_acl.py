@@ -58,7 +58,7 @@ def test_each_unit_writes_the_updates_topic_and_reads_its_own_area_topic(demo: T
     assert unit_writes == {name("incident_updates")}
 
 
-def test_the_pipeline_owns_its_prefix_its_faust_topics_groups_and_transactions(
+def test_the_pipeline_owns_its_prefix_its_faust_topics_and_groups_and_no_transactions(
     demo: Topology,
 ) -> None:
     acls = plan_acls(demo, Access(pipeline_user="pipe", worker_id="w1", area_units=False))
@@ -68,7 +68,6 @@ def test_the_pipeline_owns_its_prefix_its_faust_topics_groups_and_transactions(
         (ResourceType.TOPIC, "cityops.demo.", PatternType.PREFIXED),
         (ResourceType.TOPIC, "w1-", PatternType.PREFIXED),
         (ResourceType.GROUP, "w1", PatternType.PREFIXED),
-        (ResourceType.TRANSACTIONAL_ID, "w1-", PatternType.PREFIXED),
     }
     on_topics = {a.operation for a in acls if a.resource_name == "cityops.demo."}
     assert Operation.DELETE not in on_topics and Operation.ALTER not in on_topics
