@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -83,6 +84,26 @@ class WorkerProcess:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    async def wait_ready(self, timeout: float = 90.0) -> None:
+        """Until the worker's `/readyz` answers 200 (partitions assigned, tables
+        recovered, intake and store up): a stop before that interrupts Faust's start-up."""
+        url = f"http://127.0.0.1:{self.web_port}/readyz"
+
+        def ready() -> bool:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310  # our worker
+                    return bool(answer.status == 200)
+            except OSError:
+                return False
+
+        deadline = time.monotonic() + timeout
+        while not await asyncio.to_thread(ready):
+            assert self.alive(), self.log()[-3000:]
+            if time.monotonic() > deadline:
+                msg = f"the worker was not ready within {timeout:.0f} s\n{self.log()[-3000:]}"
+                raise AssertionError(msg)
+            await asyncio.sleep(0.5)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int | None:
         """Stop the worker (TERM = warm shutdown); return its exit code."""
