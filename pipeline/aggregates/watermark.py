@@ -28,10 +28,13 @@ import heapq
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["NO_PARTITION", "Progress", "SourceClock"]
+__all__ = ["NO_PARTITION", "Progress", "SourceClock", "SourceEntry"]
 
 #: The partition of a reading whose origin has none (a dry run's line with a timestamp).
 NO_PARTITION = ""
+
+SourceEntry = tuple[int, int | None, str | None]
+"""What a clock holds of one source: newest event time, latest arrival, home partition."""
 
 Progress = dict[str, int]
 """Raw partition (`topic:partition`) -> the newest arrival (µs) normalized from it."""
@@ -51,7 +54,9 @@ def merge_progress(into: Progress, update: Mapping[str, int]) -> bool:
 class SourceClock:
     """Each source's newest event time, latest arrival and partition; the watermark."""
 
-    __slots__ = ("_heap", "closed_us", "home", "idle_us", "lateness_us", "newest", "seen")
+    __slots__ = (
+        "_heap", "closed_us", "home", "idle_us", "lateness_us", "newest", "seen", "touched",
+    )  # fmt: skip
 
     def __init__(self, lateness_us: int, idle_us: int) -> None:
         self.lateness_us = lateness_us
@@ -64,6 +69,8 @@ class SourceClock:
         """Source -> the raw partition its latest reading came from (absent: not known)."""
         self.closed_us: int | None = None
         """A watermark pushed from outside (end of input), never lowered."""
+        self.touched: dict[str, SourceEntry | None] = {}
+        """Sources changed since `drain`, with what they held before (None: unknown)."""
         self._heap: list[tuple[int, str]] = []
 
     def idle(self, source: str, progress: Mapping[str, int]) -> bool:
@@ -86,6 +93,8 @@ class SourceClock:
         progress: Mapping[str, int],
     ) -> None:
         """Count a reading of `source` (call after deciding it is not late)."""
+        if source not in self.touched:
+            self.touched[source] = self.entry(source)
         woke = self.idle(source, progress)
         if arrived_us is not None:
             if arrived_us > self.seen.get(source, -1):
@@ -104,6 +113,7 @@ class SourceClock:
         of `since_us`, so windows wait for them from the start, until they go idle."""
         for source in sources:
             if source not in self.newest:
+                self.touched.setdefault(source, None)
                 self.newest[source] = since_us
                 heapq.heappush(self._heap, (since_us, source))
                 if arrived_us is not None:
@@ -139,6 +149,31 @@ class SourceClock:
         return {s: us for s, us in self.newest.items() if not self.idle(s, progress)}
 
     # -- persistence ---------------------------------------------------------------------
+
+    def entry(self, source: str) -> SourceEntry | None:
+        """What the clock holds of `source` (None: nothing)."""
+        newest = self.newest.get(source)
+        if newest is None:
+            return None
+        return (newest, self.seen.get(source), self.home.get(source))
+
+    def load(self, source: str, entry: SourceEntry | None) -> None:
+        """Set what the clock holds of `source` (an `entry` saved before)."""
+        if entry is None:
+            return
+        newest, seen, home = entry
+        self.newest[source] = newest
+        heapq.heappush(self._heap, (newest, source))
+        if seen is not None:
+            self.seen[source] = seen
+        if home is not None:
+            self.home[source] = home
+
+    def drain(self) -> list[tuple[str, SourceEntry | None, SourceEntry | None]]:
+        """The sources changed since the last call: (source, now, before)."""
+        changed = [(s, self.entry(s), before) for s, before in self.touched.items()]
+        self.touched = {}
+        return changed
 
     def to_dict(self, progress: Mapping[str, int]) -> dict[str, Any]:
         """A JSON-able snapshot: active sources only (idle ones hold nothing back)."""

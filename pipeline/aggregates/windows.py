@@ -30,7 +30,7 @@ Model:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -66,6 +66,10 @@ class WindowState:
     clock: SourceClock = field(init=False)
     progress: Progress = field(default_factory=dict)
     """Raw partition -> newest arrival normalized (see `SourceClock`)."""
+    changed: set[Key] = field(default_factory=set)
+    """Open cells changed since `drain` (what a persist writes)."""
+    closed: list[Key] = field(default_factory=list)
+    """Cells closed since `drain`."""
 
     def __post_init__(self) -> None:
         self._window_us = window_micros(self.window)
@@ -129,9 +133,15 @@ class WindowState:
         partition = None if arrived_us is None else NO_PARTITION
         return self.add_row(ReadingRow.of(reading, arrived_us), breached, partition)
 
-    def add_row(self, row: ReadingRow, breached: bool, partition: str | None = None) -> bool:
-        """Fold one reading (from raw `partition`) into its windows; True (and nothing
-        counted) when it is late."""
+    def add_row(
+        self,
+        row: ReadingRow,
+        breached: bool,
+        partition: str | None = None,
+        holding: Container[Key] = (),
+    ) -> bool:
+        """Fold one reading (from raw `partition`) into its windows, except the cells
+        `holding` it already (a replay); True (and nothing counted) when it is late."""
         event_us = row.observed_at_us
         start = event_us - event_us % self._window_us
         watermark = self.clock.watermark(self.progress)
@@ -142,6 +152,7 @@ class WindowState:
         metric = row.metric
         value = row.value
         cells = self.cells
+        changed = self.changed
         for level, code in (
             (self._street, row.street),
             (self._district, row.district),
@@ -151,10 +162,13 @@ class WindowState:
             if level is None or code is None:
                 continue
             key = (level, code, metric, start)
+            if holding and key in holding:
+                continue
             cell = cells.get(key)
             if cell is None:
                 cell = cells[key] = Accumulator()
             cell.add(value, breached)
+            changed.add(key)
         return False
 
     def advance(self, watermark: datetime | None = None) -> list[AggregateRow]:
@@ -183,8 +197,10 @@ class WindowState:
         keys.sort(key=lambda k: (k[3], _LEVEL_ORDER[k[0]], k[1], k[2]))  # type: ignore[index]  # a level's value keys it too
         rows: list[AggregateRow] = []
         spans: dict[int, tuple[datetime, datetime]] = {}  # a window's times, made once
+        self.closed.extend(keys)
         for key in keys:
             cell = self.cells.pop(key)
+            self.changed.discard(key)
             start = key[3]
             span = spans.get(start)
             if span is None:
@@ -214,6 +230,13 @@ class WindowState:
         )
 
     # -- persistence ---------------------------------------------------------------------
+
+    def drain(self) -> tuple[list[Key], list[Key]]:
+        """The cells changed (still open) and closed since the last call; the sources
+        changed are the clock's (`SourceClock.drain`)."""
+        changed, closed = list(self.changed), self.closed
+        self.changed, self.closed = set(), []
+        return changed, closed
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able snapshot (durations and times as integer microseconds)."""

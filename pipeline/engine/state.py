@@ -10,6 +10,24 @@ from pipeline.engine.emit import Position
 
 S = TypeVar("S")
 
+STATE_KEY_SEPARATOR = "\x1f"
+"""Joins a record key and a state's own key into one state-table key.
+
+Why: a district holds thousands of rule states; one table entry per state keeps what a
+batch writes to the changelog proportional to what it touched (one entry per district
+re-wrote every state of the district each time). The part before the separator is the
+source record's key, which decides the changelog partition (`pipeline.engine.worker.tables`)."""
+
+
+def state_table_key(record_key: str, state_key: str) -> str:
+    """The table key of one state that records with `record_key` change."""
+    return f"{record_key}{STATE_KEY_SEPARATOR}{state_key}"
+
+
+def record_key_of(table_key: str) -> str:
+    """The source record key a state-table key belongs to (partitioning)."""
+    return table_key.split(STATE_KEY_SEPARATOR, 1)[0]
+
 
 class KeyedStates(Generic[S]):
     """Decoded states over a backing mapping; `persist()` writes back what changed.

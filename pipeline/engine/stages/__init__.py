@@ -19,16 +19,15 @@ message keys, so a state lives in the partition of the records that change it:
 
 from pipeline.engine.stages.aggregate import AggregateStage, rows_to_jsonl
 from pipeline.engine.stages.dead_letters import dead_letter
-from pipeline.engine.stages.detect import (
+from pipeline.engine.stages.detect import DetectStage, incident_event_emits
+from pipeline.engine.stages.lifecycle import IncidentRecord, LifecycleStage
+from pipeline.engine.stages.normalize import NormalizeStage
+from pipeline.engine.state import (
     STATE_KEY_SEPARATOR,
-    DetectStage,
-    incident_event_emits,
+    KeyedStates,
     record_key_of,
     state_table_key,
 )
-from pipeline.engine.stages.lifecycle import IncidentRecord, LifecycleStage
-from pipeline.engine.stages.normalize import NormalizeStage
-from pipeline.engine.state import KeyedStates
 
 __all__ = [
     "STATE_KEY_SEPARATOR",

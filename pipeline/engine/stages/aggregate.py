@@ -11,7 +11,7 @@ from pipeline.aggregates.watermark import merge_progress
 from pipeline.aggregates.windows import WindowState
 from pipeline.engine.batches import home_partition
 from pipeline.engine.emit import Position
-from pipeline.engine.state import KeyedStates
+from pipeline.engine.window_table import APPLY, SKIP, WindowTable
 from pipeline.models import AggregateRow, AreaLevel, ReadingBatch
 from pipeline.rules import detection as detect
 from pipeline.topology import Topology
@@ -38,9 +38,7 @@ class AggregateStage:
             levels=self._levels,
             idle_timeout=topology.event_time.idle(agg.window),
         )
-        self.states: KeyedStates[WindowState] = KeyedStates(
-            backing, WindowState.from_dict, WindowState.to_dict
-        )
+        self.states = WindowTable(backing, self._new)
         self.breaches = detect.BreachCheck(topology)
         self.late = 0
         self._sensors_by_key: dict[str, list[str]] = {}
@@ -61,18 +59,20 @@ class AggregateStage:
         self, key: str, batch: ReadingBatch, where: Sequence[Position | None]
     ) -> list[AggregateRow]:
         """Count the batch's readings; return the rows of the windows they closed."""
-        state = self.states.get(key, self._new)
+        district = self.states.get(key)
+        state = district.state
         breached = self.breaches.value
-        fresh = self.states.fresh(key, where)
-        for row, position, new in zip(batch.rows(), where, fresh, strict=True):
-            if not new:
+        marks = district.marks(where)
+        for row, position, mark in zip(batch.rows(), where, marks, strict=True):
+            if mark == SKIP:
                 continue  # a replay: already counted
             if not state.started:  # a new state waits for the area's registered sensors
                 state.clock.expect(
                     self._sensors_by_key.get(key, ()), row.observed_at_us, row.arrived_us
                 )
             partition = home_partition(row, position)
-            if state.add_row(row, breached(row.metric, row.value), partition):
+            holding = () if mark == APPLY else district.holding
+            if state.add_row(row, breached(row.metric, row.value), partition, holding):
                 self.late += 1
         # The batch's progress covers its own readings: counted after them.
         merge_progress(state.progress, batch.progress)
@@ -82,7 +82,7 @@ class AggregateStage:
         """Close every open window (end of a dry run's input)."""
         rows: list[AggregateRow] = []
         for key in self.states.keys():
-            rows.extend(self.states.get(key, self._new).flush_all())
+            rows.extend(self.states.get(key).state.flush_all())
         return rows
 
 
