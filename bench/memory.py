@@ -1,5 +1,7 @@
 """Worker peak memory with a generated registry of many sensors.
 
+Why the full-city spread: aggregation keeps each source's clock per district, so the
+largest district (Chongming, a quarter of the sensors by area) decides the largest state.
 Why one reading per sensor: detection and window state grow with the sensors that
 report, so the load touches as many distinct sensors as the window allows (in registry
 order), on top of the registry itself (topology, area lookups, simulator-free).

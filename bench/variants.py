@@ -7,11 +7,13 @@ run's scratch directory with every relative path (boundaries, sensor file) made 
 from __future__ import annotations
 
 import csv
-import random
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from pipeline.sim.registry import spread_sensors, write_registry
+from pipeline.topology import load_topology
 
 
 def load_absolute(source: Path) -> dict[str, Any]:
@@ -47,29 +49,18 @@ def with_lateness(source: Path, target: Path, lateness: str) -> Path:
     return _write(data, target)
 
 
-def with_generated_sensors(source: Path, target: Path, count: int, *, seed: int = 8) -> Path:
-    """The topology with ``count`` sensors: its own plus copies of them, jittered.
-
-    Copies keep their template's kind, metrics and area (so each resolves to a real
-    street or district) and get ids ``<template>-g<n>``; the datastreams still point at
-    the original sensors, which stay in the registry.
-    """
+def with_generated_sensors(source: Path, target: Path, count: int, *, seed: int = 14) -> Path:
+    """The topology with ``count`` sensors: its own plus synthetic ones spread over every
+    street by area, kinds mixed as in its own (what ``topologies/shanghai/full_sample.py``
+    writes as the full-city sample: 26,000 of 100,000 land in Chongming)."""
     data = load_absolute(source)
     sensors_file = Path(data["sensors"]["file"])
     with sensors_file.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    rng = random.Random(seed)
+        own = list(csv.DictReader(handle))
+    extra = spread_sensors(
+        load_topology(source), count - len(own), seed=seed, exclude=[row["id"] for row in own]
+    )
     out = target.with_suffix(".sensors.csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        for n in range(count - len(rows)):
-            row = dict(rows[n % len(rows)])
-            row["id"] = f"{row['id']}-g{n}"
-            row["lat"] = f"{float(row['lat']) + rng.uniform(-0.003, 0.003):.5f}"
-            row["lon"] = f"{float(row['lon']) + rng.uniform(-0.003, 0.003):.5f}"
-            writer.writerow(row)
+    write_registry([*own, *extra], out)
     data["sensors"] = {"file": str(out)}
     return _write(data, target)

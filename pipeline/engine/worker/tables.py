@@ -82,7 +82,11 @@ class StateTable(MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         raw = key.encode()
         partition = self.table.partition_for_key(raw)
-        self.pending.append(ChangelogRecord(self._topic, raw, orjson.dumps(value), partition))
+        # Right-sized copy: orjson (3.12+) returns bytes holding a buffer of at least 4 KB
+        # (ijl/orjson#483); a batch that changes 300,000 states (the full city's first
+        # minute) held 1.2 GB of them until sent. The copy costs ~0.1 us.
+        value_bytes = bytes(memoryview(orjson.dumps(value)))
+        self.pending.append(ChangelogRecord(self._topic, raw, value_bytes, partition))
 
     def __delitem__(self, key: str) -> None:
         raw = key.encode()
