@@ -214,6 +214,8 @@ def main() -> None:  # noqa: C901, PLR0915  # the run order, in one place
                     "sample_rss_mb": sample_rss[0],
                     "generated_sensors": (gen or {}).get("sensors", args.sensors),
                     "generated_rss_mb": ((gen or {}).get("peak_rss_mb") or [None])[0],
+                    "generated_anon_mb": ((gen or {}).get("peak_anon_mb") or [None])[0],
+                    "generated_file_mb": ((gen or {}).get("file_mb_at_peak_anon") or [None])[0],
                     "detail": gen,
                 }
         finally:

@@ -104,7 +104,13 @@ def table_rows(results: Results) -> list[tuple[str, str, str]]:
         (
             "worker peak RSS, generated registry",
             _mb(memory.get("generated_rss_mb")),
-            f"{memory.get('generated_sensors', 0):,} sensors (VmHWM)",
+            f"{memory.get('generated_sensors', 0):,} sensors, spread as the full city (VmHWM)",
+        ),
+        (
+            "worker peak anonymous memory, generated registry",
+            _mb(memory.get("generated_anon_mb")),
+            f"RssAnon; {_mb(memory.get('generated_file_mb'))} of file pages resident then "
+            "(chDB's library)",
         ),
     ]
     configured = results.get("latency_as_configured") or {}

@@ -62,6 +62,7 @@ def run_workers(
             )
         )  # fmt: skip
         rss = [p.peak_rss_mb() for p in procs]
+        anon = [p.peak_anon_mb() for p in procs]
         cpu = [p.cpu_share() for p in procs]
     except RuntimeError as exc:
         logs = "\n".join(p.log_tail() for p in procs)
@@ -82,6 +83,8 @@ def run_workers(
         "seconds": round(seconds, 2),
         "readings_per_s": readings / seconds,
         "peak_rss_mb": [None if r is None else round(r, 1) for r in rss],
+        "peak_anon_mb": [None if a is None else round(a, 1) for a, _ in anon],
+        "file_mb_at_peak_anon": [None if f is None else round(f, 1) for _, f in anon],
         "cpu_share": [None if c is None else round(c, 2) for c in cpu],
         "group": group,
     }
