@@ -49,19 +49,15 @@ VERSION = 3
 SKIP, REPLAYED, APPLY = 0, 1, 2
 
 
-def cell_key(key: Key) -> str:
-    """A cell's own part of its table key."""
+def cell_name(key: Key) -> str:
+    """A cell's own part of its table key (after `<district>␟c␞`)."""
     level, area, metric, start = key
-    return f"{_CELL}{level}{_PART}{area}{_PART}{metric}{_PART}{start}"
+    return f"{level}{_PART}{area}{_PART}{metric}{_PART}{start}"
 
 
-def _cell_of(text: str) -> Key:
-    level, area, metric, start = text[len(_CELL) :].split(_PART)
+def _cell_of(name: str) -> Key:
+    level, area, metric, start = name.split(_PART)
     return (level, area, metric, int(start))
-
-
-def _acc_dump(cell: Accumulator) -> list[Any]:
-    return [cell.count, list(cell.partials), cell.min, cell.max, cell.breaches]
 
 
 def _acc_load(data: list[Any]) -> Accumulator:
@@ -175,24 +171,27 @@ class WindowTable:
     # -- writing -----------------------------------------------------------------------
 
     def _write(self, key: str, district: District) -> None:
+        """Entries are lists (a cell `[gen, count, partials, min, max, breaches]`, a closed
+        marker `[gen]`, a source `[gen, now, before]`): a batch writes one per reading."""
         backing, state = self.backing, district.state
         gen = district.gen = district.gen + 1
         changed, closed = state.drain()
         backing[state_table_key(key, _INTENT)] = {"gen": gen, "offsets": dict(district.offsets)}
         cells = state.cells
-        for cell in changed:
-            backing[state_table_key(key, cell_key(cell))] = {
-                "gen": gen, "acc": _acc_dump(cells[cell]),
-            }  # fmt: skip
-        for cell in closed:
-            backing[state_table_key(key, cell_key(cell))] = {"gen": gen, "closed": True}
+        at_cell = state_table_key(key, _CELL)
+        for name in changed:
+            c = cells[name]
+            backing[at_cell + cell_name(name)] = [
+                gen, c.count, list(c.partials), c.min, c.max, c.breaches
+            ]  # fmt: skip
+        for name in closed:
+            backing[at_cell + cell_name(name)] = [gen]
+        at_source = state_table_key(key, _SOURCE)
         for source, now, before in state.clock.drain():
-            backing[state_table_key(key, _SOURCE + source)] = {
-                "gen": gen, "now": now, "before": before,
-            }  # fmt: skip
-        for cell in district.markers:
+            backing[at_source + source] = [gen, now, before]
+        for name in district.markers:
             try:
-                del backing[state_table_key(key, cell_key(cell))]
+                del backing[at_cell + cell_name(name)]
             except KeyError:
                 pass  # a dict backing that never held it
         district.markers = closed
@@ -246,17 +245,17 @@ class WindowTable:
         for own in own_keys:
             if own.startswith(_CELL):
                 entry = backing[state_table_key(key, own)]
-                cell = _cell_of(own)
-                if int(entry["gen"]) == pending_gen:
+                cell = _cell_of(own[len(_CELL) :])
+                if int(entry[0]) == pending_gen:
                     district.holding.add(cell)
-                if entry.get("closed"):
+                if len(entry) == 1:
                     district.markers.append(cell)
                 else:
-                    state.cells[cell] = _acc_load(entry["acc"])
+                    state.cells[cell] = _acc_load(entry[1:])
             elif own.startswith(_SOURCE):
-                entry = backing[state_table_key(key, own)]
-                which = "before" if int(entry["gen"]) == pending_gen else "now"
-                state.clock.load(own[len(_SOURCE) :], _source_load(entry[which]))
+                gen, now, before = backing[state_table_key(key, own)]
+                entry = before if int(gen) == pending_gen else now
+                state.clock.load(own[len(_SOURCE) :], _source_load(entry))
         return district
 
 
