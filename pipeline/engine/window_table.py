@@ -10,8 +10,8 @@ topic accepts) and every batch re-wrote it whole. Now a district is:
 - an intent (`<district>␟i`), written first: the generation being written and the
   positions it covers;
 - one entry per window cell changed (`<district>␟c␞level␞area␞metric␞start`) with the
-  generation that wrote it; a cell closed in a batch gets a closed marker, deleted by the
-  next batch;
+  generation that wrote it; a cell with an entry that closes gets a closed marker,
+  deleted by the next batch (a cell opened and closed between two writes gets nothing);
 - one entry per source changed (`<district>␟s␞source`, the area's registered sensors
   included, once): what the clock holds of it now, and what it held before the batch.
 
@@ -90,6 +90,9 @@ class District:
     """Cells that already hold the pending batch's readings."""
     markers: list[Key] = field(default_factory=list)
     """Closed markers to delete with the next batch."""
+    stored: set[Key] = field(default_factory=set)
+    """Open cells that have an entry in the backing (a cell opened and closed between two
+    writes never gets one: no entry, no marker, no deletion)."""
     changed: bool = False
 
     def marks(self, where: Sequence[Position | None]) -> list[int]:
@@ -179,11 +182,15 @@ class WindowTable:
         backing[state_table_key(key, _INTENT)] = {"gen": gen, "offsets": dict(district.offsets)}
         cells = state.cells
         at_cell = state_table_key(key, _CELL)
+        stored = district.stored
         for name in changed:
             c = cells[name]
             backing[at_cell + cell_name(name)] = [
                 gen, c.count, list(c.partials), c.min, c.max, c.breaches
             ]  # fmt: skip
+            stored.add(name)
+        closed = [name for name in closed if name in stored]
+        stored.difference_update(closed)
         for name in closed:
             backing[at_cell + cell_name(name)] = [gen]
         at_source = state_table_key(key, _SOURCE)
@@ -252,6 +259,7 @@ class WindowTable:
                     district.markers.append(cell)
                 else:
                     state.cells[cell] = _acc_load(entry[1:])
+                    district.stored.add(cell)
             elif own.startswith(_SOURCE):
                 gen, now, before = backing[state_table_key(key, own)]
                 entry = before if int(gen) == pending_gen else now
