@@ -69,8 +69,8 @@ class SourceClock:
         """Source -> the raw partition its latest reading came from (absent: not known)."""
         self.closed_us: int | None = None
         """A watermark pushed from outside (end of input), never lowered."""
-        self.touched: dict[str, SourceEntry | None] = {}
-        """Sources changed since `drain`, with what they held before (None: unknown)."""
+        self.touched: set[str] = set()
+        """Sources changed since `drain`."""
         self._heap: list[tuple[int, str]] = []
 
     def idle(self, source: str, progress: Mapping[str, int]) -> bool:
@@ -93,8 +93,7 @@ class SourceClock:
         progress: Mapping[str, int],
     ) -> None:
         """Count a reading of `source` (call after deciding it is not late)."""
-        if source not in self.touched:
-            self.touched[source] = self.entry(source)
+        self.touched.add(source)
         woke = self.idle(source, progress)
         if arrived_us is not None:
             if arrived_us > self.seen.get(source, -1):
@@ -113,7 +112,7 @@ class SourceClock:
         of `since_us`, so windows wait for them from the start, until they go idle."""
         for source in sources:
             if source not in self.newest:
-                self.touched.setdefault(source, None)
+                self.touched.add(source)
                 self.newest[source] = since_us
                 heapq.heappush(self._heap, (since_us, source))
                 if arrived_us is not None:
@@ -157,10 +156,8 @@ class SourceClock:
             return None
         return (newest, self.seen.get(source), self.home.get(source))
 
-    def load(self, source: str, entry: SourceEntry | None) -> None:
+    def load(self, source: str, entry: SourceEntry) -> None:
         """Set what the clock holds of `source` (an `entry` saved before)."""
-        if entry is None:
-            return
         newest, seen, home = entry
         self.newest[source] = newest
         heapq.heappush(self._heap, (newest, source))
@@ -169,10 +166,10 @@ class SourceClock:
         if home is not None:
             self.home[source] = home
 
-    def drain(self) -> list[tuple[str, SourceEntry | None, SourceEntry | None]]:
-        """The sources changed since the last call: (source, now, before)."""
-        changed = [(s, self.entry(s), before) for s, before in self.touched.items()]
-        self.touched = {}
+    def drain(self) -> list[tuple[str, SourceEntry | None]]:
+        """The sources changed since the last call, with what the clock holds of them."""
+        changed = [(s, self.entry(s)) for s in self.touched]
+        self.touched = set()
         return changed
 
     def to_dict(self, progress: Mapping[str, int]) -> dict[str, Any]:

@@ -96,6 +96,11 @@ class WindowState:
     # -- the watermark -------------------------------------------------------------------
 
     @property
+    def window_us(self) -> int:
+        """The window width in microseconds."""
+        return self._window_us
+
+    @property
     def started(self) -> bool:
         """Whether any source is known yet (a new state registers the area's sensors)."""
         return bool(self.clock.newest)

@@ -7,22 +7,25 @@ topic accepts) and every batch re-wrote it whole. Now a district is:
 
 - a head (table key: the district), written last: the generation `gen`, the positions
   applied (`offsets`), the raw partitions' progress and the late count;
-- an intent (`<district>␟i`), written first: the generation being written and the
-  positions it covers;
+- an intent (`<district>␟i`), written first: the generation being written, the positions
+  it covers, and the watermark at its end (every window ending by then is closed);
 - one entry per window cell changed (`<district>␟c␞level␞area␞metric␞start`) with the
-  generation that wrote it; a cell with an entry that closes gets a closed marker,
-  deleted by the next batch (a cell opened and closed between two writes gets nothing);
+  generation that wrote it; a stored cell that closes is deleted in the same batch (a
+  cell opened and closed between two writes is never stored);
 - one entry per source changed (`<district>␟s␞source`, the area's registered sensors
-  included, once): what the clock holds of it now, and what it held before the batch.
+  included, once): what the clock holds of it.
 
 Why this order: every entry of a district goes to one changelog partition, and the
 outputs producer sends a partition's records in order, so a crash leaves a prefix of a
 batch's records. If the intent of generation g is newer than the head, batch g landed in
-part: its sources are restored to what they held before it (so the watermark replays as it
-ran), cells and markers of generation g already hold batch g's readings (a replay skips
-them for those readings), and any other cell does not (a replay adds them). Without this a
-replayed reading could be counted twice, or dropped as late and a closed window
-re-emitted without it.
+part, and its readings are replayed by these rules: a reading whose window ended by the
+intent's watermark is skipped (its window's row was written, with it or without it as
+late, before the changelog), and a cell written by generation g already holds the batch
+(skipped too); anything else was not applied (and, its window still open, was not late
+either). A stored cell of a window that ended by then is dropped at load. Source clocks
+take the newest of what they see, so re-reading a batch leaves them as it left them.
+Without this a replayed reading could be counted twice, or dropped as late and a closed
+window re-emitted without it.
 """
 
 from __future__ import annotations
@@ -68,9 +71,7 @@ def _acc_load(data: list[Any]) -> Accumulator:
     )  # fmt: skip
 
 
-def _source_load(data: list[Any] | None) -> SourceEntry | None:
-    if data is None:
-        return None
+def _source_load(data: list[Any]) -> SourceEntry:
     newest, seen, home = data
     return (int(newest), None if seen is None else int(seen), None if home is None else str(home))
 
@@ -86,14 +87,22 @@ class District:
     """The newest generation written (or found in an intent)."""
     pending: dict[str, int] | None = None
     """The positions of a batch that landed in part (an intent newer than the head)."""
+    closed_through: int | None = None
+    """The pending batch's closing watermark: its readings of windows ending by then are
+    skipped."""
     holding: set[Key] = field(default_factory=set)
     """Cells that already hold the pending batch's readings."""
-    markers: list[Key] = field(default_factory=list)
-    """Closed markers to delete with the next batch."""
     stored: set[Key] = field(default_factory=set)
     """Open cells that have an entry in the backing (a cell opened and closed between two
-    writes never gets one: no entry, no marker, no deletion)."""
+    writes never gets one, nor a deletion)."""
+    stale: list[Key] = field(default_factory=list)
+    """Stored cells found closed at load, deleted by the next write."""
     changed: bool = False
+
+    def closed_by(self, window_end_us: int) -> bool:
+        """Whether a replayed reading's window (ending at `window_end_us`) was closed by
+        the end of the pending batch."""
+        return self.closed_through is not None and window_end_us <= self.closed_through
 
     def marks(self, where: Sequence[Position | None]) -> list[int]:
         """For each reading at `where` (in order along each partition): SKIP (applied
@@ -119,7 +128,7 @@ class District:
         if pending is not None and all(
             self.offsets.get(partition, -1) >= offset for partition, offset in pending.items()
         ):
-            self.pending, self.holding = None, set()
+            self.pending, self.closed_through, self.holding = None, None, set()
 
 
 class WindowTable:
@@ -179,7 +188,10 @@ class WindowTable:
         backing, state = self.backing, district.state
         gen = district.gen = district.gen + 1
         changed, closed = state.drain()
-        backing[state_table_key(key, _INTENT)] = {"gen": gen, "offsets": dict(district.offsets)}
+        backing[state_table_key(key, _INTENT)] = {
+            "gen": gen, "offsets": dict(district.offsets),
+            "watermark": state.clock.watermark(state.progress),
+        }  # fmt: skip
         cells = state.cells
         at_cell = state_table_key(key, _CELL)
         stored = district.stored
@@ -189,19 +201,17 @@ class WindowTable:
                 gen, c.count, list(c.partials), c.min, c.max, c.breaches
             ]  # fmt: skip
             stored.add(name)
+        at_source = state_table_key(key, _SOURCE)
+        for source, now in state.clock.drain():
+            backing[at_source + source] = [gen, now]
         closed = [name for name in closed if name in stored]
         stored.difference_update(closed)
-        for name in closed:
-            backing[at_cell + cell_name(name)] = [gen]
-        at_source = state_table_key(key, _SOURCE)
-        for source, now, before in state.clock.drain():
-            backing[at_source + source] = [gen, now, before]
-        for name in district.markers:
+        for name in (*closed, *district.stale):
             try:
                 del backing[at_cell + cell_name(name)]
             except KeyError:
                 pass  # a dict backing that never held it
-        district.markers = closed
+        district.stale = []
         backing[key] = {"state": self._head(state, gen), "offsets": dict(district.offsets)}
         district.settle()
 
@@ -246,24 +256,25 @@ class WindowTable:
         if intent is not None and int(intent["gen"]) > district.gen:
             pending_gen = district.gen = int(intent["gen"])
             district.pending = {str(p): int(o) for p, o in intent["offsets"].items()}
+            district.closed_through = intent.get("watermark")
         state.late_count = int(head_state.get("late_count", 0))
         state.progress = {str(p): int(us) for p, us in head_state.get("progress", {}).items()}
         state.clock.closed_us = head_state.get("closed_us")
+        width = state.window_us
         for own in own_keys:
             if own.startswith(_CELL):
                 entry = backing[state_table_key(key, own)]
                 cell = _cell_of(own[len(_CELL) :])
+                if district.closed_by(cell[3] + width):
+                    district.stale.append(cell)  # closed by the batch that landed in part
+                    continue
                 if int(entry[0]) == pending_gen:
                     district.holding.add(cell)
-                if len(entry) == 1:
-                    district.markers.append(cell)
-                else:
-                    state.cells[cell] = _acc_load(entry[1:])
-                    district.stored.add(cell)
+                state.cells[cell] = _acc_load(entry[1:])
+                district.stored.add(cell)
             elif own.startswith(_SOURCE):
-                gen, now, before = backing[state_table_key(key, own)]
-                entry = before if int(gen) == pending_gen else now
-                state.clock.load(own[len(_SOURCE) :], _source_load(entry))
+                _, now = backing[state_table_key(key, own)]
+                state.clock.load(own[len(_SOURCE) :], _source_load(now))
         return district
 
 
@@ -272,6 +283,6 @@ def _migrated(head: dict[str, Any]) -> District:
     written in this layout by the next batch."""
     state = WindowState.from_dict(head["state"])
     state.changed = set(state.cells)
-    state.clock.touched = dict.fromkeys(state.clock.newest)
+    state.clock.touched = set(state.clock.newest)
     offsets = {str(p): int(o) for p, o in head.get("offsets", {}).items()}
     return District(state, offsets=offsets)

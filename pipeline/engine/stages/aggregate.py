@@ -11,7 +11,7 @@ from pipeline.aggregates.watermark import merge_progress
 from pipeline.aggregates.windows import WindowState
 from pipeline.engine.batches import home_partition
 from pipeline.engine.emit import Position
-from pipeline.engine.window_table import APPLY, SKIP, WindowTable
+from pipeline.engine.window_table import APPLY, REPLAYED, SKIP, WindowTable
 from pipeline.models import AggregateRow, AreaLevel, ReadingBatch
 from pipeline.rules import detection as detect
 from pipeline.topology import Topology
@@ -63,9 +63,14 @@ class AggregateStage:
         state = district.state
         breached = self.breaches.value
         marks = district.marks(where)
+        width = state.window_us
         for row, position, mark in zip(batch.rows(), where, marks, strict=True):
             if mark == SKIP:
                 continue  # a replay: already counted
+            if mark == REPLAYED:
+                event_us = row.observed_at_us
+                if district.closed_by(event_us - event_us % width + width):
+                    continue  # its window's row was written before the crash
             if not state.started:  # a new state waits for the area's registered sensors
                 state.clock.expect(
                     self._sensors_by_key.get(key, ()), row.observed_at_us, row.arrived_us
