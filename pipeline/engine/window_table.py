@@ -9,9 +9,11 @@ topic accepts) and every batch re-wrote it whole. Now a district is:
   applied (`offsets`), the raw partitions' progress and the late count;
 - an intent (`<district>␟i`), written first: the generation being written, the positions
   it covers, and the watermark at its end (every window ending by then is closed);
-- one entry per window cell changed (`<district>␟c␞level␞area␞metric␞start`) with the
-  generation that wrote it; a stored cell that closes is deleted in the same batch (a
-  cell opened and closed between two writes is never stored);
+- the open window cells in groups (`<district>␟c␞start␞shards␞index`: one window's cells
+  hashed into `shards` groups, about `CELLS_PER_GROUP` each, the district's registered
+  sensors deciding how many), a group written whole, with the generation that wrote it,
+  when one of its cells changed, and deleted in the batch its window closes (a window
+  opened and closed between two writes is never stored);
 - one entry per source changed (`<district>␟s␞source`, the area's registered sensors
   included, once): what the clock holds of it.
 
@@ -22,7 +24,7 @@ part, and its readings are replayed by these rules: a reading whose window ended
 intent's watermark is skipped (its window's row was written, with it or without it as
 late, before the changelog), and a cell written by generation g already holds the batch
 (skipped too); anything else was not applied (and, its window still open, was not late
-either). A stored cell of a window that ended by then is dropped at load. Source clocks
+either). A stored group of a window that ended by then is dropped at load. Source clocks
 take the newest of what they see, so re-reading a batch leaves them as it left them.
 Without this a replayed reading could be counted twice, or dropped as late and a closed
 window re-emitted without it.
@@ -30,6 +32,7 @@ window re-emitted without it.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,23 +55,47 @@ VERSION = 3
 SKIP, REPLAYED, APPLY = 0, 1, 2
 
 
-def cell_name(key: Key) -> str:
-    """A cell's own part of its table key (after `<district>␟c␞`)."""
-    level, area, metric, start = key
-    return f"{level}{_PART}{area}{_PART}{metric}{_PART}{start}"
+#: About how many cells one group entry holds: a window has about a cell per sensor
+#: with the grid level, so a district's registered sensors / this = its groups per
+#: window. Why groups: one record per cell made ~1.7 changelog records per reading, and
+#: Faust's recovery after a rebalance reads a changelog at its per-event speed (two
+#: workers ran slower than one); a group of ~200 cells is ~15 KB.
+CELLS_PER_GROUP = 200
+
+Group = tuple[int, int]
+"""(window start, group index)."""
 
 
-def _cell_of(name: str) -> Key:
-    level, area, metric, start = name.split(_PART)
-    return (level, area, metric, int(start))
+def shards_for(sensors: int) -> int:
+    """How many groups a district's windows are hashed into."""
+    return max(1, -(-sensors // CELLS_PER_GROUP))
 
 
-def _acc_load(data: list[Any]) -> Accumulator:
-    count, partials, low, high, breaches = data
-    return Accumulator(
+def group_of(cell: Key, shards: int) -> Group:
+    """The group of `cell` (stable across processes: crc32 of its level, area, metric)."""
+    level, area, metric, start = cell
+    if shards == 1:
+        return (start, 0)
+    return (start, zlib.crc32(f"{level}{_PART}{area}{_PART}{metric}".encode()) % shards)
+
+
+def group_name(start: int, shards: int, index: int) -> str:
+    """A group's own part of its table key (after `<district>␟c␞`)."""
+    return f"{start}{_PART}{shards}{_PART}{index}"
+
+
+def _cell_dump(cell: Key, acc: Accumulator) -> list[Any]:
+    level, area, metric, _ = cell
+    return [level, area, metric, acc.count, list(acc.partials), acc.min, acc.max, acc.breaches]
+
+
+def _cell_load(start: int, data: list[Any]) -> tuple[Key, Accumulator]:
+    level, area, metric, count, partials, low, high, breaches = data
+    acc = Accumulator(
         count=int(count), partials=[float(p) for p in partials], min=float(low),
         max=float(high), breaches=int(breaches),
     )  # fmt: skip
+    return (str(level), str(area), str(metric), start), acc
 
 
 def _source_load(data: list[Any]) -> SourceEntry:
@@ -92,11 +119,14 @@ class District:
     skipped."""
     holding: set[Key] = field(default_factory=set)
     """Cells that already hold the pending batch's readings."""
-    stored: set[Key] = field(default_factory=set)
-    """Open cells that have an entry in the backing (a cell opened and closed between two
-    writes never gets one, nor a deletion)."""
-    stale: list[Key] = field(default_factory=list)
-    """Stored cells found closed at load, deleted by the next write."""
+    shards: int = 1
+    """Groups per window (`shards_for` the district's registered sensors)."""
+    groups: dict[Group, set[Key]] = field(default_factory=dict)
+    """The open cells of each group."""
+    stored: set[Group] = field(default_factory=set)
+    """Groups that have an entry in the backing."""
+    stale: list[str] = field(default_factory=list)
+    """Group names to delete with the next write (closed, or grouped differently)."""
     changed: bool = False
 
     def closed_by(self, window_end_us: int) -> bool:
@@ -139,9 +169,11 @@ class WindowTable:
         self,
         backing: MutableMapping[str, Any],
         new: Callable[[], WindowState],
+        shards: Callable[[str], int] = lambda _: 1,
     ) -> None:
         self.backing = backing
         self._new = new
+        self._shards = shards
         self._districts: dict[str, District] = {}
         self._index: dict[str, list[str]] | None = None
 
@@ -192,23 +224,36 @@ class WindowTable:
             "gen": gen, "offsets": dict(district.offsets),
             "watermark": state.clock.watermark(state.progress),
         }  # fmt: skip
-        cells = state.cells
+        cells, groups, stored, shards = (
+            state.cells,
+            district.groups,
+            district.stored,
+            district.shards,
+        )
         at_cell = state_table_key(key, _CELL)
-        stored = district.stored
-        for name in changed:
-            c = cells[name]
-            backing[at_cell + cell_name(name)] = [
-                gen, c.count, list(c.partials), c.min, c.max, c.breaches
+        touched: set[Group] = set()
+        for cell in changed:
+            group = group_of(cell, shards)
+            groups.setdefault(group, set()).add(cell)
+            touched.add(group)
+        for group in sorted(touched):
+            members = groups[group]
+            backing[at_cell + group_name(group[0], shards, group[1])] = [
+                gen, [_cell_dump(cell, cells[cell]) for cell in sorted(members)],
             ]  # fmt: skip
-            stored.add(name)
+            stored.add(group)
         at_source = state_table_key(key, _SOURCE)
         for source, now in state.clock.drain():
             backing[at_source + source] = [gen, now]
-        closed = [name for name in closed if name in stored]
-        stored.difference_update(closed)
-        for name in (*closed, *district.stale):
+        ended = {cell[3] for cell in closed}
+        for group in [group for group in groups if group[0] in ended]:
+            del groups[group]
+            if group in stored:
+                stored.discard(group)
+                district.stale.append(group_name(group[0], shards, group[1]))
+        for name in district.stale:
             try:
-                del backing[at_cell + cell_name(name)]
+                del backing[at_cell + name]
             except KeyError:
                 pass  # a dict backing that never held it
         district.stale = []
@@ -240,14 +285,14 @@ class WindowTable:
 
     def _load(self, key: str) -> District:
         state = self._new()
-        district = District(state)
+        district = District(state, shards=self._shards(key))
         own_keys = self._entries().get(key, [])
         if not own_keys:
             return district
         backing = self.backing
         head = backing.get(key)
         if head is not None and head["state"].get("version") == 2:
-            return _migrated(head)
+            return _migrated(head, self._shards(key))
         head_state = {} if head is None else head["state"]
         district.gen = int(head_state.get("gen", 0))
         district.offsets = {str(p): int(o) for p, o in (head or {}).get("offsets", {}).items()}
@@ -260,29 +305,48 @@ class WindowTable:
         state.late_count = int(head_state.get("late_count", 0))
         state.progress = {str(p): int(us) for p, us in head_state.get("progress", {}).items()}
         state.clock.closed_us = head_state.get("closed_us")
-        width = state.window_us
         for own in own_keys:
             if own.startswith(_CELL):
-                entry = backing[state_table_key(key, own)]
-                cell = _cell_of(own[len(_CELL) :])
-                if district.closed_by(cell[3] + width):
-                    district.stale.append(cell)  # closed by the batch that landed in part
-                    continue
-                if int(entry[0]) == pending_gen:
-                    district.holding.add(cell)
-                state.cells[cell] = _acc_load(entry[1:])
-                district.stored.add(cell)
+                _load_group(district, own, backing[state_table_key(key, own)], pending_gen)
             elif own.startswith(_SOURCE):
                 _, now = backing[state_table_key(key, own)]
                 state.clock.load(own[len(_SOURCE) :], _source_load(now))
         return district
 
 
-def _migrated(head: dict[str, Any]) -> District:
+def _load_group(district: District, own: str, entry: list[Any], pending_gen: int) -> None:
+    """Read one stored group: its cells (the pending batch's: holding it), or, when its
+    window was closed by the batch that landed in part, nothing (it is deleted); a group
+    hashed into another number of groups (the registry changed) is rewritten."""
+    name = own[len(_CELL) :]
+    start_text, shards_text, index_text = name.split(_PART)
+    start, shards = int(start_text), int(shards_text)
+    state = district.state
+    if district.closed_by(start + state.window_us):
+        district.stale.append(name)
+        return
+    gen, members = entry
+    regroup = shards != district.shards
+    if regroup:
+        district.stale.append(name)
+    else:
+        district.stored.add((start, int(index_text)))
+    for data in members:
+        cell, acc = _cell_load(start, data)
+        state.cells[cell] = acc
+        if int(gen) == pending_gen:
+            district.holding.add(cell)
+        if regroup:
+            state.changed.add(cell)
+        else:
+            district.groups.setdefault((start, int(index_text)), set()).add(cell)
+
+
+def _migrated(head: dict[str, Any], shards: int) -> District:
     """A district saved whole by an earlier version (one entry): every cell and source is
     written in this layout by the next batch."""
     state = WindowState.from_dict(head["state"])
     state.changed = set(state.cells)
     state.clock.touched = set(state.clock.newest)
     offsets = {str(p): int(o) for p, o in head.get("offsets", {}).items()}
-    return District(state, offsets=offsets)
+    return District(state, offsets=offsets, shards=shards)

@@ -11,7 +11,7 @@ from pipeline.aggregates.watermark import merge_progress
 from pipeline.aggregates.windows import WindowState
 from pipeline.engine.batches import home_partition
 from pipeline.engine.emit import Position
-from pipeline.engine.window_table import APPLY, REPLAYED, SKIP, WindowTable
+from pipeline.engine.window_table import APPLY, REPLAYED, SKIP, WindowTable, shards_for
 from pipeline.models import AggregateRow, AreaLevel, ReadingBatch
 from pipeline.rules import detection as detect
 from pipeline.topology import Topology
@@ -38,14 +38,16 @@ class AggregateStage:
             levels=self._levels,
             idle_timeout=topology.event_time.idle(agg.window),
         )
-        self.states = WindowTable(backing, self._new)
-        self.breaches = detect.BreachCheck(topology)
-        self.late = 0
         self._sensors_by_key: dict[str, list[str]] = {}
         for sensor in topology.sensors:
             codes = topology.admin_codes(sensor.area)
             key = codes.get(AreaLevel.district) or topology.city.code
             self._sensors_by_key.setdefault(key, []).append(sensor.id)
+        self.states = WindowTable(
+            backing, self._new, lambda key: shards_for(len(self._sensors_by_key.get(key, ())))
+        )
+        self.breaches = detect.BreachCheck(topology)
+        self.late = 0
 
     def persist(self) -> int:
         """Write changed states back; how many."""

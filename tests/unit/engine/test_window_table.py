@@ -11,9 +11,10 @@ import pytest
 
 from pipeline.aggregates.codec import to_micros
 from pipeline.aggregates.windows import WindowState
+from pipeline.engine import window_table
 from pipeline.engine.emit import Position
 from pipeline.engine.stages import AggregateStage
-from pipeline.engine.window_table import WindowTable
+from pipeline.engine.window_table import WindowTable, shards_for
 from pipeline.models import AdminCodes, AggregateRow, Reading, ReadingBatch
 from pipeline.topology import load_topology
 from tests.support.paths import DEMO
@@ -117,11 +118,16 @@ def test_the_reference_run_closes_windows_and_drops_late_readings() -> None:
     assert sum(r.count for r in district) < 36 * len(SENSORS)
 
 
+@pytest.mark.parametrize("per_group", [window_table.CELLS_PER_GROUP, 1])
 @pytest.mark.parametrize("crashed", range(1, len(BATCHES)))
-def test_a_crash_anywhere_in_a_batchs_changelog_counts_every_reading_once(crashed: int) -> None:
+def test_a_crash_anywhere_in_a_batchs_changelog_counts_every_reading_once(
+    crashed: int, per_group: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Killed while batch `crashed`'s changelog records were being sent: for every prefix
     of them that reached the broker, the restarted worker replays the batch (and the rest)
-    and every row it writes equals the uncrashed run's row for that window."""
+    and every row it writes equals the uncrashed run's row for that window. (With one
+    cell a group, as with the full city's large districts, a window spans many groups.)"""
+    monkeypatch.setattr(window_table, "CELLS_PER_GROUP", per_group)
     journal = Journal()
     starts: list[int] = []
     reference = by_key(run(journal, BATCHES, starts))
@@ -189,13 +195,45 @@ def test_a_batch_writes_what_it_touched_whatever_the_districts_size() -> None:
     written = journal.log[registered:]
     sizes = [len(orjson.dumps(value)) for _, value in written]
     # the intent; 8 cells (two windows: water-001 and the walk-in trail into 07:59, each
-    # with its streets', the district's and the city's cell); 4 sources; the head
-    assert len(written) == 1 + 8 + len(SENSORS) + 1
+    # with its streets', the district's and the city's cell) in 2 to 8 of the 150 groups
+    # of a window; 4 sources; the head
+    assert shards_for(30_000) == 150
+    assert 1 + 2 + len(SENSORS) + 1 <= len(written) <= 1 + 8 + len(SENSORS) + 1
     assert max(sizes) < 1024
     restored = WindowTable(replayed(journal.log), table._new).peek(DISTRICT)
     assert restored is not None
     assert len(restored.clock.newest) == 30_000 + len(SENSORS)
     assert restored.cells == district.state.cells
+
+
+def test_windows_grouped_otherwise_before_a_restart_are_regrouped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The registry changed between two runs (so the groups per window did): the stored
+    groups are read, rewritten under the new grouping and deleted; rows are unchanged."""
+    reference = by_key(run({}, BATCHES))
+    backing: dict[str, Any] = {}
+    half = len(BATCHES) // 2
+    monkeypatch.setattr(window_table, "CELLS_PER_GROUP", 1)
+    rows: list[AggregateRow] = []
+    first = AggregateStage(load_topology(DEMO), backing)
+    for batch in BATCHES[:half]:
+        for i in batch:
+            rows += first.on_readings(DISTRICT, *MESSAGES[i])
+        first.persist()
+    old = {key for key in backing if "\x1fc\x1e" in key}
+    assert len({key.split("\x1e")[2] for key in old}) == 1  # one grouping: 3 sensors
+    monkeypatch.setattr(window_table, "CELLS_PER_GROUP", 200)
+    second = AggregateStage(load_topology(DEMO), backing)
+    assert second.states.get(DISTRICT).stale
+    for batch in BATCHES[half:]:
+        for i in batch:
+            rows += second.on_readings(DISTRICT, *MESSAGES[i])
+        second.persist()
+    rows += second.finish()
+    assert not old & set(backing)  # the old grouping's entries are gone
+    assert by_key(rows) == reference
+    assert len(rows) == len(reference)
 
 
 def test_a_district_saved_whole_by_an_earlier_version_is_read_and_rewritten() -> None:
