@@ -20,7 +20,7 @@ RESULTS = {
     "latency": {"rate_per_s": 300.0, "samples": 79, "p50_ms": 120.0, "p99_ms": 240.0,
                 "max_ms": 260.0},
     "memory": {"sample_sensors": 400, "sample_rss_mb": 460.5, "generated_sensors": 100000,
-               "generated_rss_mb": 812.3},
+               "generated_rss_mb": 812.3, "generated_anon_mb": 590.2, "generated_file_mb": 221.4},
 }  # fmt: skip
 
 
@@ -29,7 +29,7 @@ def test_markdown_table() -> None:
     assert "2 CPU cores" in text and "Kafka 4.4.0" in text
     lines = text.splitlines()
     start = lines.index("| measurement | value | note |")
-    assert lines[start : start + 14] == [
+    assert lines[start : start + 15] == [
         "| measurement | value | note |",
         "|---|---:|---|",
         "| ceiling: Kafka ProducerPerformance | 233,645 msgs/s | 147 B records, acks=1, Java |",
@@ -49,7 +49,10 @@ def test_markdown_table() -> None:
         "| latency raw -> street incident, p50 | 120 ms | at 300 readings/s; 79 incidents |",
         "| latency raw -> street incident, p99 | 240 ms | max 260 ms |",
         "| worker peak RSS, sample registry | 460 MB | 400 sensors (VmHWM) |",
-        "| worker peak RSS, generated registry | 812 MB | 100,000 sensors (VmHWM) |",
+        "| worker peak RSS, generated registry | 812 MB | 100,000 sensors, spread as the full "
+        "city (VmHWM) |",
+        "| worker peak anonymous memory, generated registry | 590 MB | RssAnon; 221 MB of file "
+        "pages resident then (chDB's library) |",
     ]
 
 
