@@ -3,14 +3,17 @@ an observer of its outputs, and the report row it ends with."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.kafka.admin import create_topics
 from pipeline.topology import Topology, parse_topology
@@ -70,8 +73,39 @@ class Scenario:
         self.path = self.workdir / "topology.yaml"
         self.path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         self.topology = parse_topology(data, DEMO.parent)
-        await create_topics(self.bootstrap, self.topology.topic_plan())
+        plan = self.topology.topic_plan()
+        await create_topics(self.bootstrap, plan)
+        if self.replication > 1:
+            await self._wait_full_isr([spec.name for spec in plan])
         return self.topology
+
+    async def _wait_full_isr(self, topics: list[str], timeout: float = 60.0) -> None:
+        """Until every partition of `topics` has a leader and all its replicas in sync.
+
+        Why: the previous scenario may have just restarted a node, and topics created
+        while it rejoins can start with partitions it does not serve yet; a scenario
+        starts from a settled cluster, so a stall in it is the fault's, not the last one's.
+        """
+        deadline = time.monotonic() + timeout
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            while True:
+                found = await admin.describe_topics(topics)
+                lagging = [
+                    f"{t['topic']}[{p['partition']}]"
+                    for t in found
+                    for p in t["partitions"]
+                    if p["leader"] < 0 or len(p["isr"]) < len(p["replicas"])
+                ]
+                if not lagging and len(found) == len(topics):
+                    return
+                if time.monotonic() > deadline:
+                    msg = f"partitions not in full sync after {timeout:.0f} s: {lagging[:5]}"
+                    raise AssertionError(msg)
+                await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
 
     def worker(self, instance: str = "", group: str | None = None) -> WorkerProcess:
         assert self.path is not None and self.topology is not None, "deploy() first"
