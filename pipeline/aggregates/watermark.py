@@ -166,9 +166,9 @@ class SourceClock:
         if home is not None:
             self.home[source] = home
 
-    def drain(self) -> list[tuple[str, SourceEntry | None]]:
+    def drain(self) -> list[tuple[str, SourceEntry]]:
         """The sources changed since the last call, with what the clock holds of them."""
-        changed = [(s, self.entry(s)) for s in self.touched]
+        changed = [(s, entry) for s in self.touched if (entry := self.entry(s)) is not None]
         self.touched = set()
         return changed
 

@@ -29,6 +29,35 @@ def record_key_of(table_key: str) -> str:
     return table_key.split(STATE_KEY_SEPARATOR, 1)[0]
 
 
+def news(offsets: dict[str, int], where: Sequence[Position | None]) -> list[bool]:
+    """For events at `where` (in order, increasing along each partition), which come after
+    the last position `offsets` holds for their partition; `offsets` moves on to them.
+    An event with no position (a dry run's) is always new. The offsets are looked up once
+    per run of one partition."""
+    marks: list[bool] = []
+    append = marks.append
+    current: str | None = None
+    last = -1
+    for position in where:
+        if position is None:
+            append(True)
+            continue
+        partition, offset = position
+        if partition != current:
+            if current is not None:
+                offsets[current] = last
+            current = partition
+            last = offsets.get(partition, -1)
+        if offset <= last:
+            append(False)
+        else:
+            append(True)
+            last = offset
+    if current is not None:
+        offsets[current] = last
+    return marks
+
+
 class KeyedStates(Generic[S]):
     """Decoded states over a backing mapping; `persist()` writes back what changed.
 
@@ -99,36 +128,6 @@ class KeyedStates(Generic[S]):
             return True
         offsets[position.partition] = position.offset
         return False
-
-    def fresh(self, key: str, where: Sequence[Position | None]) -> list[bool]:
-        """For a batch of events of `key` at `where` (in order, increasing along each
-        partition), which are new: `already_applied` for each, but looking the offsets
-        up once per partition."""
-        if key not in self._cache:
-            self._decode(key)
-        offsets = self._offsets.setdefault(key, {})
-        marks: list[bool] = []
-        append = marks.append
-        current: str | None = None
-        last = -1
-        for position in where:
-            if position is None:
-                append(True)
-                continue
-            partition, offset = position
-            if partition != current:
-                if current is not None:
-                    offsets[current] = last
-                current = partition
-                last = offsets.get(partition, -1)
-            if offset <= last:
-                append(False)
-            else:
-                append(True)
-                last = offset
-        if current is not None:
-            offsets[current] = last
-        return marks
 
     def keys(self) -> list[str]:
         """Every key known locally (backing mapping and cache)."""

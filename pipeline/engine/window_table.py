@@ -41,7 +41,7 @@ from pipeline.aggregates.accumulator import Accumulator
 from pipeline.aggregates.watermark import SourceEntry
 from pipeline.aggregates.windows import Key, WindowState
 from pipeline.engine.emit import Position
-from pipeline.engine.state import STATE_KEY_SEPARATOR, state_table_key
+from pipeline.engine.state import STATE_KEY_SEPARATOR, news, state_table_key
 
 __all__ = ["APPLY", "REPLAYED", "SKIP", "WindowTable"]
 
@@ -137,20 +137,17 @@ class District:
     def marks(self, where: Sequence[Position | None]) -> list[int]:
         """For each reading at `where` (in order along each partition): SKIP (applied
         before), REPLAYED (of the pending batch: skip the cells holding it) or APPLY."""
-        offsets, pending = self.offsets, self.pending
-        marks: list[int] = []
-        for position in where:
-            if position is None:
-                marks.append(APPLY)
-                continue
-            partition, offset = position
-            if offset <= offsets.get(partition, -1):
-                marks.append(SKIP)
-                continue
-            offsets[partition] = offset
-            replayed = pending is not None and offset <= pending.get(partition, -1)
-            marks.append(REPLAYED if replayed else APPLY)
-        return marks
+        new = news(self.offsets, where)
+        pending = self.pending
+        if pending is None:
+            return [APPLY if fresh else SKIP for fresh in new]
+        return [
+            SKIP if not fresh
+            else REPLAYED if position is not None and position.offset <= pending.get(
+                position.partition, -1)
+            else APPLY
+            for fresh, position in zip(new, where, strict=True)
+        ]  # fmt: skip
 
     def settle(self) -> None:
         """Forget the pending batch once every one of its positions was replayed."""
@@ -215,8 +212,9 @@ class WindowTable:
     # -- writing -----------------------------------------------------------------------
 
     def _write(self, key: str, district: District) -> None:
-        """Entries are lists (a cell `[gen, count, partials, min, max, breaches]`, a closed
-        marker `[gen]`, a source `[gen, now, before]`): a batch writes one per reading."""
+        """Intent, changed groups (`[gen, [[level, area, metric, count, partials, min,
+        max, breaches], ...]]`), changed sources (`[gen, [newest, seen, home]]`), the
+        deletions of closed windows' groups, then the head."""
         backing, state = self.backing, district.state
         gen = district.gen = district.gen + 1
         changed, closed = state.drain()
@@ -236,10 +234,10 @@ class WindowTable:
             group = group_of(cell, shards)
             groups.setdefault(group, set()).add(cell)
             touched.add(group)
-        for group in sorted(touched):
+        for group in touched:
             members = groups[group]
             backing[at_cell + group_name(group[0], shards, group[1])] = [
-                gen, [_cell_dump(cell, cells[cell]) for cell in sorted(members)],
+                gen, [_cell_dump(cell, cells[cell]) for cell in members],
             ]  # fmt: skip
             stored.add(group)
         at_source = state_table_key(key, _SOURCE)
