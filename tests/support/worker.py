@@ -38,6 +38,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: Log messages that mark a worker's phases (see `WorkerProcess.story`).
+_MILESTONES = (
+    "[^Worker]: Starting",
+    "Joined group",
+    "Worker ready",
+    "[^Worker]: Stopping",
+    "Closing event loop",
+)
+
+
 class WorkerProcess:
     """`cityops worker` in its own process, with its own group id, port and state dir."""
 
@@ -81,6 +91,27 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def story(self, limit: int = 60) -> str:
+        """The log's milestones (each start, group join, readiness, stop) and every
+        warning or error, one short timestamped line each: what a failure message needs
+        to tell which phase a slow or stuck worker was in (the log's tail is mostly
+        Faust's recovery tables)."""
+        lines = []
+        for line in self.log().splitlines():
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(doc, dict):
+                continue
+            msg = str(doc.get("msg", ""))
+            level = str(doc.get("level", ""))
+            if level in {"warning", "error", "critical"} or any(
+                mark in msg for mark in _MILESTONES
+            ):
+                lines.append(f"{doc.get('ts', '?')} {level} {doc.get('logger', '')}: {msg[:200]}")
+        return "\n".join(lines[-limit:])
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -254,9 +285,10 @@ class TopicWatcher:
                 msg = f"timed out waiting for {what}; seen {seen}\n{worker.log()[-3000:]}"
                 raise AssertionError(msg)
             assert worker.alive(), worker.log()[-4000:]
-            await self._read()
+            await self.read()
 
-    async def _read(self) -> None:
+    async def read(self) -> None:
+        """One fetch (up to 0.3 s) into `records`."""
         batch = await self.consumer.getmany(timeout_ms=300)
         for tp, records in batch.items():
             self.records[tp.topic].extend(orjson.loads(r.value) for r in records)
@@ -271,4 +303,4 @@ class TopicWatcher:
             if time.monotonic() > deadline:
                 msg = "timed out draining the watched topics"
                 raise AssertionError(msg)
-            await self._read()
+            await self.read()
