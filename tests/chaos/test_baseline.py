@@ -27,5 +27,5 @@ async def test_no_fault_equals_the_dry_run(
             tally, recover = await observer.settle(lambda: worker.web_port, timeout=CATCH_UP)
         finally:
             code = worker.stop()
-    assert code == 0, f"exit {code}\n{worker.log()[-3000:]}"
+    assert code == 0, f"exit {code}\n{worker.report()}"
     sc.finish(tally, recover, "time = from the start to caught up")

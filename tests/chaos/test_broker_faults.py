@@ -62,7 +62,7 @@ async def test_partition_leader_sigkilled_and_back_after_20_s(
             feeding.cancel()
             code = worker.stop()
     sc.finish(tally, recover, f"node {leader} led {raw}[0]; the input fed meanwhile")
-    assert code == 0, f"exit {code}\n{worker.log()[-3000:]}"
+    assert code == 0, f"exit {code}\n{worker.report()}"
 
 
 @pytest.mark.cluster
@@ -92,7 +92,7 @@ async def test_rolling_restart_of_the_three_brokers(
             feeding.cancel()
             code = worker.stop()
     sc.finish(tally, recover, "controlled stop + start per node, waiting for full ISR")
-    assert code == 0, f"exit {code}\n{worker.log()[-3000:]}"
+    assert code == 0, f"exit {code}\n{worker.report()}"
 
 
 def _broker(broker: Broker, command: str) -> None:
@@ -118,7 +118,7 @@ async def test_single_broker_down_for_30_s_then_a_stop_while_it_is_down(
             await asyncio.to_thread(_broker, kafka_broker, "stop")
             try:
                 await asyncio.sleep(30)
-                assert worker.alive(), f"the worker gave up:\n{worker.log()[-3000:]}"
+                assert worker.alive(), f"the worker gave up:\n{worker.report()}"
             finally:
                 await asyncio.to_thread(_broker, kafka_broker, "start")
             tally, recover = await observer.settle(lambda: worker.web_port, timeout=CATCH_UP)
@@ -134,5 +134,5 @@ async def test_single_broker_down_for_30_s_then_a_stop_while_it_is_down(
         finally:
             worker.stop()
     sc.finish(tally, recover, f"then SIGTERM while down: exit {code} after {took:.1f} s")
-    assert took < PROMPT_STOP, f"the stop took {took:.1f} s\n{worker.log()[-3000:]}"
-    assert code in (0, 75), f"exit {code}\n{worker.log()[-3000:]}"
+    assert took < PROMPT_STOP, f"the stop took {took:.1f} s\n{worker.report()}"
+    assert code in (0, 75), f"exit {code}\n{worker.report()}"

@@ -34,11 +34,11 @@ async def test_store_down_for_60_s(
             ch_server.stop()  # connection refused
             try:
                 await asyncio.sleep(OUTAGE)
-                assert worker.alive(), worker.log()[-3000:]
+                assert worker.alive(), worker.report()
             finally:
                 ch_server.start()
             tally, recover = await observer.settle(lambda: worker.web_port, timeout=CATCH_UP)
         finally:
             code = worker.stop()
     sc.finish(tally, recover, "ClickHouse HTTP refused 60 s at a seeded point")
-    assert code == 0, f"exit {code}\n{worker.log()[-3000:]}"
+    assert code == 0, f"exit {code}\n{worker.report()}"

@@ -40,7 +40,7 @@ async def test_worker_sigkilled_three_times_at_random_points(
     sc.finish(
         tally, recover, "killed at " + ", ".join(f"{p:.0%}" for p in points) + " of the audit"
     )
-    assert code == 0, f"exit {code}\n{worker.log()[-3000:]}"
+    assert code == 0, f"exit {code}\n{worker.report()}"
 
 
 async def test_two_workers_one_killed_the_other_takes_over(
@@ -60,7 +60,7 @@ async def test_two_workers_one_killed_the_other_takes_over(
             while not all(
                 "Setting newly assigned partitions {" in w.log() for w in (survivor, victim)
             ):
-                assert time.monotonic() < deadline, survivor.log()[-2000:] + victim.log()[-2000:]
+                assert time.monotonic() < deadline, survivor.report() + victim.report()
                 await asyncio.sleep(0.5)
             await feed(kafka_bootstrap, sc.topology, chaos_stream)
             await observer.wait_progress(sc.rng.uniform(0.2, 0.6), survivor.alive, timeout=CATCH_UP)
@@ -70,4 +70,4 @@ async def test_two_workers_one_killed_the_other_takes_over(
             code = survivor.stop()
             victim.stop()
     sc.finish(tally, recover, "one ClickHouse store (HTTP) shared by both")
-    assert code == 0, f"exit {code}\n{survivor.log()[-3000:]}"
+    assert code == 0, f"exit {code}\n{survivor.report()}"

@@ -121,7 +121,7 @@ def _diagnosis(worker: WorkerProcess) -> str:
         for line in worker.log().splitlines()
         if '"level":"info"' not in line and "store init failed" not in line
     ]
-    return "\n".join([*counters, *complaints[-40:], worker.log()[-1500:]])
+    return "\n".join([*counters, *complaints[-40:], worker.report()])
 
 
 #: Seconds of arrival time after which a silent sensor stops holding windows back.
@@ -222,7 +222,7 @@ async def test_store_equals_offline_recomputation_after_kill_and_outage(
     try:
         await sc.close_windows(kafka_bootstrap)
         await asyncio.sleep(30 - IDLE)
-        assert second.alive(), second.log()[-3000:]
+        assert second.alive(), second.report()
         ch_server.up()
         sc.store.init()  # what the worker creates (maybe not yet), so the polling can read
         deadline = time.monotonic() + 120
@@ -284,11 +284,11 @@ async def test_a_warm_shutdown_during_a_store_outage_loses_no_reading(
         )  # fmt: skip
         await sc.close_windows(kafka_bootstrap)  # rows wait for the store that is down
         await asyncio.sleep(8)  # several commit intervals while analyze retries the store
-        assert first.alive(), first.log()[-3000:]
+        assert first.alive(), first.report()
     finally:
         code = first.stop(timeout=30)  # SIGTERM: a warm shutdown (SIGKILL after 30 s)
     # It stops by itself instead of waiting for the store (Faust waits for the batch).
-    assert code == EXIT_STOPPED_MID_BATCH, first.log()[-3000:]
+    assert code == EXIT_STOPPED_MID_BATCH, first.report()
     assert "the next worker replays it" in first.log()
     group = f"warm-{topic_prefix}"
     done, end = await committed_and_end(

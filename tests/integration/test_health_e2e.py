@@ -37,12 +37,12 @@ async def _until(worker: WorkerProcess, path: str, done: Any) -> tuple[int, dict
     deadline = time.monotonic() + START_WITHIN
     last = None
     while time.monotonic() < deadline:
-        assert worker.alive(), worker.log()[-3000:]
+        assert worker.alive(), worker.report()
         last = _get(worker.web_port, path)
         if last is not None and done(*last):
             return last
         await asyncio.sleep(0.5)
-    msg = f"{path} never as expected; last answer {last}:\n{worker.log()[-3000:]}"
+    msg = f"{path} never as expected; last answer {last}:\n{worker.report()}"
     raise AssertionError(msg)
 
 

@@ -99,7 +99,7 @@ def test_worker_sends_valid_readings_on_and_dead_letters_the_rest(
                 worker=worker,
             )  # fmt: skip
         )
-        assert worker.alive(), worker.log()[-3000:]
+        assert worker.alive(), worker.report()
         metrics = (
             urllib.request.urlopen(  # noqa: S310 - our own worker on localhost
                 f"http://127.0.0.1:{worker.web_port}/metrics", timeout=10

@@ -146,7 +146,7 @@ async def test_a_raw_message_near_the_broker_limit_is_dead_lettered_and_nothing_
         found = await consume_until(
             kafka_bootstrap, [readings, dead], len(good) + 1, timeout=120, worker=worker
         )
-        assert worker.alive(), worker.log()[-3000:]
+        assert worker.alive(), worker.report()
     assert len(readings_in(found[readings])) == len(good)
     (letter,) = [orjson.loads(value) for _, value in found[dead]]
     assert letter["reason"] == "oversized"

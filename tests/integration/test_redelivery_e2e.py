@@ -80,9 +80,9 @@ def supervise(worker: WorkerProcess) -> None:
     if worker.alive():
         return
     code = worker.process.returncode if worker.process else None
-    assert code == EXIT_BATCH_FAILED, f"exit {code}\n{worker.log()[-3000:]}"
+    assert code == EXIT_BATCH_FAILED, f"exit {code}\n{worker.report()}"
     RESTARTS.append(code)
-    assert len(RESTARTS) <= 3, worker.log()[-3000:]
+    assert len(RESTARTS) <= 3, worker.report()
     worker.start()
 
 
@@ -95,7 +95,7 @@ async def kill_mid_stream(
     deadline = time.monotonic() + 90
     while await end_total(bootstrap, topology, "audit") == before:
         supervise(worker)
-        assert time.monotonic() < deadline, worker.log()[-3000:]
+        assert time.monotonic() < deadline, worker.report()
         await asyncio.sleep(0.1)
     await asyncio.sleep(rng.uniform(0.5, 2.5))
     assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
@@ -111,7 +111,7 @@ async def caught_up(bootstrap: str, worker: WorkerProcess, topology: Topology) -
     offsets: list[tuple[int, int]] = []
     while steady < 2:
         supervise(worker)
-        assert time.monotonic() < deadline, f"{names}: {offsets}\n{worker.log()[-3000:]}"
+        assert time.monotonic() < deadline, f"{names}: {offsets}\n{worker.report()}"
         offsets = [
             await committed_and_end(
                 bootstrap, groups[n], topology.topics.name(n), topology.topics.partitions

@@ -74,7 +74,7 @@ async def test_two_workers_in_one_group_give_the_incidents_of_one(
         worker.start()
     try:
         await asyncio.sleep(8)  # both have joined the group before the data arrives
-        assert all(w.alive() for w in workers), workers[0].log()[-2000:] + workers[1].log()[-2000:]
+        assert all(w.alive() for w in workers), workers[0].report() + workers[1].report()
         await produce(kafka_bootstrap, topology.topics.name("raw_sensors"), messages,
                       key_of=sensor_key)  # fmt: skip
         city = topology.topics.name("incidents_city")
@@ -86,4 +86,4 @@ async def test_two_workers_in_one_group_give_the_incidents_of_one(
     got = {orjson.loads(value)["incident_id"] for _, value in found[city]}
     assert got == expected
     for worker in workers:  # the work was shared: each worker was given partitions
-        assert "Setting newly assigned partitions {" in worker.log(), worker.log()[-2000:]
+        assert "Setting newly assigned partitions {" in worker.log(), worker.report()

@@ -96,14 +96,14 @@ async def test_a_second_worker_on_one_store_is_refused_at_once(
         deadline = time.monotonic() + REFUSED_WITHIN
         lock = store / LOCK_FILE
         while not (lock.exists() and lock.read_text().strip() == str(first.process.pid)):  # type: ignore[union-attr]  # started
-            assert first.alive(), first.log()[-3000:]
-            assert time.monotonic() < deadline, f"no lock in {store}:\n{first.log()[-3000:]}"
+            assert first.alive(), first.report()
+            assert time.monotonic() < deadline, f"no lock in {store}:\n{first.report()}"
             time.sleep(0.2)
         second.start()
         assert second.process is not None
         code = second.process.wait(timeout=REFUSED_WITHIN)
-        assert code == 1, second.log()[-3000:]
+        assert code == 1, second.report()
         last = second.log().strip().splitlines()[-1]
         assert last.startswith("cannot open the aggregate store: "), last
         _assert_refusal(last, first.process.pid)  # type: ignore[union-attr]  # started
-        assert first.alive(), first.log()[-3000:]
+        assert first.alive(), first.report()

@@ -63,7 +63,7 @@ def _readings(sensor: str, start: datetime) -> list[bytes]:
 def _get(port: int, path: str, worker: WorkerProcess, timeout: float = 60) -> Any:
     deadline = time.monotonic() + timeout
     while True:
-        assert worker.alive(), worker.log()[-4000:]
+        assert worker.alive(), worker.report()
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:  # noqa: S310  # a local test URL
                 return json.loads(answer.read())
@@ -79,7 +79,7 @@ async def _until_upgraded(feed: IncidentFeed, worker: WorkerProcess) -> Incident
 
     async def read() -> Incident:
         async for delivery in feed:
-            assert worker.alive(), worker.log()[-4000:]
+            assert worker.alive(), worker.report()
             if delivery.incident.last_action == "upgrade":
                 return delivery.incident
         msg = "the feed ended"

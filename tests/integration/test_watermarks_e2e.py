@@ -75,8 +75,8 @@ async def test_the_watermarks_of_a_running_worker(
         deadline = time.monotonic() + 120
         areas: dict[str, Any] = {}
         while areas.get("310104", {}).get("watermark") != want:
-            assert worker.alive(), worker.log()[-3000:]
-            assert time.monotonic() < deadline, f"{areas}\n{worker.log()[-3000:]}"
+            assert worker.alive(), worker.report()
+            assert time.monotonic() < deadline, f"{areas}\n{worker.report()}"
             await asyncio.sleep(1)
             doc = _get(f"{url}/watermarks")
             areas = {area["area"]: area for area in (doc or {}).get("areas", [])}

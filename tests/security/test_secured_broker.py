@@ -102,7 +102,7 @@ async def _read_until(
     try:
         while not enough(values):
             if worker is not None and not worker.alive():
-                pytest.fail(f"the worker exited:\n{worker.log()[-4000:]}")
+                pytest.fail(f"the worker exited:\n{worker.report()}")
             if time.monotonic() > deadline:
                 pytest.fail(f"{len(values)} records on {topic} after {timeout:.0f}s")
             for records in (await consumer.getmany(timeout_ms=300)).values():

@@ -113,6 +113,11 @@ class WorkerProcess:
                 lines.append(f"{doc.get('ts', '?')} {level} {doc.get('logger', '')}: {msg[:200]}")
         return "\n".join(lines[-limit:])
 
+    def report(self, tail: int = 2000) -> str:
+        """What an assertion about this worker should print: its milestones, then the
+        log's last `tail` characters."""
+        return f"milestones:\n{self.story()}\n--- log tail ---\n{self.log()[-tail:]}"
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -130,9 +135,9 @@ class WorkerProcess:
 
         deadline = time.monotonic() + timeout
         while not await asyncio.to_thread(ready):
-            assert self.alive(), self.log()[-3000:]
+            assert self.alive(), self.report()
             if time.monotonic() > deadline:
-                msg = f"the worker was not ready within {timeout:.0f} s\n{self.log()[-3000:]}"
+                msg = f"the worker was not ready within {timeout:.0f} s\n{self.report()}"
                 raise AssertionError(msg)
             await asyncio.sleep(0.5)
 
@@ -232,7 +237,7 @@ async def consume_until(
     try:
         while time.monotonic() < deadline:
             if worker is not None and not worker.alive():
-                msg = f"worker exited early:\n{worker.log()[-4000:]}"
+                msg = f"worker exited early:\n{worker.report()}"
                 raise AssertionError(msg)
             batch = await consumer.getmany(timeout_ms=250)
             for tp, records in batch.items():
@@ -282,9 +287,9 @@ class TopicWatcher:
         while not predicate(self.records):
             if time.monotonic() > deadline:
                 seen = {topic: len(records) for topic, records in self.records.items()}
-                msg = f"timed out waiting for {what}; seen {seen}\n{worker.log()[-3000:]}"
+                msg = f"timed out waiting for {what}; seen {seen}\n{worker.report()}"
                 raise AssertionError(msg)
-            assert worker.alive(), worker.log()[-4000:]
+            assert worker.alive(), worker.report()
             await self.read()
 
     async def read(self) -> None:

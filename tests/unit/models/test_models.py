@@ -27,6 +27,7 @@ from pipeline.models import (
     Rejection,
     RejectReason,
     Severity,
+    trusted_row,
 )
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -266,6 +267,27 @@ def test_aggregate_row_refuses_non_finite_statistics() -> None:
             max=0.0,
             mean=0.0,
         )
+
+
+def test_a_trusted_row_is_the_row_validation_gives() -> None:
+    """`trusted_row` skips validation for speed: the row it builds must be the one
+    validation builds from the same fields (times in UTC, as a window's state gives them),
+    in every way the sinks and the API use it."""
+    start = T0.astimezone(UTC)
+    fields = {
+        "window_start": start, "window_end": start + timedelta(minutes=1),
+        "level": AreaLevel.grid, "area_code": "8931aa2b2a3ffff", "metric": "pm25",
+        "count": 3, "sum": 10.5, "min": 1.5, "max": 6.0, "mean": 3.5, "breaches": 1,
+    }  # fmt: skip
+    validated = AggregateRow.model_validate(fields)
+    trusted = trusted_row(dict(fields))
+    assert trusted == validated
+    assert trusted.model_dump() == validated.model_dump()
+    assert trusted.model_dump_json() == validated.model_dump_json()
+    assert trusted.schema_version == validated.schema_version
+    assert hash(trusted) == hash(validated)
+    with pytest.raises(ValidationError):  # still frozen
+        trusted.count = 4  # type: ignore[misc]
 
 
 def test_dead_letter_carries_bytes_as_base64() -> None:
