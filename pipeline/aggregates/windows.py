@@ -38,7 +38,7 @@ from typing import Any
 from pipeline.aggregates.accumulator import Accumulator, window_micros
 from pipeline.aggregates.codec import MICROSECOND, from_micros, to_micros
 from pipeline.aggregates.watermark import NO_PARTITION, Progress, SourceClock, merge_progress
-from pipeline.models import AggregateRow, AreaLevel, Reading, ReadingRow
+from pipeline.models import AggregateRow, AreaLevel, Reading, ReadingRow, trusted_row
 
 _US = MICROSECOND
 _LEVEL_ORDER = {AreaLevel.city: 0, AreaLevel.district: 1, AreaLevel.street: 2, AreaLevel.grid: 3}
@@ -215,24 +215,16 @@ class WindowState:
 
     @staticmethod
     def _row(key: Key, cell: Accumulator, span: tuple[datetime, datetime]) -> AggregateRow:
-        """The closed window's row. Built without validation (`model_construct`): every
-        field comes from this state, whose inputs were validated (finite values, known
-        levels), and rows are made by the thousand per batch with a grid level."""
+        """The closed window's row, not validated (`trusted_row`): every field comes from
+        this state, whose inputs were validated (finite values, known levels)."""
         level, area_code, metric, _ = key
         total = cell.total()
-        return AggregateRow.model_construct(
-            window_start=span[0],
-            window_end=span[1],
-            level=AreaLevel(level),
-            area_code=area_code,
-            metric=metric,
-            count=cell.count,
-            sum=total,
-            min=cell.min,
-            max=cell.max,
-            mean=total / cell.count,
-            breaches=cell.breaches,
-        )
+        return trusted_row({
+            "window_start": span[0], "window_end": span[1], "level": AreaLevel(level),
+            "area_code": area_code, "metric": metric, "count": cell.count, "sum": total,
+            "min": cell.min, "max": cell.max, "mean": total / cell.count,
+            "breaches": cell.breaches,
+        })  # fmt: skip
 
     # -- persistence ---------------------------------------------------------------------
 

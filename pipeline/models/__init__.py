@@ -13,11 +13,11 @@ One module per kind of event; import from `pipeline.models`, which re-exports th
 - `batches`: `ReadingBatch`, the readings topic's message;
 - `incidents`: `Incident` and its parts, units' updates and replies, detection's incident
   events, the audit trail;
-- `aggregates`: `AggregateRow`;
+- `aggregates`: `AggregateRow`, `trusted_row` (a row built without validation);
 - `dead_letters`: `Rejection` (a pure stage's value) and `DeadLetter` (the topic's record).
 """
 
-from pipeline.models.aggregates import AggregateRow
+from pipeline.models.aggregates import AggregateRow, trusted_row
 from pipeline.models.base import (
     SCHEMA_VERSION,
     AdminCodes,
@@ -85,4 +85,5 @@ __all__ = [
     "UnitAction",
     "UpdateReply",
     "UtcDatetime",
+    "trusted_row",
 ]
