@@ -13,13 +13,25 @@ widened by 0.3 s, 167 to 802 of 10,000 raw readings, every time
 
 The fix stops the consumer's flow before that method runs: nothing is fetched or
 delivered until it has sought, emptied the queues and resumed the flow itself.
+
+The seek must also cover a partition nothing was ever committed for. aiokafka's
+`seek_to_committed` seeks only to a committed offset above 0, so records of such a
+partition fetched while the changelogs were read (the flow was on) and then emptied away
+were never read again: a restarted worker sat ready and idle beside a partition whose
+records no worker had ever acknowledged (seen twice in full test runs, the poison test's
+third start: its readings partition had failed every batch, so it had no committed
+offset). Such a partition now goes back to its beginning, which is where the worker's
+consumers start one without a committed offset (`auto_offset_reset="earliest"`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from faust.tables.recovery import Recovery
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 _on_recovery_completed = Recovery.on_recovery_completed
 
@@ -30,6 +42,29 @@ async def _hold_flow_until_sought(self: Any, generation_id: int = 0) -> None:
     await _on_recovery_completed(self, generation_id)
 
 
+async def seek_to_committed_or_beginning(
+    consumer: AIOKafkaConsumer, skip_topics: Collection[str] = ()
+) -> Mapping[Any, int | None]:
+    """Seek every assigned partition to its committed offset, and one that has none (or
+    0, which aiokafka does not seek to either) to its beginning, except the partitions of
+    `skip_topics` (the changelogs: recovery seeks them itself). Returns the committed
+    offsets, as aiokafka's `seek_to_committed` does."""
+    committed: Mapping[Any, int | None] = await consumer.seek_to_committed()
+    never = [tp for tp, offset in committed.items() if not offset and tp.topic not in skip_topics]
+    if never:
+        await consumer.seek_to_beginning(*never)
+    return committed
+
+
+async def _seek_to_committed(self: Any) -> Mapping[Any, int | None]:
+    changelogs = self.consumer.app.tables.changelog_topics
+    return await self.call_thread(  # type: ignore[no-any-return]  # faust is untyped
+        seek_to_committed_or_beginning, self._ensure_consumer(), changelogs
+    )
+
+
 def install() -> None:
-    """Patch `Recovery.on_recovery_completed` (idempotent; the worker calls it)."""
+    """Patch `Recovery.on_recovery_completed` and the consumer thread's
+    `seek_to_committed` (idempotent; the worker calls it)."""
     Recovery.on_recovery_completed = _hold_flow_until_sought  # type: ignore[method-assign]
+    AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed  # type: ignore[method-assign,assignment]

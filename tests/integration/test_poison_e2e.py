@@ -79,7 +79,7 @@ async def test_a_poison_reading_is_dead_lettered_alone_and_the_rest_goes_through
             elapsed = time.monotonic() - began
             assert time.monotonic() < deadline, (
                 f"no dead letter after {restarts} restarts and {elapsed:.0f} s; the worker's"
-                f" milestones:\n{worker.story()}"
+                f" milestones and consumer:\n{worker.story()}\n{worker.consumer()}"
             )
             if not worker.alive():
                 code = worker.process.returncode if worker.process else None

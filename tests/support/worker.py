@@ -113,10 +113,25 @@ class WorkerProcess:
                 lines.append(f"{doc.get('ts', '?')} {level} {doc.get('logger', '')}: {msg[:200]}")
         return "\n".join(lines[-limit:])
 
+    def consumer(self) -> str:
+        """The live worker's `/consumer` page (its input partitions as its Faust consumer
+        sees them), or why it could not be read."""
+        if not self.alive():
+            return "(not running)"
+        url = f"http://127.0.0.1:{self.web_port}/consumer"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310  # our worker
+                return str(answer.read().decode(errors="replace"))
+        except OSError as exc:
+            return f"(unreadable: {exc})"
+
     def report(self, tail: int = 2000) -> str:
-        """What an assertion about this worker should print: its milestones, then the
-        log's last `tail` characters."""
-        return f"milestones:\n{self.story()}\n--- log tail ---\n{self.log()[-tail:]}"
+        """What an assertion about this worker should print: its milestones, its consumer's
+        view of its partitions, then the log's last `tail` characters."""
+        return (
+            f"milestones:\n{self.story()}\n--- consumer ---\n{self.consumer()}\n"
+            f"--- log tail ---\n{self.log()[-tail:]}"
+        )
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -23,7 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Check", "Readiness", "Signals", "liveness", "readiness", "register", "signals_of"]
+__all__ = [
+    "Check",
+    "Readiness",
+    "Signals",
+    "consumer_view",
+    "liveness",
+    "readiness",
+    "register",
+    "signals_of",
+]
 
 
 @dataclass(frozen=True)
@@ -115,8 +124,45 @@ def signals_of(app: Any, intake: Any, writer: Any) -> Signals:
     )
 
 
+def consumer_view(app: Any) -> dict[str, Any]:
+    """The Faust consumer's view of its input partitions (``GET /consumer``): for each
+    assigned partition that is not a changelog, the broker's end offset as the last fetch
+    saw it (None: no fetch answered yet), the last offset handed to the agents, and whether
+    it is paused; and whether the flow is on.
+
+    Why: a ready worker that reads nothing from a partition with records on it looks idle
+    from the outside; this tells a stuck fetch (no end offset, or paused) from an agent
+    busy with a batch. Faust's internals are read defensively."""
+    consumer = getattr(app, "consumer", None)
+    if consumer is None:
+        return {"partitions": {}, "flow_active": None}
+    changelogs = set(getattr(app.tables, "changelog_topics", ()))
+    paused = set(getattr(consumer, "_paused_partitions", ()) or ())
+    read = getattr(consumer, "_read_offset", {}) or {}
+    partitions: dict[str, Any] = {}
+    try:
+        assigned = consumer.assignment()
+    except Exception:  # noqa: BLE001  # not started yet
+        assigned = set()
+    for tp in sorted(assigned):
+        if tp.topic in changelogs:
+            continue
+        try:
+            end = consumer.highwater(tp)
+        except Exception:  # noqa: BLE001  # not fetched yet
+            end = None
+        partitions[f"{tp.topic}:{tp.partition}"] = {
+            "end": end, "read": read.get(tp), "paused": tp in paused,
+        }  # fmt: skip
+    return {"partitions": partitions, "flow_active": getattr(consumer, "flow_active", None)}
+
+
 def register(app: Any, intake: Any, writer: Any) -> None:
-    """Serve ``/healthz`` and ``/readyz`` on the app's web server (JSON bodies)."""
+    """Serve ``/healthz``, ``/readyz`` and ``/consumer`` on the app's web server (JSON)."""
+
+    @app.page("/consumer")  # type: ignore[untyped-decorator]  # faust is untyped
+    async def consumer_page(web: Any, request: Any) -> Any:
+        return web.json(consumer_view(app))
 
     @app.page("/healthz")  # type: ignore[untyped-decorator]  # faust is untyped
     async def healthz(web: Any, request: Any) -> Any:

@@ -6,8 +6,15 @@ import dataclasses
 from types import SimpleNamespace
 
 import pytest
+from faust.types import TP
 
-from pipeline.engine.worker.health import Signals, liveness, readiness, signals_of
+from pipeline.engine.worker.health import (
+    Signals,
+    consumer_view,
+    liveness,
+    readiness,
+    signals_of,
+)
 
 READY = Signals(
     assigned=3,
@@ -81,3 +88,26 @@ def test_signals_are_read_from_the_app_the_intake_and_the_writer() -> None:
     )
     before_start = SimpleNamespace(state="init", consumer=None)
     assert signals_of(app, before_start, writer).intake_assigned == 0
+
+
+def test_the_consumer_view_tells_a_partition_never_fetched_from_one_read() -> None:
+    """`/consumer`: input partitions only (changelogs left out), each with the end offset
+    its last fetch saw, the last offset handed to the agents, and whether it is paused."""
+    readings0, readings1, changelog = TP("x.readings", 0), TP("x.readings", 1), TP("w-c", 0)
+    ends = {readings0: 7}
+    consumer = SimpleNamespace(
+        assignment=lambda: {readings0, readings1, changelog},
+        highwater=lambda tp: ends.get(tp),
+        _paused_partitions={readings1},
+        _read_offset={readings0: 6},
+        flow_active=True,
+    )
+    app = SimpleNamespace(consumer=consumer, tables=SimpleNamespace(changelog_topics={"w-c"}))
+    assert consumer_view(app) == {
+        "partitions": {
+            "x.readings:0": {"end": 7, "read": 6, "paused": False},
+            "x.readings:1": {"end": None, "read": None, "paused": True},
+        },
+        "flow_active": True,
+    }
+    assert consumer_view(SimpleNamespace(consumer=None)) == {"partitions": {}, "flow_active": None}
