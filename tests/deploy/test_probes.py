@@ -1,5 +1,6 @@
 """The probes the deployment files use are the endpoints the worker serves, on its port:
-liveness on /healthz, readiness on /readyz (pipeline/engine/worker/health.py)."""
+liveness on /healthz, readiness on /readyz (pipeline/engine/worker/health.py), beside the
+/consumer page an operator reads when a ready worker reads nothing."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _served() -> list[str]:
 
 
 def test_the_worker_serves_liveness_and_readiness() -> None:
-    assert _served() == ["/healthz", "/readyz"]
+    assert _served() == ["/healthz", "/readyz", "/consumer"]
 
 
 def test_kubernetes_probes_use_them_on_the_web_port() -> None:

@@ -160,10 +160,6 @@ def consumer_view(app: Any) -> dict[str, Any]:
 def register(app: Any, intake: Any, writer: Any) -> None:
     """Serve ``/healthz``, ``/readyz`` and ``/consumer`` on the app's web server (JSON)."""
 
-    @app.page("/consumer")  # type: ignore[untyped-decorator]  # faust is untyped
-    async def consumer_page(web: Any, request: Any) -> Any:
-        return web.json(consumer_view(app))
-
     @app.page("/healthz")  # type: ignore[untyped-decorator]  # faust is untyped
     async def healthz(web: Any, request: Any) -> Any:
         body, status = liveness(app)
@@ -173,3 +169,7 @@ def register(app: Any, intake: Any, writer: Any) -> None:
     async def readyz(web: Any, request: Any) -> Any:
         state = readiness(signals_of(app, intake, writer))
         return web.json(state.as_json(), status=200 if state.ready else 503)
+
+    @app.page("/consumer")  # type: ignore[untyped-decorator]  # faust is untyped
+    async def consumer_page(web: Any, request: Any) -> Any:
+        return web.json(consumer_view(app))
