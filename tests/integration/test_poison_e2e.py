@@ -79,13 +79,13 @@ async def test_a_poison_reading_is_dead_lettered_alone_and_the_rest_goes_through
             elapsed = time.monotonic() - began
             assert time.monotonic() < deadline, (
                 f"no dead letter after {restarts} restarts and {elapsed:.0f} s; the worker's"
-                f" milestones and consumer:\n{worker.story()}\n{worker.consumer()}"
+                f" worker:\n{worker.report()}"
             )
             if not worker.alive():
                 code = worker.process.returncode if worker.process else None
-                assert code == EXIT_BATCH_FAILED, f"exit {code}\n{worker.story()}"
+                assert code == EXIT_BATCH_FAILED, f"exit {code}\n{worker.report()}"
                 restarts += 1
-                assert restarts <= 2, f"more than two restarts\n{worker.story()}"
+                assert restarts <= 2, f"more than two restarts\n{worker.report()}"
                 worker.start()  # the supervisor's restart
                 deadline = time.monotonic() + START_BUDGET_S
             await watcher.read()
@@ -93,7 +93,7 @@ async def test_a_poison_reading_is_dead_lettered_alone_and_the_rest_goes_through
         assert restarts == 2  # one to find the batch, one to find the reading
         incidents = await consume_until(kafka_bootstrap, [city], 1, timeout=60, worker=worker)
         await asyncio.sleep(3)
-        assert worker.alive(), worker.story()
+        assert worker.alive(), worker.report()
     finally:
         await watcher.consumer.stop()
         worker.stop()

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -118,12 +119,19 @@ class WorkerProcess:
         sees them), or why it could not be read."""
         if not self.alive():
             return "(not running)"
-        url = f"http://127.0.0.1:{self.web_port}/consumer"
         try:
-            with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310  # our worker
-                return str(answer.read().decode(errors="replace"))
+            return self.get("/consumer")[1].decode(errors="replace")
         except OSError as exc:
             return f"(unreadable: {exc})"
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        """A page of the worker's web server: (status, body); OSError when unreachable."""
+        url = f"http://127.0.0.1:{self.web_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310  # our worker
+                return int(answer.status), bytes(answer.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), bytes(exc.read())
 
     def report(self, tail: int = 2000) -> str:
         """What an assertion about this worker should print: its milestones, its consumer's
@@ -139,12 +147,10 @@ class WorkerProcess:
     async def wait_ready(self, timeout: float = 90.0) -> None:
         """Until the worker's `/readyz` answers 200 (partitions assigned, tables
         recovered, intake and store up): a stop before that interrupts Faust's start-up."""
-        url = f"http://127.0.0.1:{self.web_port}/readyz"
 
         def ready() -> bool:
             try:
-                with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310  # our worker
-                    return bool(answer.status == 200)
+                return self.get("/readyz")[0] == 200
             except OSError:
                 return False
 
