@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -53,7 +54,9 @@ class Accumulator:
     min: float = math.inf
     max: float = -math.inf
     breaches: int = 0
-    event_ids: list[str] = field(default_factory=list)
+    event_ids: Sequence[str] = ()
+    """The smallest event ids, sorted (area rules only: an aggregate cell keeps none, so
+    the empty default is shared rather than a list per cell)."""
 
     def add(self, value: float, breached: bool = False) -> None:
         """Fold one value in (the aggregates' hot path: comparisons, no builtin calls)."""
@@ -70,6 +73,8 @@ class Accumulator:
         """Fold one reading in and keep its id if it is among the ``keep`` smallest."""
         self.add(value)
         ids = self.event_ids
+        if not isinstance(ids, list):
+            ids = self.event_ids = list(ids)
         if len(ids) < keep or event_id < ids[-1]:
             bisect.insort(ids, event_id)
             del ids[keep:]

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from pipeline.engine.batches import one_reading, positions
+from pipeline.engine.batches import one_reading, positions, share_sensor_ids
 from pipeline.engine.emit import Emit, Record, origin_of
 from pipeline.engine.stages import (
     AggregateStage,
@@ -231,10 +231,12 @@ class Pipeline:
 
     def _decode_batch(self, record: Record, out: Output) -> ReadingBatch | None:
         try:
-            return ReadingBatch.model_validate_json(record.value)
+            batch = ReadingBatch.model_validate_json(record.value)
         except ValidationError as exc:
             out.emits.append(self._refused(record, exc, "analyze"))
             return None
+        share_sensor_ids(batch, self.topology.sensor)
+        return batch
 
     def _refused(self, record: Record, exc: ValidationError, stage: str) -> Emit:
         """A record of an internal topic that is not what the topic carries (someone else

@@ -81,7 +81,10 @@ class KeyedStates(Generic[S]):
         self._load = load
         self._dump = dump
         self._cache: dict[str, S] = {}
-        self._offsets: dict[str, dict[str, int]] = {}
+        self._applied: dict[str, dict[str, int]] = {}
+        """Source partition -> key -> the last offset applied to the key's state. By
+        partition rather than by key: a key's records come from one partition, so a dict
+        per key (100,000s of them) would each hold one entry."""
         self._dirty: set[str] = set()
 
     def _decode(self, key: str) -> S | None:
@@ -89,8 +92,13 @@ class KeyedStates(Generic[S]):
         if stored is None:
             return None
         state = self._cache[key] = self._load(stored["state"])
-        self._offsets[key] = dict(stored.get("offsets", {}))
+        for partition, offset in stored.get("offsets", {}).items():
+            self._applied.setdefault(partition, {})[key] = offset
         return state
+
+    def _offsets_of(self, key: str) -> dict[str, int]:
+        """The last offset applied to `key` per source partition (what is persisted)."""
+        return {p: applied[key] for p, applied in self._applied.items() if key in applied}
 
     def get(self, key: str, default: Callable[[], S]) -> S:
         """The state of `key` (decoded once), or a new one; marks it changed."""
@@ -99,13 +107,11 @@ class KeyedStates(Generic[S]):
             state = self._decode(key)
             if state is None:
                 state = self._cache[key] = default()
-                self._offsets.setdefault(key, {})  # keep what already_applied just recorded
         self._dirty.add(key)
         return state
 
     def replace(self, key: str, state: S) -> None:
         """Set the state of `key` (a step returned a new object); marks it changed."""
-        self._offsets.setdefault(key, {})
         self._cache[key] = state
         self._dirty.add(key)
 
@@ -122,11 +128,13 @@ class KeyedStates(Generic[S]):
             return False
         if key not in self._cache:
             self._decode(key)
-        offsets = self._offsets.setdefault(key, {})
-        last = offsets.get(position.partition)
+        applied = self._applied.get(position.partition)
+        if applied is None:
+            applied = self._applied[position.partition] = {}
+        last = applied.get(key)
         if last is not None and position.offset <= last:
             return True
-        offsets[position.partition] = position.offset
+        applied[key] = position.offset
         return False
 
     def keys(self) -> list[str]:
@@ -138,7 +146,7 @@ class KeyedStates(Generic[S]):
         for key in self._dirty:
             self.backing[key] = {
                 "state": self._dump(self._cache[key]),
-                "offsets": self._offsets.get(key, {}),
+                "offsets": self._offsets_of(key),
             }
         written = len(self._dirty)
         self._dirty.clear()
@@ -147,5 +155,5 @@ class KeyedStates(Generic[S]):
     def forget(self) -> None:
         """Drop the cache (after a rebalance another worker may have changed the backing)."""
         self._cache.clear()
-        self._offsets.clear()
+        self._applied.clear()
         self._dirty.clear()

@@ -110,15 +110,20 @@ def _sensor_step(
     state: DetectorState, spec: Spec, row: ReadingRow, lateness: int, topology: Topology
 ) -> Events:
     at = row.observed_at_us
-    if _is_late(state, at, row.event_id) or any(s.event_id == row.event_id for s in state.buffer):
+    buffer = state.buffer
+    if _is_late(state, at, row.event_id) or (
+        buffer and any(s.event_id == row.event_id for s in buffer)
+    ):
         state.late += 1
         return state, []
     areas: Areas = (row.district, row.street, row.grid, row.community)
     sample = Sample(at, row.event_id, row.value, areas, (row.event_id,))
-    if not state.buffer or state.buffer[-1].key() <= sample.key():
-        state.buffer.append(sample)
+    if not buffer:
+        state.buffer = [sample]
+    elif buffer[-1].key() <= sample.key():
+        buffer.append(sample)
     else:
-        bisect.insort(state.buffer, sample, key=Sample.key)
+        bisect.insort(buffer, sample, key=Sample.key)
     if state.max_seen_us is None or at > state.max_seen_us:
         state.max_seen_us = at
     return drain(state, spec, state.max_seen_us - lateness, topology)
@@ -149,9 +154,12 @@ def _area_step(
     ):
         state.late += 1
         return state, []
-    window = state.windows.get(start)
+    windows = state.windows
+    if windows is None:
+        windows = state.windows = {}
+    window = windows.get(start)
     if window is None:
-        window = state.windows[start] = Accumulator()
+        window = windows[start] = Accumulator()
     window.add_event(row.value, row.event_id, MAX_EVENT_IDS)
     clock.observe(row.sensor_id, at, row.arrived_us, partition, progress)
     mark = clock.watermark(progress)
@@ -201,18 +209,26 @@ def _due_samples(
     """Buffered readings at or before ``watermark``, or the area windows it closed."""
     if spec.area_level is None:
         buffer = state.buffer
+        if not buffer:
+            return []
         count = 0
         while count < len(buffer) and buffer[count].at_us <= watermark:
             count += 1
+        if count == len(buffer):
+            state.buffer = None
+            return buffer
         due = buffer[:count]
         del buffer[:count]
         return due
     width = spec.window_us
     closed: list[Sample] = []
-    for start in sorted(state.windows):
+    windows = state.windows
+    if not windows:
+        return closed
+    for start in sorted(windows):
         if start + width > watermark:
             break
-        window = state.windows.pop(start)
+        window = windows.pop(start)
         closed.append(
             Sample(
                 at_us=start + width,
@@ -222,6 +238,8 @@ def _due_samples(
                 event_ids=tuple(window.event_ids),
             )
         )
+    if not windows:
+        state.windows = None
     return closed
 
 

@@ -41,7 +41,7 @@ def test_count_exact_sum_min_max_and_breaches() -> None:
     assert (acc.count, acc.min, acc.max, acc.breaches) == (4, -1e16, 1e16, 2)
     assert acc.total() == 4.0  # a float running sum would say 2.0 or 0.0
     assert acc.statistic("mean") == 1.0
-    assert acc.event_ids == [] and acc.first_event_id == ""
+    assert list(acc.event_ids) == [] and acc.first_event_id == ""
 
 
 @pytest.mark.parametrize(

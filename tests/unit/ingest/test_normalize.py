@@ -182,3 +182,26 @@ def test_dedup_filter_is_bounded() -> None:
     assert dedup.duplicates == 1
     with pytest.raises(ValueError, match="positive"):
         DuplicateFilter(window=0)
+
+
+def test_dedup_forgets_by_age_and_by_size_in_arrival_order() -> None:
+    """Ids seen at one time share a run; the size bound takes ids out of the oldest run,
+    and the window then forgets exactly what is left of each run, in arrival order."""
+    clock = [0.0]
+    dedup = DuplicateFilter(window=10, max_entries=4, clock=lambda: clock[0])
+    for ident in "abc":  # one run at t=0
+        assert dedup.seen(ident) is False
+    clock[0] = 5.0
+    for ident in "de":  # a run at t=5; "a" is pushed out by the size bound
+        assert dedup.seen(ident, clock[0]) is False
+    assert len(dedup) == 4
+    assert dedup.seen("a", 5.0) is False  # forgotten; seen again at t=5 (pushes "b" out)
+    assert [dedup.seen(i, 5.0) for i in "cde"] == [True, True, True]
+    clock[0] = 10.0  # the t=0 run ("c" left of it) expires; t=5 ids stay
+    assert dedup.seen("c") is False
+    assert [dedup.seen(i, 10.0) for i in "dea"] == [True, True, True]
+    clock[0] = 15.0  # the t=5 run ("d", "e", "a") expires, "c" (t=10) stays
+    assert len(dedup) == 4  # before expiry runs: d, e, a, c
+    assert dedup.seen("c") is True
+    assert len(dedup) == 1
+    assert [dedup.seen(i, 15.0) for i in "dea"] == [False, False, False]
