@@ -133,6 +133,16 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest wait to fill a batch, seconds (CITYOPS_BATCH_WITHIN_SECONDS).",
     )
+    pass_max_bytes: int = Field(
+        # A pass's changed states wait, as changelog records, until the pass is sent: a
+        # batch of 5,000 readings messages touching 100,000 sensors' states held ~100 MB
+        # of them at once (records and the producer's copy). 1 MB is ~7,000 readings.
+        default=1_000_000,
+        gt=0,
+        description="Most input bytes a stateful agent runs in one pass; a larger batch is "
+        "run in passes, each one's outputs and state changes sent before the next "
+        "(CITYOPS_PASS_MAX_BYTES).",
+    )
     clickhouse_url: str | None = Field(
         default=None, description="ClickHouse server URL (CITYOPS_CLICKHOUSE_URL)."
     )

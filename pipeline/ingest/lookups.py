@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from pipeline.aggregates.codec import EPOCH, from_micros, iso, to_micros
 from pipeline.ingest.geo import AreaResolver
-from pipeline.models import AdminCodes, AreaLevel, RejectReason
+from pipeline.models import AdminCodes, AreaCodes, AreaLevel, RejectReason
 from pipeline.topology import Topology
 
 __all__ = ["EventTimes", "Places", "Reject", "Skip"]
@@ -113,7 +113,12 @@ class Places:
         """The admin codes of a known area, with the grid cell of the point when the
         topology has a grid (a registered sensor's cell is where it stands)."""
         codes = self.codes(code)
+        cell = self.areas_at(code, lat, lon)[2]
+        return codes if cell == codes.grid else codes.model_copy(update={"grid": cell})
+
+    def areas_at(self, code: str, lat: float | None, lon: float | None) -> AreaCodes:
+        """`at` as plain values (no model: what a reading carries and a cache keeps)."""
+        codes = self.codes(code)
         grid = self.geo.grid
-        if grid is None or lat is None or lon is None:
-            return codes
-        return codes.model_copy(update={"grid": grid.cell(lat, lon)})
+        cell = codes.grid if grid is None or lat is None or lon is None else grid.cell(lat, lon)
+        return (codes.district, codes.street, cell, codes.community)

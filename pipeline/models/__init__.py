@@ -49,7 +49,13 @@ from pipeline.models.incidents import (
     IncidentUpdate,
     UpdateReply,
 )
-from pipeline.models.readings import MAX_OBSERVED_AT_US, CitizenReport, Reading, ReadingRow
+from pipeline.models.readings import (
+    MAX_OBSERVED_AT_US,
+    AreaCodes,
+    CitizenReport,
+    Reading,
+    ReadingRow,
+)
 
 __all__ = [
     "INCIDENT_EVENTS_VERSION",
@@ -59,6 +65,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "AdminCodes",
     "AggregateRow",
+    "AreaCodes",
     "AreaLevel",
     "AuditEvent",
     "Base64Bytes",

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from pipeline.models.base import SCHEMA_VERSION, AdminCodes, Finite, GeoPoint, UtcDatetime, _Event
 
-__all__ = ["MAX_OBSERVED_AT_US", "CitizenReport", "Reading", "ReadingRow"]
+__all__ = ["MAX_OBSERVED_AT_US", "AreaCodes", "CitizenReport", "Reading", "ReadingRow"]
 
 
 class Reading(_Event):
@@ -45,6 +45,10 @@ class CitizenReport(_Event):
     source_format: str = "canonical"
     schema_version: int = SCHEMA_VERSION
 
+
+AreaCodes = tuple[str | None, str | None, str | None, str | None]
+"""(district, street, grid, community): a reading's admin codes as plain values (what
+`ReadingRow` carries; `AdminCodes` is the model)."""
 
 MAX_OBSERVED_AT_US = 253_402_300_800_000_000
 """Microseconds from the Unix epoch to 10000-01-01T00:00:00Z: every `observed_at_us` is

@@ -84,9 +84,10 @@ async def consume(w: Wiring, group: Group, records: list[Record]) -> None:
     a record that made a stage fail before (see `PoisonLog`), the same one record (one
     reading of a readings batch) at a time, a known poison one dead-lettered instead."""
     if not w.poison.careful(records):
-        with blaming_records(group, w.poison, records):
-            out = w.run(group, records)
-        await w.finish(group, out)
+        for part in passes(records, w.settings.pass_max_bytes):
+            with blaming_records(group, w.poison, part):
+                out = w.run(group, part)
+            await w.finish(group, out)
         return
     for unit in (unit for record in records for unit in w.pipeline.split(record)):
         why = w.poison.poisoned(unit)
@@ -97,3 +98,28 @@ async def consume(w: Wiring, group: Group, records: list[Record]) -> None:
             out = w.run(group, [unit])
         await w.finish(group, out)
     w.poison.cleared(records)
+
+
+def passes(records: list[Record], max_bytes: int) -> list[list[Record]]:
+    """`records` cut, in order, into runs of at most `max_bytes` of values (a record
+    larger than that is a run of its own).
+
+    Why: what a pass changes waits in memory until the pass is sent (the changelog
+    records of its states, and the producer's copy), so a batch of many readings messages
+    is run in passes of bounded size. Each pass is sent before the next runs and the batch
+    is acknowledged after the last: a crash mid-batch replays the batch, whose passes
+    already sent are recognised by the offsets kept with each state, as for any replay.
+    """
+    runs: list[list[Record]] = []
+    current: list[Record] = []
+    size = 0
+    for record in records:
+        length = len(record.value)
+        if current and size + length > max_bytes:
+            runs.append(current)
+            current, size = [], 0
+        current.append(record)
+        size += length
+    if current:
+        runs.append(current)
+    return runs

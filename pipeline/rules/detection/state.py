@@ -18,10 +18,10 @@ from typing import Any
 from pipeline.aggregates.accumulator import Accumulator
 from pipeline.aggregates.codec import from_micros
 from pipeline.aggregates.watermark import SourceClock
-from pipeline.models import Incident
+from pipeline.models import AreaCodes, Incident
 
 #: (district, street, grid, community) of a sample: what an incident's `areas` will be.
-Areas = tuple[str | None, str | None, str | None, str | None]
+Areas = AreaCodes
 
 #: The snapshot version `to_dict` writes (1 held ISO times and no source clock).
 STATE_VERSION = 2
