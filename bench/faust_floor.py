@@ -30,6 +30,7 @@ def _consume(bootstrap: str, topic: str, expected: int, window: float, out: Path
     app = faust.App(
         f"bench-faust-floor-{uuid.uuid4().hex[:8]}",
         broker=f"kafka://{bootstrap}",
+        datadir=str(out.parent / "faust-floor-data"),  # not `<app id>-data` in the checkout
         store="memory://",
         key_serializer="raw",
         value_serializer="raw",
