@@ -173,6 +173,9 @@ async def _scenario(
         "CITYOPS_CLICKHOUSE_URL": ch_server.url,
         "CITYOPS_CLICKHOUSE_USER": "cityops",
         "CITYOPS_CLICKHOUSE_PASSWORD": "s3cret",
+        # Passes of a few messages: a batch the worker takes is run and sent in many
+        # passes, so a kill also falls between the passes of one batch.
+        "CITYOPS_PASS_MAX_BYTES": "4000",
     }
     return Scenario(
         topology=topology,

@@ -134,7 +134,8 @@ async def test_three_kills_leave_one_value_per_incident_version_and_a_verified_a
     raw = topology.topics.name("raw_sensors")
     worker = WorkerProcess(
         path, kafka_bootstrap, tmp_path, prefix=topic_prefix, worker_id=f"kill-{topic_prefix}",
-        env={"CITYOPS_SLA_CHECK_SECONDS": "1"},
+        # Passes of a few messages (see agents.passes): kills fall between them too.
+        env={"CITYOPS_SLA_CHECK_SECONDS": "1", "CITYOPS_PASS_MAX_BYTES": "4000"},
     )  # fmt: skip
     rng = random.Random(16)
     # The first cycle before the worker starts: new topics get their leaders meanwhile.
