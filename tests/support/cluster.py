@@ -4,35 +4,15 @@ stop a node, find a partition's leader, and stop everything at the end."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.support.kafka_broker import KAFKA_SH
+from tests.support.kafka_broker import KAFKA_SH, free_ports
 
 NODES = (1, 2, 3)
-
-
-def _free_run(length: int) -> int:
-    """The first of `length` consecutive free ports (client + controller port per node)."""
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            base = int(first.getsockname()[1])
-        if base + length > 65535:
-            continue
-        try:
-            for port in range(base + 1, base + length):
-                with socket.socket() as other:
-                    other.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    msg = f"no {length} consecutive free ports found"
-    raise RuntimeError(msg)
 
 
 @dataclass
@@ -106,7 +86,7 @@ class KafkaCluster:
 def start_cluster(state_dir: Path) -> KafkaCluster:
     """Start the three nodes on KAFKA_CLUSTER_PORT (6 ports from there) or free ports."""
     given = os.environ.get("KAFKA_CLUSTER_PORT")
-    base = int(given) if given else _free_run(6)
+    base = int(given) if given else free_ports(6)
     env = {
         **os.environ,
         "KAFKA_CLUSTER_PORT": str(base),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -27,22 +28,41 @@ def load_probe() -> ModuleType:
     return module
 
 
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (where connect() picks its ports)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(length: int) -> int:
+    """The first of `length` consecutive free ports, below the ephemeral range.
+
+    Why below it: a node binds its ports seconds after they were found free, and meanwhile
+    any connect() on the machine may take one of them as its ephemeral port (a node that
+    retries a peer's port in that range can even connect to itself from it, TCP's
+    simultaneous open). Seen once: a cluster node's controller port, free when chosen, was
+    "Address already in use" when the node started, and the cluster never came up.
+    """
+    low = _ephemeral_low()
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(10_000, low - length)
+        try:
+            for port in range(base, base + length):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    msg = f"no {length} consecutive free ports found below {low}"
+    raise RuntimeError(msg)
+
+
 def free_port_pair() -> int:
     """A port whose successor is also free (client port + controller port)."""
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
-        if port >= 65535:
-            continue
-        with socket.socket() as second:
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    msg = "no free port pair found"
-    raise RuntimeError(msg)
+    return free_ports(2)
 
 
 @dataclass
