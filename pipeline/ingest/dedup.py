@@ -12,9 +12,8 @@ O(1) per event: a set of ids, a deque of the ids in arrival order and a deque of
 so a run per batch rather than a (time, id) tuple per id: 100,000 ids held 6 MB of tuples);
 expiry pops from the deques' fronts. (Popping the front of a dict is not O(1): its
 iteration scans the slots of the entries deleted before, which made expiry quadratic
-under load.) ``now`` is the
-caller's clock (processing time, non-decreasing); a clock that goes backwards only delays
-expiry, it never forgets an id early.
+under load.) ``now`` is the caller's clock (processing time, non-decreasing); a clock that
+goes backwards only delays expiry, it never forgets an id early.
 """
 
 from __future__ import annotations

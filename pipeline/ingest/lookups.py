@@ -113,12 +113,15 @@ class Places:
         """The admin codes of a known area, with the grid cell of the point when the
         topology has a grid (a registered sensor's cell is where it stands)."""
         codes = self.codes(code)
-        cell = self.areas_at(code, lat, lon)[2]
+        cell = self._cell(codes, lat, lon)
         return codes if cell == codes.grid else codes.model_copy(update={"grid": cell})
 
     def areas_at(self, code: str, lat: float | None, lon: float | None) -> AreaCodes:
         """`at` as plain values (no model: what a reading carries and a cache keeps)."""
         codes = self.codes(code)
+        return (codes.district, codes.street, self._cell(codes, lat, lon), codes.community)
+
+    def _cell(self, codes: AdminCodes, lat: float | None, lon: float | None) -> str | None:
+        """The point's grid cell when the topology has a grid, else the area's own."""
         grid = self.geo.grid
-        cell = codes.grid if grid is None or lat is None or lon is None else grid.cell(lat, lon)
-        return (codes.district, codes.street, cell, codes.community)
+        return codes.grid if grid is None or lat is None or lon is None else grid.cell(lat, lon)

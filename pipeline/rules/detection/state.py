@@ -20,9 +20,6 @@ from pipeline.aggregates.codec import from_micros
 from pipeline.aggregates.watermark import SourceClock
 from pipeline.models import AreaCodes, Incident
 
-#: (district, street, grid, community) of a sample: what an incident's `areas` will be.
-Areas = AreaCodes
-
 #: The snapshot version `to_dict` writes (1 held ISO times and no source clock).
 STATE_VERSION = 2
 
@@ -43,7 +40,8 @@ class Sample:
     at_us: int
     event_id: str
     value: float
-    areas: Areas
+    areas: AreaCodes
+    """What an incident opened on this sample will carry as its `areas`."""
     event_ids: tuple[str, ...]
 
     @property

@@ -21,6 +21,7 @@ from pipeline.aggregates.codec import MICROSECOND, iso, to_micros
 from pipeline.aggregates.watermark import SourceClock
 from pipeline.models import (
     AdminCodes,
+    AreaCodes,
     AreaLevel,
     Evidence,
     Incident,
@@ -31,7 +32,7 @@ from pipeline.models import (
     Severity,
 )
 from pipeline.rules.detection.spec import Spec, breach, cleared, peak, spec_of
-from pipeline.rules.detection.state import Areas, DetectorState, Sample, Streak
+from pipeline.rules.detection.state import DetectorState, Sample, Streak
 from pipeline.rules.lifecycle import MAX_EVENT_IDS, IncidentEvent, incident_id, new_incident
 from pipeline.topology import Rule, Topology
 
@@ -116,7 +117,7 @@ def _sensor_step(
     ):
         state.late += 1
         return state, []
-    areas: Areas = (row.district, row.street, row.grid, row.community)
+    areas: AreaCodes = (row.district, row.street, row.grid, row.community)
     sample = Sample(at, row.event_id, row.value, areas, (row.event_id,))
     if not buffer:
         state.buffer = [sample]
@@ -243,7 +244,7 @@ def _due_samples(
     return closed
 
 
-def _areas_of(code: str, topology: Topology) -> Areas:
+def _areas_of(code: str, topology: Topology) -> AreaCodes:
     codes = {str(level): str(area) for level, area in topology.admin_codes(code).items()}
     return (codes.get("district"), codes.get("street"), codes.get("grid"), codes.get("community"))
 
