@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, KafkaTimeoutError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerClosed
 from aiokafka.partitioner import murmur2
 
 from pipeline.errors import StoppedMidBatch
@@ -155,11 +155,12 @@ class KeyPartitioner:
 
 def _final(error: BaseException) -> bool:
     """A refusal no retry changes (a record too large, a topic we may not write); a local
-    timeout (queue full, metadata not yet there) is worth retrying whatever aiokafka says."""
+    timeout (queue full, metadata not yet there) is worth retrying whatever aiokafka says,
+    and so is a producer closed under the sender (another sender renewed it)."""
     return (
         isinstance(error, KafkaError)
         and not error.retriable
-        and not isinstance(error, KafkaTimeoutError)
+        and not isinstance(error, KafkaTimeoutError | ProducerClosed)
     )
 
 
@@ -337,7 +338,14 @@ class BatchSender:
     Before a retry, `renew()` (when given) replaces the producer: an idempotent producer
     numbers its batches per partition, and a batch it gave up on leaves a gap that the
     broker refuses for good (`OutOfOrderSequenceNumber`) if the same producer sends again.
-    A new producer has a new id and starts its numbering afresh.
+    A new producer has a new id and starts its numbering afresh, so no record is resent
+    before one has started (while the broker is away, that takes retries of its own).
+
+    Several senders may share the producer (the worker's agents do): a sender renews only
+    the producer it failed on, not one another sender already put in its place, and a
+    send that finds its producer closed by such a renewal (`ProducerClosed`) is retried
+    through the new one. Placing records needs the topics' partition counts: a topic the
+    broker cannot describe yet (it is away) is retried the same way, not refused.
     """
 
     def __init__(
@@ -361,7 +369,63 @@ class BatchSender:
     async def send_all(self, records: Iterable[Record | Any]) -> int:
         """Send every record (``topic``, ``key`` bytes or None, ``value`` bytes or None for a
         tombstone, and optionally ``partition``, else the key's, and ``headers``); how many."""
-        producer = self._producer()
+        records = list(records)
+        by_tp: dict[tuple[str, int], list[_Pending]] | None = None
+        attempt = 0
+        started = time.monotonic()
+        while True:
+            producer = self._producer()
+            try:
+                if by_tp is None:
+                    by_tp = await self._placed(producer, records)
+                refused = await self._send_once(producer, by_tp)
+            except ProduceError as exc:
+                if not isinstance(exc.__cause__, KafkaError):
+                    raise  # the topic does not exist: no retry changes that
+                error: BaseException = exc.__cause__  # its partitions could not be learnt
+                gap = False  # nothing was sent
+            else:
+                if not refused:
+                    return len(records)
+                by_tp = {tp: pending for tp, (_, pending) in refused.items()}
+                error = next(iter(refused.values()))[0]
+                gap = not isinstance(error, ProducerClosed)  # else renewed already
+            attempt += 1
+            if _final(error):
+                raise _refused(error)
+            if time.monotonic() - started > self._give_up_after:
+                msg = f"outputs still refused after {self._give_up_after:.0f} s: {error}"
+                raise ProduceError(msg) from error
+            delay = self._backoff(attempt)
+            if self._on_retry is not None:
+                self._on_retry(error, delay)
+            await self._pause(delay)
+            if gap:
+                await self._replaced(producer, started)
+
+    async def _replaced(self, failed: AIOKafkaProducer, started: float) -> None:
+        """Return once the producer is another than `failed` (renewed by us, or already by
+        another sender); renewal is retried with backoff while no new producer can start
+        (the broker is still away). Resending through `failed` is never an option: the
+        broker would refuse it for good (see the class)."""
+        if self._renew is None:
+            return
+        attempt = 0
+        while self._producer() is failed:
+            await self._renew()
+            if self._producer() is not failed:
+                return
+            if time.monotonic() - started > self._give_up_after:
+                msg = f"no new producer could start within {self._give_up_after:.0f} s"
+                raise ProduceError(msg)
+            attempt += 1
+            await self._pause(self._backoff(attempt))
+
+    async def _placed(
+        self, producer: AIOKafkaProducer, records: list[Record | Any]
+    ) -> dict[tuple[str, int], list[_Pending]]:
+        """`records` by (topic, partition), in order; raises `ProduceError` when a topic's
+        partition count cannot be had."""
         by_tp: dict[tuple[str, int], list[_Pending]] = {}
         for record in records:
             topic = record.topic
@@ -374,29 +438,7 @@ class BatchSender:
             headers = getattr(record, "headers", None)
             headers = list(headers) if headers else _NO_HEADERS  # aiokafka takes lists only
             by_tp.setdefault(tp, []).append((record.key, record.value, headers))
-        total = sum(len(pending) for pending in by_tp.values())
-        attempt = 0
-        started = time.monotonic()
-        while by_tp:
-            refused = await self._send_once(producer, by_tp)
-            if not refused:
-                break
-            attempt += 1
-            error = next(iter(refused.values()))[0]
-            if _final(error):
-                raise _refused(error)
-            if time.monotonic() - started > self._give_up_after:
-                msg = f"outputs still refused after {self._give_up_after:.0f} s: {error}"
-                raise ProduceError(msg) from error
-            delay = self._backoff(attempt)
-            if self._on_retry is not None:
-                self._on_retry(error, delay)
-            await self._pause(delay)
-            if self._renew is not None:
-                await self._renew()
-                producer = self._producer()
-            by_tp = {tp: pending for tp, (_, pending) in refused.items()}
-        return total
+        return by_tp
 
     def _check_stop(self) -> None:
         if self._stopping():

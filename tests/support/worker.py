@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,7 @@ class WorkerProcess:
         to tell which phase a slow or stuck worker was in (the log's tail is mostly
         Faust's recovery tables)."""
         lines = []
+        repeats: Counter[str] = Counter()  # an outage logs the same error thousands of times
         for line in self.log().splitlines():
             try:
                 doc = orjson.loads(line)
@@ -111,8 +112,15 @@ class WorkerProcess:
             if level in {"warning", "error", "critical"} or any(
                 mark in msg for mark in _MILESTONES
             ):
-                lines.append(f"{doc.get('ts', '?')} {level} {doc.get('logger', '')}: {msg[:200]}")
-        return "\n".join(lines[-limit:])
+                said = f"{level} {doc.get('logger', '')}: {msg[:200]}"
+                repeats[said] += 1
+                if repeats[said] > 1:
+                    continue
+                lines.append(f"{doc.get('ts', '?')} {said}")
+                if level == "critical" and doc.get("exc"):  # why the worker gave up
+                    lines.extend(f"    {exc}" for exc in str(doc["exc"]).splitlines()[-6:])
+        again = [f"(then {n - 1} more of: {said})" for said, n in repeats.items() if n > 1]
+        return "\n".join(lines[-limit:] + again[:10])
 
     def consumer(self) -> str:
         """The live worker's `/consumer` page (its input partitions as its Faust consumer

@@ -45,6 +45,7 @@ class Scenario:
     topology: Topology | None = None
     path: Path | None = None
     rng: random.Random = field(default_factory=lambda: random.Random(SEED))
+    workers: list[WorkerProcess] = field(default_factory=list)
 
     @property
     def slug(self) -> str:
@@ -109,18 +110,28 @@ class Scenario:
 
     def worker(self, instance: str = "", group: str | None = None) -> WorkerProcess:
         assert self.path is not None and self.topology is not None, "deploy() first"
-        return WorkerProcess(
+        worker = WorkerProcess(
             self.path, self.bootstrap, self.workdir, prefix=self.topology.topics.prefix,
             worker_id=group or f"chaos-{self.slug}", instance=instance,
             env={"PYTHONFAULTHANDLER": "1", **self.env},
         )  # fmt: skip
+        self.workers.append(worker)
+        return worker
 
     def observer(self) -> Observer:
         assert self.topology is not None, "deploy() first"
         return Observer(self.bootstrap, self.topology, self.stream, self.expected)
 
     def finish(self, tally: Tally, recover_s: float, note: str = "") -> None:
-        """Add the report row; fail when anything was lost or mismatched."""
+        """Add the report row; fail when anything was lost or mismatched, with what each
+        worker's log says (an exit's reason, the errors before a stall)."""
         records = len(self.stream.records)
         report.ROWS.append(report.Row(self.name, records, tally, recover_s, note))
-        assert tally.clean, f"{self.name}: {tally.summary()}"
+        if not tally.clean:
+            stories = "\n".join(
+                f"--- worker {w.log_path.name} (exit {w.process.poll() if w.process else None})"
+                f" ---\n{w.story(limit=30)}"
+                for w in self.workers
+            )
+            msg = f"{self.name}: {tally.summary()}\n{stories}"
+            raise AssertionError(msg)
