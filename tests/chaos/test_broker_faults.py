@@ -23,9 +23,10 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
 #: A stop while the broker is away ends within this (it used to retry without end).
 PROMPT_STOP = 10.0
 #: Seconds the single broker stays down: longer than a producer request's timeout (aiokafka's
-#: 40 s), so the batches the worker sent as it went expire while it is still away and are
-#: resent through a new producer once one can start (that path failed once, with a 30 s
-#: outage and a slow restart: see tests/unit/kafka/test_batch_sender_shared.py).
+#: 40 s). A batch queued for a partition the producer last saw without a leader (as the
+#: broker's shutdown can show it) then expires while the broker is still away, and must be
+#: resent through a new producer once one can start: that path failed once, after a 30 s
+#: outage and a slow restart (see tests/unit/kafka/test_batch_sender_shared.py).
 OUTAGE = 50.0
 
 
