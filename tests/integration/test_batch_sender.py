@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import murmur2
 
 from pipeline.kafka.admin import create_topics, delete_topics
-from pipeline.kafka.producer import BatchSender
+from pipeline.kafka.batch_sender import BatchSender
 from pipeline.topology import TopicSpec
 
 PARTITIONS = 4

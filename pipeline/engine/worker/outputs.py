@@ -14,8 +14,8 @@ from mode import Service
 
 from pipeline.engine.emit import Emit
 from pipeline.engine.worker.tables import ChangelogRecord
+from pipeline.kafka.batch_sender import BatchSender
 from pipeline.kafka.clients import output_producer
-from pipeline.kafka.producer import BatchSender
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 

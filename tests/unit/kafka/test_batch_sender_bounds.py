@@ -5,26 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from pipeline.errors import StoppedMidBatch
-from pipeline.kafka.producer import BatchSender, ProduceError
-
-
-@dataclass
-class _Record:
-    topic: str
-    key: bytes
-    value: bytes
-
-
-class _Builder:
-    def append(self, **_: Any) -> object:
-        return object()
+from pipeline.kafka.batch_sender import BatchSender
+from pipeline.kafka.producer import ProduceError
+from tests.support.fake_batches import FakeBuilder, FakeRecord
 
 
 class _Refusing:
@@ -34,8 +23,8 @@ class _Refusing:
         self.error = error
         self.sends = 0
 
-    def create_batch(self) -> _Builder:
-        return _Builder()
+    def create_batch(self) -> FakeBuilder:
+        return FakeBuilder()
 
     async def partitions_for(self, topic: str) -> set[int]:
         return {0}
@@ -51,7 +40,7 @@ def _sender(producer: _Refusing, **options: Any) -> BatchSender:
     return BatchSender(lambda: producer, backoff=lambda attempt: 0.05, **options)  # type: ignore[arg-type,return-value]  # duck-typed producer
 
 
-RECORDS = [_Record("t", b"k", b"v")]
+RECORDS = [FakeRecord("t", b"k", b"v")]
 
 
 async def test_retries_give_up_after_the_bound() -> None:

@@ -13,7 +13,6 @@ aiokafka does: `send_batch` on a stopped producer raises `ProducerClosed`, and
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.errors import (
@@ -23,19 +22,8 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
-from pipeline.kafka.producer import BatchSender
-
-
-@dataclass
-class _Record:
-    topic: str
-    key: bytes
-    value: bytes
-
-
-class _Builder:
-    def append(self, **_: Any) -> object:
-        return object()
+from pipeline.kafka.batch_sender import BatchSender
+from tests.support.fake_batches import FakeBuilder, FakeRecord
 
 
 class _Producer:
@@ -58,8 +46,8 @@ class _Producer:
         self.closed = False
         self.delivered: list[str] = []
 
-    def create_batch(self) -> _Builder:
-        return _Builder()
+    def create_batch(self) -> FakeBuilder:
+        return FakeBuilder()
 
     async def partitions_for(self, topic: str) -> set[int]:
         if self.unknown > 0:
@@ -121,8 +109,8 @@ async def test_a_producer_renewed_by_another_sender_is_not_a_final_refusal() -> 
     # `a` is refused and renews the producer; `b` sends t1 through the first producer,
     # then t2 after the renewal, and finds the first producer closed.
     sent = await asyncio.gather(
-        a.send_all([_Record("t0", b"k", b"v")]),
-        b.send_all([_Record("t1", b"k", b"v"), _Record("t2", b"k", b"v")]),
+        a.send_all([FakeRecord("t0", b"k", b"v")]),
+        b.send_all([FakeRecord("t1", b"k", b"v"), FakeRecord("t2", b"k", b"v")]),
     )
     assert sent == [1, 2]
     assert first.delivered == ["t1"]
@@ -136,7 +124,7 @@ async def test_a_sender_renews_only_the_producer_it_failed_on() -> None:
     outputs = _Outputs(first, second, third)
     a, b = outputs.sender(), outputs.sender()
     sent = await asyncio.gather(
-        a.send_all([_Record("ta", b"k", b"v")]), b.send_all([_Record("tb", b"k", b"v")])
+        a.send_all([FakeRecord("ta", b"k", b"v")]), b.send_all([FakeRecord("tb", b"k", b"v")])
     )
     assert sent == [1, 1]
     assert outputs.renewals == 1 and sorted(second.delivered) == ["ta", "tb"]
@@ -146,7 +134,7 @@ async def test_a_sender_renews_only_the_producer_it_failed_on() -> None:
 async def test_a_topic_the_broker_cannot_describe_yet_is_retried() -> None:
     producer = _Producer(unknown=2)
     sender = BatchSender(lambda: producer, backoff=lambda attempt: 0.01)  # type: ignore[arg-type,return-value]  # duck-typed producer
-    assert await sender.send_all([_Record("new-topic", b"k", b"v")]) == 1
+    assert await sender.send_all([FakeRecord("new-topic", b"k", b"v")]) == 1
     assert producer.delivered == ["new-topic"]
 
 
@@ -173,7 +161,7 @@ async def test_nothing_is_resent_through_the_refused_producer_while_no_new_one_s
         outputs.producer, renew=outputs.renew, backoff=lambda attempt: 0.01,
         on_retry=lambda error, delay: retries.append(error),
     )  # fmt: skip
-    assert await sender.send_all([_Record("t", b"k", b"v")]) == 1
+    assert await sender.send_all([FakeRecord("t", b"k", b"v")]) == 1
     assert second.delivered == ["t"] and not first.delivered
     assert outputs.unreachable == 0 and outputs.renewals == 1
     assert [type(e) for e in retries] == [KafkaTimeoutError]
