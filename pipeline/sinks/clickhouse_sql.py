@@ -310,15 +310,34 @@ def rows_to_rowbinary(rows: Sequence[AggregateRow]) -> bytes:
 
     Why not Arrow: building any pyarrow array imports pandas (~50 MB of worker RSS) to
     check whether the input is a pandas object; RowBinary is a few struct packs per row
-    and inserts as fast at the worker's batch sizes (bench/store_rows.py).
+    and inserts as fast at the worker's batch sizes (bench/store_rows.py). A batch has
+    few windows, levels and metrics: each is encoded once per batch.
     """
     out = bytearray()
+    spans: dict[tuple[datetime, datetime], bytes] = {}
+    names: dict[str, bytes] = {}
+    fixed = _FIXED.pack
     for row in rows:
-        out += _MOMENTS.pack(_millis(row.window_start), _millis(row.window_end))
-        out += rowbinary_string(str(row.level))
-        out += rowbinary_string(row.area_code)
-        out += rowbinary_string(row.metric)
-        out += _FIXED.pack(
+        start, end = row.window_start, row.window_end
+        span = spans.get((start, end))
+        if span is None:
+            span = spans[(start, end)] = _MOMENTS.pack(_millis(start), _millis(end))
+        out += span
+        level = names.get(row.level)
+        if level is None:
+            level = names[row.level] = rowbinary_string(str(row.level))
+        out += level
+        area = row.area_code.encode()
+        if len(area) < 0x80:  # its LEB128 length is one byte
+            out.append(len(area))
+            out += area
+        else:
+            out += rowbinary_string(row.area_code)
+        metric = names.get(row.metric)
+        if metric is None:
+            metric = names[row.metric] = rowbinary_string(row.metric)
+        out += metric
+        out += fixed(
             row.count, row.sum, row.min, row.max, row.mean, row.breaches, row.schema_version
         )
     return bytes(out)

@@ -18,6 +18,28 @@ def test_equal_batches_get_equal_tokens_and_any_change_a_new_one() -> None:
     assert check_token(token) == token
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"window_start": T0 + MINUTE / 60_000},  # a microsecond later
+        {"window_end": T0 + 2 * MINUTE},
+        {"level": AreaLevel.street},
+        {"area_code": "d3"},
+        {"metric": "no2"},
+        {"count": 5},
+        {"sum": 10.000000000000002},  # the next float
+        {"min": 1.25},
+        {"max": 4.5},
+        {"mean": 2.25},
+        {"breaches": 2},
+        {"schema_version": 2},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_a_change_of_any_one_field_changes_the_token(change: dict[str, object]) -> None:
+    assert dedup_token_for([aggregate_row(**change)]) != dedup_token_for([aggregate_row()])
+
+
 def test_a_token_that_could_escape_the_settings_clause_is_refused() -> None:
     with pytest.raises(StoreError, match="dedup token must match"):
         check_token("x' , readonly = 1 --")

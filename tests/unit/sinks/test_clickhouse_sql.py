@@ -82,6 +82,40 @@ def test_rowbinary_decodes_back_to_the_row() -> None:
     assert len(data) == 2 * (at + struct.calcsize("<QddddQH"))
 
 
+def _decode_rows(data: bytes) -> list[list[object]]:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    rows, at = [], 0
+    while at < len(data):
+        start_ms, end_ms = struct.unpack_from("<qq", data, at)
+        level, at = _read_string(data, at + 16)
+        area, at = _read_string(data, at)
+        metric, at = _read_string(data, at)
+        fixed = struct.unpack_from("<QddddQH", data, at)
+        at += struct.calcsize("<QddddQH")
+        moments = [epoch + timedelta(milliseconds=ms) for ms in (start_ms, end_ms)]
+        rows.append([*moments, level, area, metric, *fixed])
+    return rows
+
+
+def test_a_batch_of_mixed_rows_decodes_row_by_row() -> None:
+    """The encoder reuses what a batch repeats (windows, levels, metrics): every row must
+    still carry its own, long area codes (two-byte lengths) included."""
+    rows = [
+        aggregate_row(
+            window_start=T0 + MINUTE * (i % 3),
+            window_end=T0 + MINUTE * (i % 3 + 1),
+            level=(AreaLevel.district, AreaLevel.street, AreaLevel.grid)[i % 3],
+            area_code=f"a{i}" if i % 4 else "长" * (40 + i),
+            metric=("pm25", "no2")[i % 2],
+            count=i + 1,
+            sum=i * 1.5,
+            breaches=i % 2,
+        )  # fmt: skip
+        for i in range(12)
+    ]
+    assert _decode_rows(rows_to_rowbinary(rows)) == [_stored_values(row) for row in rows]
+
+
 def test_rowbinary_string_lengths_are_leb128() -> None:
     assert rowbinary_string("") == b"\x00"
     assert rowbinary_string("a" * 127)[:1] == b"\x7f"
