@@ -1,8 +1,11 @@
 """Sample a loaded worker with py-spy and summarise where its time goes.
 
 Why py-spy: it samples from outside (no code change, no slowdown of the worker under
-test) and sees every thread. The raw output is collapsed stacks; the summary counts
-samples per function, inclusive (anywhere on the stack) and exclusive (at the top).
+test) and sees every thread. Only the thread holding the GIL is sampled (`--gil`): a
+thread waiting for it (the store writer's, while the event loop runs) does no work, and
+counting its waits had the store's row encoding at several times its real share. The raw
+output is collapsed stacks; the summary counts samples per function, inclusive (anywhere
+on the stack) and exclusive (at the top).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def record_in_background(pid: int, seconds: float, out: Path, delay: float) -> t
         threading.Event().wait(delay)
         subprocess.run(
             [exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
-             "--format", "raw", "--nonblocking", "--output", str(out)],
+             "--format", "raw", "--nonblocking", "--gil", "--output", str(out)],
             check=False, capture_output=True, timeout=seconds + 60,
         )  # fmt: skip
 
