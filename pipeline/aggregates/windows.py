@@ -42,6 +42,7 @@ from pipeline.models import AggregateRow, AreaLevel, Reading, ReadingRow, truste
 
 _US = MICROSECOND
 _LEVEL_ORDER = {AreaLevel.city: 0, AreaLevel.district: 1, AreaLevel.street: 2, AreaLevel.grid: 3}
+_LEVEL_OF = {level.value: level for level in AreaLevel}  # a dict lookup, not an enum call
 DEFAULT_LEVELS: tuple[AreaLevel, ...] = (AreaLevel.street, AreaLevel.district, AreaLevel.city)
 
 #: (level, area_code, metric, window_start in µs since the epoch)
@@ -220,7 +221,7 @@ class WindowState:
         level, area_code, metric, _ = key
         total = cell.total()
         return trusted_row({
-            "window_start": span[0], "window_end": span[1], "level": AreaLevel(level),
+            "window_start": span[0], "window_end": span[1], "level": _LEVEL_OF[level],
             "area_code": area_code, "metric": metric, "count": cell.count, "sum": total,
             "min": cell.min, "max": cell.max, "mean": total / cell.count,
             "breaches": cell.breaches,

@@ -8,7 +8,7 @@ with orjson; reading validates the whole message in one pydantic pass.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -139,15 +139,16 @@ def one_reading(batch: ReadingBatch, index: int, record: SourceRef | Any) -> byt
     )
 
 
-def share_sensor_ids(batch: ReadingBatch, registered: Callable[[str], Any]) -> None:
-    """Point a decoded batch's sensor ids at the registry's own strings (`registered` is
-    `Topology.sensor`; unknown ids stay as decoded).
+def share_sensor_ids(batch: ReadingBatch, registry: Mapping[str, Any]) -> None:
+    """Point a decoded batch's sensor ids at the registry's own strings (`registry` is
+    `Topology.sensor_index`; unknown ids stay as decoded).
 
     Why: the states keep a reading's sensor id for as long as the sensor reports (a
     rule's subject, a window clock's source), and a decoded copy of each id cost ~6 MB
     with 100,000 sensors; the registry holds every id already.
     """
     ids = batch.sensor_id
+    registered = registry.get
     for i, sensor_id in enumerate(ids):
         sensor = registered(sensor_id)
         if sensor is not None:

@@ -235,7 +235,7 @@ class Pipeline:
         except ValidationError as exc:
             out.emits.append(self._refused(record, exc, "analyze"))
             return None
-        share_sensor_ids(batch, self.topology.sensor)
+        share_sensor_ids(batch, self.topology.sensor_index)
         return batch
 
     def _refused(self, record: Record, exc: ValidationError, stage: str) -> Emit:

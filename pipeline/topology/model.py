@@ -8,6 +8,7 @@ callers never walk the raw sections.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -151,6 +152,13 @@ class Topology(Frozen):
     def sensor(self, sensor_id: str) -> Sensor | None:
         """The registered sensor, or None."""
         return self._sensors.get(sensor_id)
+
+    @property
+    def sensor_index(self) -> Mapping[str, Sensor]:
+        """Sensor id -> the registered sensor. For a loop over many readings: take it
+        once (each read of a private attribute goes through pydantic's `__getattr__`, which
+        costs more than the lookup itself)."""
+        return self._sensors
 
     def ancestors(self, code: str) -> list[Area]:
         """The area itself first, then its parent, ... up to the city."""
