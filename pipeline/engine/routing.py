@@ -197,8 +197,9 @@ class Pipeline:
                 continue
             key = (record.key or b"").decode()
             where = positions(batch, record.source)
-            out.emits.extend(self._events(self.detect.on_readings(key, batch, where)))
-            out.rows.extend(self.aggregate.on_readings(key, batch, where))
+            rows = list(batch.rows())  # made once for both stages
+            out.emits.extend(self._events(self.detect.on_readings(key, batch, where, rows)))
+            out.rows.extend(self.aggregate.on_readings(key, batch, where, rows))
             if len(batch):
                 out.event_times_us.append(max(batch.observed_at_us))
         out.late += self.aggregate.late - late_before

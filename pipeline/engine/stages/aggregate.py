@@ -12,7 +12,7 @@ from pipeline.aggregates.windows import WindowState
 from pipeline.engine.batches import home_partition
 from pipeline.engine.emit import Position
 from pipeline.engine.window_table import APPLY, REPLAYED, SKIP, WindowTable, shards_for
-from pipeline.models import AggregateRow, AreaLevel, ReadingBatch
+from pipeline.models import AggregateRow, AreaLevel, ReadingBatch, ReadingRow
 from pipeline.rules import detection as detect
 from pipeline.topology import Topology
 
@@ -58,15 +58,22 @@ class AggregateStage:
         self.states.forget()
 
     def on_readings(
-        self, key: str, batch: ReadingBatch, where: Sequence[Position | None]
+        self,
+        key: str,
+        batch: ReadingBatch,
+        where: Sequence[Position | None],
+        rows: Sequence[ReadingRow] | None = None,
     ) -> list[AggregateRow]:
-        """Count the batch's readings; return the rows of the windows they closed."""
+        """Count the batch's readings; return the rows of the windows they closed.
+
+        `rows` are the batch's rows when the caller has them already."""
         district = self.states.get(key)
         state = district.state
         breached = self.breaches.value
         marks = district.marks(where)
         width = state.window_us
-        for row, position, mark in zip(batch.rows(), where, marks, strict=True):
+        walk = batch.rows() if rows is None else rows
+        for row, position, mark in zip(walk, where, marks, strict=True):
             if mark == SKIP:
                 continue  # a replay: already counted
             if mark == REPLAYED:

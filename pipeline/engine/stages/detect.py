@@ -13,6 +13,7 @@ from pipeline.engine.state import KeyedStates, state_table_key
 from pipeline.models import (
     CitizenReport,
     ReadingBatch,
+    ReadingRow,
 )
 from pipeline.rules import clusters, families
 from pipeline.rules.incidents import (
@@ -96,14 +97,20 @@ class DetectStage:
             self._by_metric.setdefault(runner.metric, []).append(runner)
 
     def on_readings(
-        self, key: str, batch: ReadingBatch, where: Sequence[Position | None]
+        self,
+        key: str,
+        batch: ReadingBatch,
+        where: Sequence[Position | None],
+        rows: Sequence[ReadingRow] | None = None,
     ) -> list[IncidentEvent]:
-        """Evaluate every rule of each reading's metric, in batch order."""
+        """Evaluate every rule of each reading's metric, in batch order.
+
+        `rows` are the batch's rows when the caller has them already."""
         events: list[IncidentEvent] = []
         states = self.states
         by_metric = self._by_metric
         progress = self.progress.peek(key) or {}
-        for row, position in zip(batch.rows(), where, strict=True):
+        for row, position in zip(batch.rows() if rows is None else rows, where, strict=True):
             runners = by_metric.get(row.metric)
             if runners is None:
                 continue
