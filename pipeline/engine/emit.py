@@ -39,9 +39,9 @@ class Position(NamedTuple):
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRef:
-    """Where a record came from (for dead letters and lineage, and to skip replays)."""
+class SourceRef(NamedTuple):
+    """Where a record came from (for dead letters and lineage, and to skip replays). (A
+    tuple, as `Record` is: one is made per record.)"""
 
     topic: str
     partition: int | None = None
@@ -89,13 +89,16 @@ class Emit:
     count: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One message as a stage receives it, from Kafka or from the local engine.
 
     `partition` and `offset` are None where there are none (a dry run's input line has an
     offset, its line number, but no partition); `timestamp_ms` is the record's Kafka
     timestamp (on the raw topics, its log-append time: when it arrived), when known.
+
+    Why a named tuple: with one reading per raw message, one is made per reading, and a
+    frozen dataclass costs ~2.9 us to make against ~0.9 (its fields are set one
+    `object.__setattr__` call at a time). `_replace` gives a changed copy.
     """
 
     topic: str

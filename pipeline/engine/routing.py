@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, MutableMapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -153,7 +153,7 @@ class Pipeline:
         except ValidationError:
             return [record]
         return [
-            replace(record, value=one_reading(batch, index, record), element=index)
+            record._replace(value=one_reading(batch, index, record), element=index)
             for index in range(len(batch))
         ]
 

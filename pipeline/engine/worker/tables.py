@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 import orjson
@@ -41,9 +40,9 @@ def state_table(app: faust.App, name: str, partitions: int) -> Any:
     )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class ChangelogRecord:
-    """One table change bound for its changelog partition (None value: a deletion)."""
+class ChangelogRecord(NamedTuple):
+    """One table change bound for its changelog partition (None value: a deletion). A
+    tuple: a batch makes one per state it changed."""
 
     topic: str
     key: bytes
