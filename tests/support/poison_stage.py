@@ -18,11 +18,13 @@ _POISON = float(os.environ.get("CITYOPS_TEST_POISON_VALUE", "666.25"))
 _on_readings = AggregateStage.on_readings
 
 
-def _failing_on_readings(self: AggregateStage, key: str, batch: Any, where: Sequence[Any]) -> Any:
+def _failing_on_readings(
+    self: AggregateStage, key: str, batch: Any, where: Sequence[Any], rows: Any = None
+) -> Any:
     if _POISON in batch.value:
         msg = f"planted defect: a reading of {_POISON}"
         raise RuntimeError(msg)
-    return _on_readings(self, key, batch, where)
+    return _on_readings(self, key, batch, where, rows)
 
 
 AggregateStage.on_readings = _failing_on_readings  # type: ignore[method-assign]
