@@ -172,11 +172,13 @@ class BatchSender:
 
     async def _settle(self, futures: list[asyncio.Future[Any]]) -> None:
         """Wait for the broker's answers, noticing a stop (an unreachable broker answers
-        only when the request times out)."""
+        only when the request times out). A stop gives up only a wait that has lasted
+        half a second: a broker that answers finishes the batch first."""
         pending = set(futures)
         while pending:
-            self._check_stop()
             _, pending = await asyncio.wait(pending, timeout=0.5)
+            if pending:
+                self._check_stop()
 
     async def _send_once(
         self,

@@ -91,3 +91,28 @@ async def test_a_retry_goes_through_a_renewed_producer() -> None:
     sender = BatchSender(lambda: current[0], renew=renew, backoff=lambda attempt: 0.01)
     assert await sender.send_all(RECORDS) == 1
     assert (first.sends, second.sends) == (1, 1)
+
+
+class _Slow(_Refusing):
+    """A producer whose batches the broker acknowledges after `delay` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(KafkaTimeoutError("unused"))
+        self.delay = delay
+
+    async def send_batch(self, builder: Any, topic: str, *, partition: int) -> Any:
+        self.sends += 1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(self.delay, future.set_result, None)
+        return future
+
+
+async def test_a_stop_lets_a_send_the_broker_is_answering_finish() -> None:
+    """A stop during a healthy send waits for its acknowledgement (milliseconds) rather
+    than leaving the batch unfinished (status 75 and a replay): only a send still waiting
+    after half a second, the broker away, is given up. Found by the recovery-race test,
+    whose worker was stopped while a batch was being sent."""
+    producer = _Slow(delay=0.05)
+    sender = _sender(producer, stopping=lambda: True)  # the stop is asked already
+    assert await sender.send_all(RECORDS) == 1
+    assert producer.sends == 1
