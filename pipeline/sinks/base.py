@@ -95,7 +95,7 @@ def dedup_token_for(rows: Sequence[AggregateRow]) -> str:
     content hash can only ever drop an exact repeat. Every field goes into the hash
     (orjson: times with their microseconds, floats as their shortest exact text); one
     `orjson.dumps` of the batch costs a quarter of formatting each row (the worker writes
-    about one row per reading).
+    about two rows per reading).
     """
     payload = orjson.dumps([
         (

@@ -290,6 +290,8 @@ def rowbinary_string(value: str) -> bytes:
     """A RowBinary String: LEB128 length, then the UTF-8 bytes."""
     data = value.encode()
     size = len(data)
+    if size < 0x80:  # the usual case: a one-byte length
+        return bytes((size,)) + data
     prefix = bytearray()
     while True:
         byte = size & 0x7F
@@ -327,12 +329,7 @@ def rows_to_rowbinary(rows: Sequence[AggregateRow]) -> bytes:
         if level is None:
             level = names[row.level] = rowbinary_string(str(row.level))
         out += level
-        area = row.area_code.encode()
-        if len(area) < 0x80:  # its LEB128 length is one byte
-            out.append(len(area))
-            out += area
-        else:
-            out += rowbinary_string(row.area_code)
+        out += rowbinary_string(row.area_code)
         metric = names.get(row.metric)
         if metric is None:
             metric = names[row.metric] = rowbinary_string(row.metric)
