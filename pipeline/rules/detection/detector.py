@@ -80,11 +80,19 @@ class BreachCheck:
                 continue  # another rule family: its readings are not threshold breaches
             spec = spec_of(rule)
             self._by_metric.setdefault(spec.metric, []).append(spec)
+        # Per metric, the values inside every rule's safe band (`Spec.safe_low..high`)
+        # breach none of them: the common case, decided by two comparisons.
+        self._safe: dict[str, tuple[float, float]] = {
+            metric: (max(s.safe_low for s in specs), min(s.safe_high for s in specs))
+            for metric, specs in self._by_metric.items()
+        }
 
     def __call__(self, reading: Reading | ReadingRow) -> bool:
         return self.value(reading.metric, reading.value)
 
     def value(self, metric: str, value: float) -> bool:
         """Whether `value` of `metric` breaches any threshold rule of that metric."""
-        specs = self._by_metric.get(metric)
-        return specs is not None and any(breach(spec, value) for spec in specs)
+        safe = self._safe.get(metric)
+        if safe is None or safe[0] <= value <= safe[1]:
+            return False
+        return any(breach(spec, value) for spec in self._by_metric[metric])
