@@ -21,6 +21,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import orjson
@@ -30,6 +31,10 @@ from pipeline.models import AggregateRow, AreaLevel
 if TYPE_CHECKING:
     from pipeline.sinks.incidents import IncidentRow
 
+_TOKEN_FIELDS = itemgetter(
+    "level", "area_code", "metric", "window_start", "window_end", "count", "sum", "min",
+    "max", "mean", "breaches", "schema_version",
+)  # fmt: skip
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 
 
@@ -95,15 +100,10 @@ def dedup_token_for(rows: Sequence[AggregateRow]) -> str:
     content hash can only ever drop an exact repeat. Every field goes into the hash
     (orjson: times with their microseconds, floats as their shortest exact text); one
     `orjson.dumps` of the batch costs a quarter of formatting each row (the worker writes
-    about two rows per reading).
+    about two rows per reading). The fields are read from each row's `__dict__` by one
+    `itemgetter` (a pydantic model's attribute reads cost ~0.2 us each).
     """
-    payload = orjson.dumps([
-        (
-            r.level, r.area_code, r.metric, r.window_start, r.window_end, r.count, r.sum,
-            r.min, r.max, r.mean, r.breaches, r.schema_version,
-        )
-        for r in rows
-    ])  # fmt: skip
+    payload = orjson.dumps(list(map(_TOKEN_FIELDS, map(vars, rows))))
     return f"agg-{len(rows)}-{hashlib.blake2b(payload, digest_size=16).hexdigest()}"
 
 

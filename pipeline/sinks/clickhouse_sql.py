@@ -28,6 +28,7 @@ import re
 import struct
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from pipeline.models import AggregateRow, AreaLevel
@@ -284,6 +285,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
 _FIXED = struct.Struct("<QddddQH")  # count, sum, min, max, mean, breaches, schema_version
 _MOMENTS = struct.Struct("<qq")  # window_start, window_end: DateTime64(3) ticks
+_ROW_FIELDS = itemgetter(*COLUMNS)  # from a row's __dict__, in the columns' order
 
 
 def rowbinary_string(value: str) -> bytes:
@@ -313,30 +315,30 @@ def rows_to_rowbinary(rows: Sequence[AggregateRow]) -> bytes:
     Why not Arrow: building any pyarrow array imports pandas (~50 MB of worker RSS) to
     check whether the input is a pandas object; RowBinary is a few struct packs per row
     and inserts as fast at the worker's batch sizes (bench/store_rows.py). A batch has
-    few windows, levels and metrics: each is encoded once per batch.
+    few windows, levels and metrics: each is encoded once per batch. Fields are read from
+    each row's `__dict__` by one `itemgetter` (a pydantic attribute read costs ~0.2 us).
     """
     out = bytearray()
     spans: dict[tuple[datetime, datetime], bytes] = {}
     names: dict[str, bytes] = {}
     fixed = _FIXED.pack
-    for row in rows:
-        start, end = row.window_start, row.window_end
+    for (
+        start, end, level, area, metric, count, total, low, high, mean, breaches, version,
+    ) in map(_ROW_FIELDS, map(vars, rows)):  # fmt: skip
         span = spans.get((start, end))
         if span is None:
             span = spans[(start, end)] = _MOMENTS.pack(_millis(start), _millis(end))
         out += span
-        level = names.get(row.level)
-        if level is None:
-            level = names[row.level] = rowbinary_string(str(row.level))
-        out += level
-        out += rowbinary_string(row.area_code)
-        metric = names.get(row.metric)
-        if metric is None:
-            metric = names[row.metric] = rowbinary_string(row.metric)
-        out += metric
-        out += fixed(
-            row.count, row.sum, row.min, row.max, row.mean, row.breaches, row.schema_version
-        )
+        level_bytes = names.get(level)
+        if level_bytes is None:
+            level_bytes = names[level] = rowbinary_string(str(level))
+        out += level_bytes
+        out += rowbinary_string(area)
+        metric_bytes = names.get(metric)
+        if metric_bytes is None:
+            metric_bytes = names[metric] = rowbinary_string(metric)
+        out += metric_bytes
+        out += fixed(count, total, low, high, mean, breaches, version)
     return bytes(out)
 
 
