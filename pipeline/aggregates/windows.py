@@ -30,9 +30,13 @@ Model:
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from pipeline.aggregates.accumulator import Accumulator, window_micros
@@ -47,6 +51,33 @@ DEFAULT_LEVELS: tuple[AreaLevel, ...] = (AreaLevel.street, AreaLevel.district, A
 
 #: (level, area_code, metric, window_start in µs since the epoch)
 Key = tuple[str, str, str, int]
+
+_BY_START_LEVEL_AREA_METRIC = itemgetter(3, 0, 1, 2)
+_START = itemgetter(3)
+_LEVEL = itemgetter(0)
+_GRID = AreaLevel.grid.value
+
+
+def in_row_order(keys: list[Key]) -> list[Key]:
+    """`keys` in the order rows are emitted: by window start, level (city, district,
+    street, grid: `_LEVEL_ORDER`), area code and metric.
+
+    Why not one sort with a key function: a Python call per cell was a tenth of closing
+    a window. The level names sort alphabetically in that order but for grid, which
+    comes last: a native sort, then each window's grid cells moved behind its streets.
+    """
+    keys = sorted(keys, key=_BY_START_LEVEL_AREA_METRIC)
+    if not any(key[0] == _GRID for key in keys):
+        return keys
+    ordered: list[Key] = []
+    for _, window in groupby(keys, key=_START):
+        cells = list(window)
+        first = bisect_left(cells, _GRID, key=_LEVEL)
+        past = bisect_right(cells, _GRID, key=_LEVEL)
+        ordered += cells[:first]
+        ordered += cells[past:]
+        ordered += cells[first:past]
+    return ordered
 
 
 @dataclass
@@ -200,32 +231,31 @@ class WindowState:
         return self._emit(keys)
 
     def _emit(self, keys: list[Key]) -> list[AggregateRow]:
-        keys.sort(key=lambda k: (k[3], _LEVEL_ORDER[k[0]], k[1], k[2]))  # type: ignore[index]  # a level's value keys it too
+        keys = in_row_order(keys)
         rows: list[AggregateRow] = []
+        append = rows.append
         spans: dict[int, tuple[datetime, datetime]] = {}  # a window's times, made once
         self.closed.extend(keys)
+        pop, discard, fsum = self.cells.pop, self.changed.discard, math.fsum
+        width = self._window_us
         for key in keys:
-            cell = self.cells.pop(key)
-            self.changed.discard(key)
-            start = key[3]
+            cell = pop(key)
+            discard(key)
+            level, area_code, metric, start = key
             span = spans.get(start)
             if span is None:
-                span = spans[start] = (from_micros(start), from_micros(start + self._window_us))
-            rows.append(self._row(key, cell, span))
+                span = spans[start] = (from_micros(start), from_micros(start + width))
+            # Not validated (`trusted_row`): every field comes from this state, whose
+            # inputs were validated (finite values, known levels).
+            total = fsum(cell.partials)
+            count = cell.count
+            append(trusted_row({
+                "window_start": span[0], "window_end": span[1], "level": _LEVEL_OF[level],
+                "area_code": area_code, "metric": metric, "count": count, "sum": total,
+                "min": cell.min, "max": cell.max, "mean": total / count,
+                "breaches": cell.breaches,
+            }))  # fmt: skip
         return rows
-
-    @staticmethod
-    def _row(key: Key, cell: Accumulator, span: tuple[datetime, datetime]) -> AggregateRow:
-        """The closed window's row, not validated (`trusted_row`): every field comes from
-        this state, whose inputs were validated (finite values, known levels)."""
-        level, area_code, metric, _ = key
-        total = cell.total()
-        return trusted_row({
-            "window_start": span[0], "window_end": span[1], "level": _LEVEL_OF[level],
-            "area_code": area_code, "metric": metric, "count": cell.count, "sum": total,
-            "min": cell.min, "max": cell.max, "mean": total / cell.count,
-            "breaches": cell.breaches,
-        })  # fmt: skip
 
     # -- persistence ---------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.aggregates.windows import WindowState, to_micros
+from pipeline.aggregates.windows import WindowState, in_row_order, to_micros
 from pipeline.models import AdminCodes, AggregateRow, AreaLevel, Reading
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -405,3 +405,26 @@ def test_without_arrival_times_no_source_is_ever_idle() -> None:
     assert not s.add(_from("quiet", T_BASE + MINUTE, 1.0), False)  # not late
     rows = s.flush_all()
     assert sum(r.count for r in rows if r.level == AreaLevel.street) == 3
+
+
+_LEVEL_RANK = {"city": 0, "district": 1, "street": 2, "grid": 3}
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(sorted(_LEVEL_RANK)),  # the levels aggregation accepts
+            st.sampled_from(["a", "b", "c1", "c2"]),
+            st.sampled_from(["pm25", "no2"]),
+            st.sampled_from([0, 60_000_000, 120_000_000]),
+        ),
+        unique=True,
+    )
+)
+def test_rows_are_ordered_by_window_then_city_district_street_grid(
+    keys: list[tuple[str, str, str, int]],
+) -> None:
+    # The emitted order is part of a batch's content (its dedup token): it must not
+    # depend on how the cells were sorted.
+    expected = sorted(keys, key=lambda k: (k[3], _LEVEL_RANK[k[0]], k[1], k[2]))
+    assert in_row_order(list(reversed(keys))) == expected
