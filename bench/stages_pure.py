@@ -29,6 +29,7 @@ import orjson
 
 from pipeline.engine.emit import Record
 from pipeline.engine.routing import Pipeline
+from pipeline.engine.worker.app import tune_collector
 from pipeline.sim.simulator import Simulator
 from pipeline.topology import Topology, load_topology
 
@@ -137,9 +138,13 @@ def measure(topology: Topology, readings: int, gateway: int, intake: int) -> Sta
     records = raw_records(topology, readings, gateway)
     tables: dict[str, dict[str, Any]] = {}
     pipeline = Pipeline(topology, lambda name: tables.setdefault(name, {}))
-    gc.collect()
-    gc.freeze()
-    return run(pipeline, records, intake)
+    thresholds = gc.get_threshold()
+    tune_collector()  # the worker's collector settings, after its start-up
+    try:
+        return run(pipeline, records, intake)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 def summary(topology: Topology, *, readings: int, intake: int = 5000) -> dict[str, Any]:
