@@ -44,7 +44,7 @@ class Worker(faust.Worker):
 
 
 #: The cyclic collector's thresholds in the worker (young, middle, old generations).
-COLLECTOR_THRESHOLDS = (25_000, 20, 20)
+COLLECTOR_THRESHOLDS = (2_000, 20, 100)
 
 
 def tune_collector() -> None:
@@ -53,9 +53,11 @@ def tune_collector() -> None:
     Why: the start-up objects (topology, registry, modules) live as long as the worker, and
     freezing them keeps full collections from walking them again and again. The hot
     path's garbage (rows, tuples, dicts without cycles) is freed by reference counting,
-    yet at Python's default thresholds (700, 10, 10) the collector ran ~1,800 young and
-    ~17 full passes over a 100,000-reading run: 2.3 s, about a sixth of the worker's CPU
-    (0.6 s at these thresholds, `bench/`).
+    yet at Python's default thresholds (700, 10, 10) the collector ran ~1,800 young, ~170
+    middle and ~17 full passes (~80 ms each) over a 100,000-reading bench run: 2.3 s,
+    about a sixth of the worker's CPU. At these: 0.8 s, no full pass, the longest pause
+    34 ms (gc callbacks in a scratch tree). A young threshold of 25,000 cut the time to
+    0.5 s but paused up to 96 ms, which latency at half the saturated rate cannot afford.
     """
     gc.collect()
     gc.freeze()
