@@ -202,9 +202,10 @@ class WindowState:
             if holding and key in holding:
                 continue
             cell = cells.get(key)
-            if cell is None:
-                cell = cells[key] = Accumulator()
-            cell.add(value, breached)
+            if cell is None:  # most grid cells hold one sensor: made with its first value
+                cells[key] = Accumulator(1, [value], value, value, 1 if breached else 0)
+            else:
+                cell.add(value, breached)
             changed.add(key)
         return False
 
