@@ -102,6 +102,10 @@ class WindowState:
     """Open cells changed since `drain` (what a persist writes)."""
     closed: list[Key] = field(default_factory=list)
     """Cells closed since `drain`."""
+    open_starts: set[int] | None = field(default=None, init=False, repr=False, compare=False)
+    """The starts of the windows with open cells (None: not known yet, found by one pass
+    over `cells`). Why: `advance` runs once per readings message, and scanning every
+    open cell each time was the largest cost of small batches (a paced stream)."""
 
     def __post_init__(self) -> None:
         self._window_us = window_micros(self.window)
@@ -190,6 +194,7 @@ class WindowState:
         value = row.value
         cells = self.cells
         changed = self.changed
+        starts = self.open_starts
         for level, code in (
             (self._street, row.street),
             (self._district, row.district),
@@ -204,6 +209,8 @@ class WindowState:
             cell = cells.get(key)
             if cell is None:  # most grid cells hold one sensor: made with its first value
                 cells[key] = Accumulator(1, [value], value, value, 1 if breached else 0)
+                if starts is not None:
+                    starts.add(start)
             else:
                 cell.add(value, breached)
             changed.add(key)
@@ -221,14 +228,21 @@ class WindowState:
         if current is None:
             return []
         window_us = self._window_us
-        closed = [key for key in self.cells if key[3] + window_us <= current]
-        return self._emit(closed)
+        starts = self.open_starts
+        if starts is None:
+            starts = self.open_starts = {key[3] for key in self.cells}
+        ending = {start for start in starts if start + window_us <= current}
+        if not ending:
+            return []
+        starts -= ending
+        return self._emit([key for key in self.cells if key[3] in ending])
 
     def flush_all(self) -> list[AggregateRow]:
         """Close every open window (end of input); later readings for them count as late."""
         keys = list(self.cells)
         if keys:
             self.clock.push(max(key[3] for key in keys) + self._window_us)
+        self.open_starts = set()
         return self._emit(keys)
 
     def _emit(self, keys: list[Key]) -> list[AggregateRow]:

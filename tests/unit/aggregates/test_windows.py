@@ -428,3 +428,36 @@ def test_rows_are_ordered_by_window_then_city_district_street_grid(
     # depend on how the cells were sorted.
     expected = sorted(keys, key=lambda k: (k[3], _LEVEL_RANK[k[0]], k[1], k[2]))
     assert in_row_order(list(reversed(keys))) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["s1", "s2", "s3", "late-comer"]),
+            st.integers(min_value=0, max_value=12 * 60),  # seconds after T_BASE
+            st.booleans(),  # advance after this reading
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_windows_known_open_close_as_a_scan_of_every_cell_would(
+    steps: list[tuple[str, int, bool]],
+) -> None:
+    # `advance` keeps the starts of open windows instead of scanning every cell: a state
+    # made to scan (its index forgotten before each advance) must emit the same rows.
+    kept, scanned = state(), state()
+    kept_rows: list[AggregateRow] = []
+    scanned_rows: list[AggregateRow] = []
+    for n, (sensor, second, advance) in enumerate(steps):
+        at = T_BASE + timedelta(seconds=second)
+        for s in (kept, scanned):
+            s.add(_from(sensor, at, float(n)), False, to_micros(at) + n)
+        if advance:
+            kept_rows += kept.advance()
+            scanned.open_starts = None
+            scanned_rows += scanned.advance()
+    assert kept_rows == scanned_rows
+    assert kept.flush_all() == scanned.flush_all()
+    assert kept.late_count == scanned.late_count
