@@ -208,7 +208,9 @@ class WindowState:
                 continue
             cell = cells.get(key)
             if cell is None:  # most grid cells hold one sensor: made with its first value
-                cells[key] = Accumulator(1, [value], value, value, 1 if breached else 0)
+                cells[key] = Accumulator(
+                    count=1, partials=[value], min=value, max=value, breaches=int(breached)
+                )
                 if starts is not None:
                     starts.add(start)
             else:
