@@ -58,6 +58,12 @@ class Accumulator:
     """The smallest event ids, sorted (area rules only: an aggregate cell keeps none, so
     the empty default is shared rather than a list per cell)."""
 
+    @classmethod
+    def of(cls, value: float, breached: bool = False) -> Accumulator:
+        """A window holding one value: what `add` makes of an empty one, in one step (with
+        the grid level most aggregate cells hold one sensor's readings)."""
+        return cls(count=1, partials=[value], min=value, max=value, breaches=int(breached))
+
     def add(self, value: float, breached: bool = False) -> None:
         """Fold one value in (the aggregates' hot path: comparisons, no builtin calls)."""
         self.count += 1

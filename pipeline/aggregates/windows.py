@@ -67,8 +67,6 @@ def in_row_order(keys: list[Key]) -> list[Key]:
     comes last: a native sort, then each window's grid cells moved behind its streets.
     """
     keys = sorted(keys, key=_BY_START_LEVEL_AREA_METRIC)
-    if not any(key[0] == _GRID for key in keys):
-        return keys
     ordered: list[Key] = []
     for _, window in groupby(keys, key=_START):
         cells = list(window)
@@ -207,10 +205,8 @@ class WindowState:
             if holding and key in holding:
                 continue
             cell = cells.get(key)
-            if cell is None:  # most grid cells hold one sensor: made with its first value
-                cells[key] = Accumulator(
-                    count=1, partials=[value], min=value, max=value, breaches=int(breached)
-                )
+            if cell is None:
+                cells[key] = Accumulator.of(value, breached)
                 if starts is not None:
                     starts.add(start)
             else:

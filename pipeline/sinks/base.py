@@ -101,7 +101,7 @@ def dedup_token_for(rows: Sequence[AggregateRow]) -> str:
     (orjson: times with their microseconds, floats as their shortest exact text); one
     `orjson.dumps` of the batch costs a quarter of formatting each row (the worker writes
     about two rows per reading). The fields are read from each row's `__dict__` by one
-    `itemgetter` (a pydantic model's attribute reads cost ~0.2 us each).
+    `itemgetter`: one C-level call a row instead of twelve attribute reads.
     """
     payload = orjson.dumps(list(map(_TOKEN_FIELDS, map(vars, rows))))
     return f"agg-{len(rows)}-{hashlib.blake2b(payload, digest_size=16).hexdigest()}"

@@ -91,3 +91,11 @@ def test_any_arrival_order_gives_the_same_window(
     assert first.event_ids == ids[:keep] and first.first_event_id == ids[0]
     assert first.total() == math.fsum(value for _, value in readings)
     assert first.count == len(readings) and first.breaches == 0
+
+
+@pytest.mark.parametrize("breached", [False, True])
+@pytest.mark.parametrize("value", [0.0, -0.0, 2.5, -1e300])
+def test_a_window_made_with_its_first_value_equals_one_added(value: float, breached: bool) -> None:
+    added = Accumulator()
+    added.add(value, breached)
+    assert Accumulator.of(value, breached) == added
