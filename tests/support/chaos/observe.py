@@ -61,9 +61,12 @@ class Observer:
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=5_000)
                 for tp, records in batch.items():
-                    add = self.outcome.add_incident if tp.topic == city else self.outcome.add_audit
                     for record in records:
-                        add(record.value)
+                        if tp.topic == city:
+                            where = (tp.partition, record.offset, record.timestamp)
+                            self.outcome.add_incident(record.value, where)
+                        else:
+                            self.outcome.add_audit(record.value)
         finally:
             await consumer.stop()
 
