@@ -52,6 +52,8 @@ def register(app: faust.App, w: Wiring) -> RawIntake:
 
     @app.timer(w.settings.sla_check_seconds)  # type: ignore[untyped-decorator]  # faust is untyped
     async def sla_clock() -> None:
+        if app.rebalancing:
+            return  # the tables are being recovered: a state read now may be partial
         async with unacknowledged_on_failure("sla"), w.locks["lifecycle"]:
             emits = w.pipeline.lifecycle.check_deadlines(datetime.now(UTC))
             city = w.topology.topics.name("incidents_city")
@@ -63,10 +65,13 @@ def register(app: faust.App, w: Wiring) -> RawIntake:
             w.open_gauge.refresh()
 
     async def forget_cached_state(*_: Any, **__: Any) -> None:
-        # Another worker may own (and change) these keys now; re-read them from the table.
-        w.pipeline.forget()
+        await forget_between_batches(w)
 
+    # Revoked: another worker may own (and change) these keys now. Recovered: a state
+    # read while the changelogs were being read (the SLA clock, an HTTP query) may be a
+    # partial one, and the cache would keep it for good.
     app.on_partitions_revoked.connect(forget_cached_state)
+    app.on_rebalance_complete.connect(forget_cached_state)
 
     @app.task  # type: ignore[untyped-decorator]  # faust is untyped
     async def init_store() -> None:
@@ -77,6 +82,15 @@ def register(app: faust.App, w: Wiring) -> RawIntake:
     intake = RawIntake(w, loop=app.loop, beacon=app.beacon)
     app.add_dependency(intake)
     return intake
+
+
+async def forget_between_batches(w: Wiring) -> None:
+    """Drop every cached state once no batch is in flight: a batch (or the SLA clock)
+    between its run and its persist holds changed states that only the cache has."""
+    async with contextlib.AsyncExitStack() as held:
+        for group in sorted(w.locks):
+            await held.enter_async_context(w.locks[group])
+        w.pipeline.forget()
 
 
 async def consume(w: Wiring, group: Group, records: list[Record]) -> None:
