@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -38,6 +39,9 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
+
+#: aiokafka's line when a consumer joins a group generation.
+_JOINED = re.compile(r"Joined group '(?P<group>[^']+)' \(generation (?P<generation>\d+)\)")
 
 #: Log messages that mark a worker's phases (see `WorkerProcess.story`).
 _MILESTONES = (
@@ -92,6 +96,22 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def ready_generation(self) -> int | None:
+        """The generation of the Faust group (not the raw intake's) this worker last joined
+        and then finished recovering in ("Worker ready" after the join), or None."""
+        generation: int | None = None
+        ready: int | None = None
+        for line in self.log().splitlines():
+            try:
+                msg = str(orjson.loads(line).get("msg", ""))
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            if (joined := _JOINED.search(msg)) and not joined["group"].endswith(".intake"):
+                generation, ready = int(joined["generation"]), None
+            elif "Worker ready" in msg:
+                ready = generation
+        return ready
 
     def story(self, limit: int = 60) -> str:
         """The log's milestones (each start, group join, readiness, stop) and every
