@@ -1,4 +1,5 @@
-"""The chaos suite's comparison: what counts as lost, duplicated and mismatched."""
+"""The chaos suite's comparison: what counts as lost, duplicated and mismatched (no broker:
+it runs with the unit tests; the scenarios are marked `chaos`)."""
 
 from __future__ import annotations
 

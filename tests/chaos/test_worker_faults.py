@@ -1,6 +1,5 @@
 """Faults of the worker: SIGKILLed at random points and restarted; two workers of one
-group, one of them killed, the other taking its partitions over; a worker joining while
-the stream flows (its partitions handed over mid-stream), then the first one killed."""
+group, one of them killed, the other taking its partitions over."""
 
 from __future__ import annotations
 
@@ -69,45 +68,6 @@ async def test_two_workers_one_killed_the_other_takes_over(
             victim.stop()
     sc.finish(tally, recover, "one ClickHouse store (HTTP) shared by both")
     assert code == 0, f"exit {code}\n{survivor.report()}"
-
-
-async def test_a_worker_joins_mid_stream_then_the_first_is_killed(
-    kafka_bootstrap: str, chaos_stream: ChaosInput, chaos_expected: Outcome, tmp_path: Path,
-    ch_server: ClickHouseHTTPServer,
-) -> None:  # fmt: skip
-    sc = Scenario(
-        "worker joins mid-stream", kafka_bootstrap, chaos_stream, chaos_expected, tmp_path
-    )
-    sc.use_clickhouse(ch_server)
-    await sc.deploy()
-    first, joiner = sc.worker("-a"), sc.worker("-b")
-    async with sc.observer() as observer:
-        first.start()
-        try:
-            await both_ready(first)
-            # The first owns everything while most of the stream arrives; the second joins
-            # as it is read (a rebalance while records flow: half the partitions move).
-            split = len(chaos_stream.records) * 3 // 5
-            feeding = asyncio.ensure_future(
-                feed(kafka_bootstrap, sc.topology, chaos_stream, chaos_stream.records[:split])
-            )
-            join_at = sc.rng.uniform(0.02, 0.1)
-            await observer.wait_progress(join_at, first.alive, timeout=CATCH_UP)
-            joiner.start()
-            await feeding
-            await both_ready(first, joiner)
-            await feed(kafka_bootstrap, sc.topology, chaos_stream, chaos_stream.records[split:])
-            low = observer.audit_progress() + 0.05
-            kill_at = sc.rng.uniform(low, max(low, 0.85))
-            await observer.wait_progress(kill_at, joiner.alive, timeout=CATCH_UP)
-            first.stop(signal.SIGKILL)
-            tally, recover = await observer.settle(lambda: joiner.web_port, timeout=CATCH_UP)
-        finally:
-            code = joiner.stop()
-            first.stop()
-    note = f"joined at {join_at:.0%}, the first killed at {kill_at:.0%} of the audit"
-    sc.finish(tally, recover, note)
-    assert code == 0, f"exit {code}\n{joiner.report()}"
 
 
 async def both_ready(*workers: WorkerProcess, timeout: float = 60.0) -> None:
