@@ -32,8 +32,8 @@ FINAL_FIELDS = (
 )  # fmt: skip
 
 AggKey = tuple[str, str, str, str]  # level, area, metric, window start (ISO)
-Where = tuple[int, int, int]  # partition, offset, broker timestamp (ms) of a record
 AggValue = tuple[int, float, float, float]  # count, sum, min, max
+Where = tuple[int, int, int]  # partition, offset, broker timestamp (ms) of a record
 
 
 @dataclass

@@ -61,12 +61,13 @@ class Observer:
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=5_000)
                 for tp, records in batch.items():
-                    for record in records:
-                        if tp.topic == city:
-                            where = (tp.partition, record.offset, record.timestamp)
-                            self.outcome.add_incident(record.value, where)
-                        else:
+                    if tp.topic != city:
+                        for record in records:
                             self.outcome.add_audit(record.value)
+                        continue
+                    for record in records:
+                        where = (tp.partition, record.offset, record.timestamp)
+                        self.outcome.add_incident(record.value, where)
         finally:
             await consumer.stop()
 
