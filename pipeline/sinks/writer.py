@@ -70,7 +70,10 @@ class StoreWriter:
     async def _write(self, rows: Sequence[AggregateRow]) -> None:
         await self._init()
         if rows:
-            self.batcher.add(rows)
+            # In a thread like the flush below: more rows than a store batch seal one,
+            # which `add` writes at once, and an insert on the loop would stop the raw
+            # intake for as long as the store takes (chDB releases the GIL meanwhile).
+            await asyncio.to_thread(self.batcher.add, rows)
             self.metrics.store_batch_rows.observe(len(rows))
         attempt = 0
         while self.batcher.pending_rows:
