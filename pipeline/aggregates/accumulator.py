@@ -62,7 +62,9 @@ class Accumulator:
     def of(cls, value: float, breached: bool = False) -> Accumulator:
         """A window holding one value: what `add` makes of an empty one, in one step (with
         the grid level most aggregate cells hold one sensor's readings)."""
-        return cls(count=1, partials=[value], min=value, max=value, breaches=int(breached))
+        # Positional: a keyword call to the generated __init__ cost twice as much, and
+        # a grid level makes about one new cell per reading.
+        return cls(1, [value], value, value, 1 if breached else 0)
 
     def add(self, value: float, breached: bool = False) -> None:
         """Fold one value in (the aggregates' hot path: comparisons, no builtin calls)."""
