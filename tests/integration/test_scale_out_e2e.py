@@ -8,6 +8,9 @@ incidents is the same as the pure stages compute for the same input.
 from __future__ import annotations
 
 import asyncio
+import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -87,3 +90,48 @@ async def test_two_workers_in_one_group_give_the_incidents_of_one(
     assert got == expected
     for worker in workers:  # the work was shared: each worker was given partitions
         assert "Setting newly assigned partitions {" in worker.log(), worker.report()
+
+
+@pytest.mark.integration
+async def test_a_worker_answers_unavailable_while_a_join_rebalances_it(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """While a second worker joins, the first one's lifecycle table is being handed over:
+    `/incidents` answers 503 with Retry-After (not a partial list), then 200 again."""
+    data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    data["topics"]["prefix"] = topic_prefix
+    path = tmp_path / "topology.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    await create_topics(kafka_bootstrap, parse_topology(data, DEMO.parent).topic_plan())
+    group = f"join-{topic_prefix}"
+    first, second = (
+        WorkerProcess(path, kafka_bootstrap, tmp_path, prefix=topic_prefix, worker_id=group,
+                      instance=f"-{n}")
+        for n in range(2)
+    )  # fmt: skip
+    statuses: list[tuple[int, str | None]] = []
+
+    def ask() -> None:
+        url = f"http://127.0.0.1:{first.web_port}/incidents?limit=1"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310  # our worker
+                statuses.append((int(answer.status), None))
+        except urllib.error.HTTPError as exc:
+            statuses.append((int(exc.code), exc.headers.get("Retry-After")))
+
+    try:
+        first.start()
+        await first.wait_ready()
+        second.start()
+        deadline = time.monotonic() + 90
+        while not (second.is_ready() and statuses and statuses[-1][0] == 200):
+            assert first.alive() and second.alive(), first.report() + second.report()
+            assert time.monotonic() < deadline, f"{statuses[-5:]}\n{first.report()}"
+            await asyncio.to_thread(ask)
+            await asyncio.sleep(0.02)
+    finally:
+        second.stop()
+        first.stop()
+    assert (503, "2") in statuses, sorted(set(statuses))
+    assert statuses[0] == (200, None) and statuses[-1] == (200, None)
+    assert {status for status, _ in statuses} == {200, 503}, sorted(set(statuses))

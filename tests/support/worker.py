@@ -172,18 +172,19 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def is_ready(self) -> bool:
+        """Whether `/readyz` answers 200 now (partitions assigned, tables recovered, intake
+        and store up)."""
+        try:
+            return self.get("/readyz")[0] == 200
+        except OSError:
+            return False
+
     async def wait_ready(self, timeout: float = 90.0) -> None:
-        """Until the worker's `/readyz` answers 200 (partitions assigned, tables
-        recovered, intake and store up): a stop before that interrupts Faust's start-up."""
-
-        def ready() -> bool:
-            try:
-                return self.get("/readyz")[0] == 200
-            except OSError:
-                return False
-
+        """Until the worker is ready (`is_ready`): a stop before that interrupts Faust's
+        start-up."""
         deadline = time.monotonic() + timeout
-        while not await asyncio.to_thread(ready):
+        while not await asyncio.to_thread(self.is_ready):
             assert self.alive(), self.report()
             if time.monotonic() > deadline:
                 msg = f"the worker was not ready within {timeout:.0f} s\n{self.report()}"

@@ -107,15 +107,21 @@ def liveness(app: Any) -> tuple[dict[str, Any], int]:
     return {"alive": True}, 200
 
 
+def recovering(app: Any) -> bool:
+    """Whether the Faust app is rebalancing or reading its changelogs: its tables may then
+    hold part of the state (read defensively: before start there are no tables yet)."""
+    recovery = getattr(getattr(app, "tables", None), "recovery", None)
+    return bool(app.rebalancing or getattr(recovery, "in_recovery", False))
+
+
 def signals_of(app: Any, intake: Any, writer: Any) -> Signals:
     """Read the signals from the Faust app, the raw intake (a mode Service with an aiokafka
     consumer) and the ``StoreWriter``. Faust's internals are read defensively: before the
     consumer starts, nothing is assigned yet."""
-    recovery = getattr(getattr(app, "tables", None), "recovery", None)
     consumer = getattr(intake, "consumer", None)
     return Signals(
         assigned=len(app.assignor.assigned_actives()),
-        recovering=bool(app.rebalancing or getattr(recovery, "in_recovery", False)),
+        recovering=recovering(app),
         intake_state=str(intake.state),
         intake_assigned=len(consumer.assignment()) if consumer is not None else 0,
         store_ready=bool(writer.ready),

@@ -9,6 +9,10 @@ ask each (an id the worker does not hold is a 404 that says so).
 area code (an incident matches when it lies in that area), `state` and `severity` take a
 value or a comma-separated list; `limit` (1..500, default 50) and the `next` cursor of a
 page (`after=`) page through the rest. A bad parameter is a 400 with the reason.
+
+While the worker rebalances or reads its changelogs, both answer 503 (with Retry-After):
+the lifecycle table then holds only part of the incidents, and a partial list (or a 404
+for an incident that exists) would be taken for the truth.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any, TypeVar
 
 import faust
 
+from pipeline.engine.worker.health import recovering
 from pipeline.engine.worker.wiring import Wiring
 from pipeline.models import Incident, IncidentState, Severity
 from pipeline.topology import Topology
@@ -31,6 +36,9 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 _PARAMETERS = frozenset({"area", "state", "severity", "limit", "after"})
 _E = TypeVar("_E", IncidentState, Severity)
+
+#: Seconds a client is asked to wait while the worker recovers (Retry-After).
+RETRY_AFTER_SECONDS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +137,17 @@ def _enum_set(kind: type[_E], text: str | None, name: str) -> frozenset[_E]:
     return frozenset(values)
 
 
+def unavailable(app: Any) -> dict[str, Any] | None:
+    """The 503 body while `app` rebalances or recovers its tables, else None."""
+    if not recovering(app):
+        return None
+    return {
+        "error": "the worker is rebalancing or reading its changelogs; its incidents are "
+        "incomplete until it is ready (/readyz)",
+        "retry_after_seconds": RETRY_AFTER_SECONDS,
+    }
+
+
 def register(app: faust.App, wiring: Wiring) -> None:
     """Serve `/incidents` and `/incidents/{incident_id}` from the lifecycle table."""
     lifecycle = wiring.pipeline.lifecycle
@@ -141,13 +160,23 @@ def register(app: faust.App, wiring: Wiring) -> None:
         except ValueError as exc:
             return web.json({"error": f"bad query: {exc}"}, status=400)
         async with wiring.locks["lifecycle"]:  # never half a batch
+            busy = unavailable(app)
+            if busy is not None:
+                return web.json(busy, status=503, headers=_retry_after())
             return web.json(query.page(lifecycle.incidents(), city))
 
     @app.page("/incidents/{incident_id}")
     async def incident_page(web: Any, request: Any, incident_id: str) -> Any:
         async with wiring.locks["lifecycle"]:
+            busy = unavailable(app)
+            if busy is not None:
+                return web.json(busy, status=503, headers=_retry_after())
             incident = lifecycle.incident(incident_id)
         if incident is None:
             detail = f"no incident {incident_id[:200]!r} on this worker (its partitions)"
             return web.json({"error": detail}, status=404)
         return web.json({"incident": incident.model_dump(mode="json")})
+
+
+def _retry_after() -> dict[str, str]:
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)}

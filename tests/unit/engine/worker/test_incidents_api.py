@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 
-from pipeline.engine.worker.incidents_api import IncidentQuery
+from pipeline.engine.worker.incidents_api import RETRY_AFTER_SECONDS, IncidentQuery, unavailable
 from pipeline.models import AdminCodes, Incident, IncidentState, Severity
 from tests.unit.rules.detect_world import CITY, HUANGPU, NANJING_EAST, T0, WAITAN, XUHUI
 from tests.unit.rules.incident_world import TOPO, make
@@ -70,3 +71,19 @@ def test_pages_follow_the_cursor_to_the_end() -> None:
 def test_a_bad_parameter_is_refused_with_its_reason(params: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         IncidentQuery.parse(params, TOPO)
+
+
+def test_a_worker_that_rebalances_or_recovers_answers_unavailable() -> None:
+    """Its table holds part of the incidents then: no partial list, no false 404."""
+    settled = SimpleNamespace(rebalancing=False, tables=SimpleNamespace(recovery=None))
+    assert unavailable(settled) is None
+    for app in (
+        SimpleNamespace(rebalancing=True, tables=SimpleNamespace(recovery=None)),
+        SimpleNamespace(
+            rebalancing=False, tables=SimpleNamespace(recovery=SimpleNamespace(in_recovery=True))
+        ),
+    ):
+        body = unavailable(app)
+        assert body is not None
+        assert "rebalancing or reading its changelogs" in body["error"]
+        assert body["retry_after_seconds"] == RETRY_AFTER_SECONDS
