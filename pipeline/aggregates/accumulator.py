@@ -57,6 +57,10 @@ class Accumulator:
     event_ids: Sequence[str] = ()
     """The smallest event ids, sorted (area rules only: an aggregate cell keeps none, so
     the empty default is shared rather than a list per cell)."""
+    group: int = field(default=-1, compare=False)
+    """Aggregate cells only: the changelog group of its window the worker's window table
+    placed it in (-1: not placed yet). Kept here, not in a map beside the cells: with the
+    full city a worker holds a few hundred thousand open cells."""
 
     @classmethod
     def of(cls, value: float, breached: bool = False) -> Accumulator:

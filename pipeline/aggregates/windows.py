@@ -96,8 +96,9 @@ class WindowState:
     clock: SourceClock = field(init=False)
     progress: Progress = field(default_factory=dict)
     """Raw partition -> newest arrival normalized (see `SourceClock`)."""
-    changed: set[Key] = field(default_factory=set)
-    """Open cells changed since `drain` (what a persist writes)."""
+    changed: dict[Key, None] = field(default_factory=dict)
+    """Open cells changed since `drain` (what a persist writes), in the order they first
+    changed: a dict, not a set, so that the window table groups cells in arrival order."""
     closed: list[Key] = field(default_factory=list)
     """Cells closed since `drain`."""
     open_starts: set[int] | None = field(default=None, init=False, repr=False, compare=False)
@@ -211,7 +212,7 @@ class WindowState:
                     starts.add(start)
             else:
                 cell.add(value, breached)
-            changed.add(key)
+            changed[key] = None
         return False
 
     def advance(self, watermark: datetime | None = None) -> list[AggregateRow]:
@@ -249,11 +250,11 @@ class WindowState:
         append = rows.append
         spans: dict[int, tuple[datetime, datetime]] = {}  # a window's times, made once
         self.closed.extend(keys)
-        pop, discard, fsum = self.cells.pop, self.changed.discard, math.fsum
+        pop, unchanged, fsum = self.cells.pop, self.changed.pop, math.fsum
         width = self._window_us
         for key in keys:
             cell = pop(key)
-            discard(key)
+            unchanged(key, None)
             level, area_code, metric, start = key
             span = spans.get(start)
             if span is None:
@@ -276,7 +277,7 @@ class WindowState:
         """The cells changed (still open) and closed since the last call; the sources
         changed are the clock's (`SourceClock.drain`)."""
         changed, closed = list(self.changed), self.closed
-        self.changed, self.closed = set(), []
+        self.changed, self.closed = {}, []
         return changed, closed
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pipeline.aggregates.watermark import merge_progress
 from pipeline.aggregates.windows import WindowState
 from pipeline.engine.batches import home_partition
 from pipeline.engine.emit import Position
-from pipeline.engine.window_table import APPLY, REPLAYED, SKIP, WindowTable, shards_for
+from pipeline.engine.window_table import APPLY, REPLAYED, SKIP, WindowTable
 from pipeline.models import AggregateRow, AreaLevel, ReadingBatch, ReadingRow
 from pipeline.rules import detection as detect
 from pipeline.topology import Topology
@@ -43,9 +43,7 @@ class AggregateStage:
             codes = topology.admin_codes(sensor.area)
             key = codes.get(AreaLevel.district) or topology.city.code
             self._sensors_by_key.setdefault(key, []).append(sensor.id)
-        self.states = WindowTable(
-            backing, self._new, lambda key: shards_for(len(self._sensors_by_key.get(key, ())))
-        )
+        self.states = WindowTable(backing, self._new)
         self.breaches = detect.BreachCheck(topology)
         self.late = 0
 

@@ -14,8 +14,8 @@ from pipeline.aggregates.windows import WindowState
 from pipeline.engine import window_table
 from pipeline.engine.emit import Position
 from pipeline.engine.stages import AggregateStage
-from pipeline.engine.window_table import WindowTable, shards_for
-from pipeline.models import AdminCodes, AggregateRow, Reading, ReadingBatch
+from pipeline.engine.window_table import WindowTable
+from pipeline.models import AdminCodes, AggregateRow, Reading, ReadingBatch, ReadingRow
 from pipeline.topology import load_topology
 from tests.support.paths import DEMO
 
@@ -28,6 +28,10 @@ SENSORS = (
     ("water-001", "310101018", 30),  # a sensor that trails its neighbours
     ("walk-in", "310101002", 5),  # not in the registry
 )
+
+
+#: In the table key of a group of window cells (`<district>␟g␞start␞index`).
+GROUP_KEY = "\x1fg\x1e"
 
 
 class Journal(dict[str, Any]):
@@ -195,10 +199,10 @@ def test_a_batch_writes_what_it_touched_whatever_the_districts_size() -> None:
     written = journal.log[registered:]
     sizes = [len(orjson.dumps(value)) for _, value in written]
     # the intent; 8 cells (two windows: water-001 and the walk-in trail into 07:59, each
-    # with its streets', the district's and the city's cell) in 2 to 8 of the 150 groups
-    # of a window; 4 sources; the head
-    assert shards_for(30_000) == 150
-    assert 1 + 2 + len(SENSORS) + 1 <= len(written) <= 1 + 8 + len(SENSORS) + 1
+    # with its streets', the district's and the city's cell) in one group per window;
+    # 4 sources; the head
+    assert len([key for key, _ in written if GROUP_KEY in key]) == 2
+    assert len(written) == 1 + 2 + len(SENSORS) + 1
     assert max(sizes) < 1024
     restored = WindowTable(replayed(journal.log), table._new).peek(DISTRICT)
     assert restored is not None
@@ -206,24 +210,66 @@ def test_a_batch_writes_what_it_touched_whatever_the_districts_size() -> None:
     assert restored.cells == district.state.cells
 
 
-def test_windows_grouped_otherwise_before_a_restart_are_regrouped(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The registry changed between two runs (so the groups per window did): the stored
-    groups are read, rewritten under the new grouping and deleted; rows are unchanged."""
+def test_a_batch_rewrites_the_groups_its_cells_first_changed_in() -> None:
+    """1,000 sensors report in turn, then the first 100 again within the window: their
+    cells (and the district's and the city's) first changed together, so the second batch
+    rewrites one group of the window's six. (Cells hashed into groups, as before, put the
+    100 in every group: each batch rewrote about the whole window.)"""
+    journal = Journal()
+    table = WindowTable(
+        journal,
+        lambda: WindowState(
+            window=timedelta(minutes=1), allowed_lateness=timedelta(seconds=10),
+            city_code="310000",
+        ),
+    )  # fmt: skip
+
+    def feed(sensors: range, second: int) -> None:
+        district = table.get(DISTRICT)
+        for n in sensors:
+            reading = Reading(
+                event_id=f"s{n}-{second}", sensor_id=f"s{n}", metric="pm25", value=n / 7,
+                unit="ug/m3", observed_at=T0 + timedelta(seconds=second),
+                areas=AdminCodes(district=DISTRICT, street=f"st{n}"),
+            )  # fmt: skip
+            row = ReadingRow.of(reading, to_micros(T0) + second * 1_000_000)
+            assert not district.state.add_row(row, False, "r:0")
+        table.persist()
+
+    feed(range(1_000), 1)
+    first = [key for key, _ in journal.log if GROUP_KEY in key]
+    assert len(first) == -(-1_002 // window_table.CELLS_PER_GROUP) == 6
+    before = len(journal.log)
+    feed(range(100), 31)
+    again = [key for key, _ in journal.log[before:] if GROUP_KEY in key]
+    group_zero = [key for key in first if key.endswith("\x1e0")]
+    assert again == group_zero, (again, first)
+    restored = WindowTable(replayed(journal.log), table._new).peek(DISTRICT)
+    assert restored is not None
+    assert restored.cells == table.get(DISTRICT).state.cells
+
+
+def test_groups_of_the_hashed_layout_are_read_and_rewritten() -> None:
+    """A running deployment upgrades from the layout that hashed cells into groups: its
+    stored groups are read, their cells written in arrival groups by the next batch and
+    the old entries deleted; the rows are those of a run that never changed layout."""
     reference = by_key(run({}, BATCHES))
     backing: dict[str, Any] = {}
     half = len(BATCHES) // 2
-    monkeypatch.setattr(window_table, "CELLS_PER_GROUP", 1)
     rows: list[AggregateRow] = []
     first = AggregateStage(load_topology(DEMO), backing)
     for batch in BATCHES[:half]:
         for i in batch:
             rows += first.on_readings(DISTRICT, *MESSAGES[i])
         first.persist()
+    # As the previous version stored them: `c␞start␞shards␞index`, one group a window.
+    for key in [key for key in backing if GROUP_KEY in key]:
+        district, own = key.split(GROUP_KEY)
+        start, index = own.split("\x1e")
+        assert index == "0"  # a few cells a window: one group
+        backing[f"{district}\x1fc\x1e{start}\x1e1\x1e0"] = backing.pop(key)
     old = {key for key in backing if "\x1fc\x1e" in key}
-    assert len({key.split("\x1e")[2] for key in old}) == 1  # one grouping: 3 sensors
-    monkeypatch.setattr(window_table, "CELLS_PER_GROUP", 200)
+    assert old
     second = AggregateStage(load_topology(DEMO), backing)
     assert second.states.get(DISTRICT).stale
     for batch in BATCHES[half:]:
@@ -231,7 +277,7 @@ def test_windows_grouped_otherwise_before_a_restart_are_regrouped(
             rows += second.on_readings(DISTRICT, *MESSAGES[i])
         second.persist()
     rows += second.finish()
-    assert not old & set(backing)  # the old grouping's entries are gone
+    assert not old & set(backing)  # the old layout's entries are gone
     assert by_key(rows) == reference
     assert len(rows) == len(reference)
 
@@ -249,6 +295,7 @@ def test_a_district_saved_whole_by_an_earlier_version_is_read_and_rewritten() ->
     stage = AggregateStage(load_topology(DEMO), backing)
     assert stage.on_readings(DISTRICT, *message(0)) == []  # offsets 0..3: applied before
     stage.persist()
-    assert orjson.loads(orjson.dumps(backing[DISTRICT]))["state"]["version"] == 3
+    assert orjson.loads(orjson.dumps(backing[DISTRICT]))["state"]["version"] == 4
+    assert any(GROUP_KEY in key for key in backing)  # its cells, in arrival groups
     rows = by_key(AggregateStage(load_topology(DEMO), backing).finish())
     assert rows[("district", DISTRICT, "pm25", T0)].count == 2  # aq-001 and noise-001
