@@ -172,8 +172,11 @@ def main() -> None:  # noqa: C901, PLR0915  # the run order, in one place
                 results["gateway"] = batched
 
             if "stages" not in args.skip:
+                city = variants.with_generated_sensors(args.topology, work / "city.yaml",
+                                                       args.sensors)  # fmt: skip
                 results["stages"] = _step(results, "pure stages", lambda: stages_pure.summary(
-                    topology, readings=args.readings))  # fmt: skip
+                    topology, readings=args.readings, full_city=load_topology(city),
+                    full_city_readings=10 * args.sensors))  # fmt: skip
 
             if "scaling" not in args.skip:
                 two = _step(results, "scaling", lambda: throughput.measure(

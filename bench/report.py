@@ -33,6 +33,8 @@ def table_rows(results: Results) -> list[tuple[str, str, str]]:
     gateway = results.get("gateway") or {}
     faust = results.get("faust_floor") or {}
     stages = (results.get("stages") or {}).get("us_per_reading") or {}
+    city_stages = (results.get("stages") or {}).get("full_city") or {}
+    city = city_stages.get("us_per_reading") or {}
     scaling = results.get("scaling") or {}
     latency = results.get("latency") or {}
     memory = results.get("memory") or {}
@@ -79,6 +81,12 @@ def table_rows(results: Results) -> list[tuple[str, str, str]]:
             "no Kafka; lifecycle "
             + ("?" if not stages else f"{stages['lifecycle']:.1f}")
             + " us/reading more",
+        ),
+        (
+            "pure stages, generated registry",
+            "not run" if not city else f"{city['intake'] + city['analyze']:.1f} us/reading",
+            f"{city_stages.get('sensors', 0):,} sensors, every one in turn; "
+            f"{city_stages.get('readings', 0):,} readings",
         ),
         (
             "cityops: two workers, one group",
