@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import TopicPartition
 from mode import Service
 
@@ -115,14 +115,27 @@ class RawIntake(Service):
                 fetched = await consumer.getmany(
                     timeout_ms=timeout_ms, max_records=self.w.settings.batch_size
                 )
-                for tp in consumer.assignment() - self._next.keys():
-                    self._next[tp] = await consumer.position(tp)  # assigned: where it starts
+                await self._learn_positions(consumer)
                 if fetched:
                     emits, offsets = self._normalize(consumer, fetched)
                     await self._settle_in_flight()
                     self._in_flight = asyncio.ensure_future(self._deliver(consumer, emits, offsets))
                 else:
                     await self._settle_in_flight()
+
+    async def _learn_positions(self, consumer: AIOKafkaConsumer) -> None:
+        """Where each newly assigned raw partition starts (what `_caught_up` compares).
+
+        A partition revoked while its position is awaited (aiokafka waits for the
+        committed offset, and a rebalance of two workers starting together can take it
+        away meanwhile) raises `IllegalStateError`: it is skipped, as its new owner reads
+        it. That error used to end the worker (status 70; seen once in a bench run of two
+        workers)."""
+        for tp in consumer.assignment() - self._next.keys():
+            try:
+                self._next[tp] = await consumer.position(tp)
+            except IllegalStateError:
+                continue
 
     async def _settle_in_flight(self) -> None:
         """Wait for the previous batch's send and commit; its failure is raised here."""
