@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -112,12 +110,8 @@ async def test_a_worker_answers_unavailable_while_a_join_rebalances_it(
     statuses: list[tuple[int, str | None]] = []
 
     def ask() -> None:
-        url = f"http://127.0.0.1:{first.web_port}/incidents?limit=1"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310  # our worker
-                statuses.append((int(answer.status), None))
-        except urllib.error.HTTPError as exc:
-            statuses.append((int(exc.code), exc.headers.get("Retry-After")))
+        status, headers, _ = first.answer("/incidents?limit=1")
+        statuses.append((status, headers.get("Retry-After")))
 
     try:
         first.start()

@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -154,12 +154,18 @@ class WorkerProcess:
 
     def get(self, path: str) -> tuple[int, bytes]:
         """A page of the worker's web server: (status, body); OSError when unreachable."""
+        status, _, body = self.answer(path)
+        return status, body
+
+    def answer(self, path: str) -> tuple[int, Mapping[str, str], bytes]:
+        """A page of the worker's web server with its headers: (status, headers, body);
+        OSError when unreachable."""
         url = f"http://127.0.0.1:{self.web_port}{path}"
         try:
             with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310  # our worker
-                return int(answer.status), bytes(answer.read())
+                return int(answer.status), answer.headers, bytes(answer.read())
         except urllib.error.HTTPError as exc:
-            return int(exc.code), bytes(exc.read())
+            return int(exc.code), exc.headers, bytes(exc.read())
 
     def report(self, tail: int = 2000) -> str:
         """What an assertion about this worker should print: its milestones, its consumer's
