@@ -105,6 +105,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--registry", type=int, default=0, help="sensors of a generated registry")
     args = parser.parse_args()
+    if args.registry < 0 or args.n <= 0:
+        parser.error("--registry must be 0 (off) or a number of sensors, --n positive")
     if args.registry:
         found = registry_rate(args.registry)
         print(f"canonical, {args.registry:,} sensors in turn: {min(found):.2f} us/reading "
