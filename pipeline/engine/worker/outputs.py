@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import faust
@@ -15,7 +15,7 @@ from mode import Service
 from pipeline.engine.emit import Emit
 from pipeline.engine.worker.tables import ChangelogRecord
 from pipeline.kafka.batch_sender import BatchSender
-from pipeline.kafka.clients import output_producer
+from pipeline.kafka.clients import learn_topics, output_producer
 from pipeline.metrics import Metrics
 from pipeline.settings import Settings
 
@@ -39,10 +39,12 @@ class Outputs(Service):
         metrics: Metrics,
         *,
         max_message_bytes: int,
+        topics: Iterable[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.max_message_bytes = max_message_bytes
+        self.topics = list(topics)
         self.app = app
         self.settings = settings
         self.metrics = metrics
@@ -60,6 +62,13 @@ class Outputs(Service):
     async def on_start(self) -> None:
         self.producer = self._new_producer()
         await self.producer.start()
+        await self._learn_topics(self.producer)
+
+    async def _learn_topics(self, producer: AIOKafkaProducer) -> None:
+        """Every output topic known up front (see `learn_topics`): the topology's and the
+        tables' changelogs."""
+        changelogs = [table.changelog_topic.get_topic_name() for table in self.app.tables.values()]
+        await learn_topics(producer, [*self.topics, *changelogs])
 
     async def on_stop(self) -> None:
         if self.producer is not None:
@@ -75,6 +84,7 @@ class Outputs(Service):
             fresh = self._new_producer()
             try:
                 await fresh.start()
+                await self._learn_topics(fresh)
             except KafkaError as exc:
                 self.logger.warning("cannot start a new outputs producer yet (%s)", exc)
                 await fresh.stop()

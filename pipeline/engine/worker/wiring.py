@@ -88,6 +88,7 @@ class Wiring:
                 settings,
                 metrics,
                 max_message_bytes=topology.topics.max_message_bytes,
+                topics=[spec.name for spec in topology.topic_plan()],
                 loop=app.loop,
                 beacon=app.beacon,
             ),
