@@ -25,6 +25,7 @@ from pipeline.engine.worker.failure import (
     unacknowledged_on_failure,
 )
 from pipeline.engine.worker.intake import RawIntake
+from pipeline.engine.worker.outputs import Trail
 from pipeline.engine.worker.telemetry import count_emit, count_sla_breach
 from pipeline.engine.worker.wiring import Wiring, records_of
 
@@ -97,20 +98,21 @@ async def consume(w: Wiring, group: Group, records: list[Record]) -> None:
     """One batch of a stateful group: run, send, store, persist; or, when the batch holds
     a record that made a stage fail before (see `PoisonLog`), the same one record (one
     reading of a readings batch) at a time, a known poison one dead-lettered instead."""
-    if not w.poison.careful(records):
-        for part in passes(records, w.settings.pass_max_bytes):
-            with blaming_records(group, w.poison, part):
-                out = w.run(group, part)
-            await w.finish(group, out)
-        return
-    for unit in (unit for record in records for unit in w.pipeline.split(record)):
-        why = w.poison.poisoned(unit)
-        if why is not None:
-            await w.outputs.send([w.poisoned_letter(group, unit, why)])
-            continue
-        with blaming_records(group, w.poison, [unit]):
-            out = w.run(group, [unit])
-        await w.finish(group, out)
+    async with Trail() as trail:  # a pass is delivered while the next one runs
+        if not w.poison.careful(records):
+            for part in passes(records, w.settings.pass_max_bytes):
+                with blaming_records(group, w.poison, part):
+                    out = w.run(group, part)
+                await w.finish(group, out, trail)
+            return
+        for unit in (unit for record in records for unit in w.pipeline.split(record)):
+            why = w.poison.poisoned(unit)
+            if why is not None:
+                await w.outputs.send([w.poisoned_letter(group, unit, why)])
+                continue
+            with blaming_records(group, w.poison, [unit]):
+                out = w.run(group, [unit])
+            await w.finish(group, out, trail)
     w.poison.cleared(records)
 
 

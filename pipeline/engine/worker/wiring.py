@@ -20,7 +20,7 @@ from pipeline.aggregates.codec import to_micros
 from pipeline.engine.emit import Emit, Record
 from pipeline.engine.routing import GROUP_TABLES, GROUPS, TABLES, Group, Output, Pipeline
 from pipeline.engine.stages import dead_letter
-from pipeline.engine.worker.outputs import Outputs
+from pipeline.engine.worker.outputs import Outputs, Trail, all_of
 from pipeline.engine.worker.poison import PoisonLog
 from pipeline.engine.worker.tables import ChangelogRecord, StateTable, state_table
 from pipeline.engine.worker.telemetry import (
@@ -145,12 +145,30 @@ class Wiring:
         metrics.child(metrics.batch_events, stage).observe(len(records))
         return out
 
-    async def finish(self, group: Group, out: Output) -> None:
-        """Produce a batch's outputs, store its closed windows and the incident versions it
-        published (the incidents table), then its state changes:
+    async def finish(self, group: Group, out: Output, trail: Trail | None = None) -> None:
+        """Deliver a pass (`_deliver`), or hand its delivery to `trail` (delivered while
+        the next pass runs). Its state changes are taken now, before the next pass changes
+        the states further. Only `group`'s own states: another group may be in the middle
+        of a batch."""
+        self.pipeline.persist(group)
+        changes = self.changelog_records(group)
+        if trail is None:
+            await self._deliver(out, changes)
+        else:
+            await trail.then(lambda: self._deliver(out, changes))
+
+    async def _deliver(self, out: Output, changes: list[ChangelogRecord]) -> None:
+        """Produce a pass's outputs while storing its closed windows and the incident
+        versions it published (the incidents table), then send its state changes:
         everything is on the broker (and in the store) before the batch is acknowledged.
-        Only `group`'s own states: another group may be in the middle of a batch."""
-        await self.outputs.send(out.emits)
+
+        Why the state last: it carries the offsets of the inputs it took in, so a replay
+        skips them; sent before the outputs were acknowledged, a crash in between would
+        lose those outputs."""
+        await all_of(self.outputs.send(out.emits), self._store(out))
+        await self.outputs.send(changes)
+
+    async def _store(self, out: Output) -> None:
         if out.rows:
             self.metrics.windows_closed.inc(len(out.rows))
             await self.writer.write(out.rows)
@@ -161,8 +179,6 @@ class Wiring:
             if emit.kind == "incident" and emit.topic == city
         ]
         await self.writer.write_incidents(incidents)
-        self.pipeline.persist(group)
-        await self.outputs.send(self.changelog_records(group))
 
     def poisoned_letter(self, group: Group, record: Record, why: str) -> Emit:
         """The dead letter of a record that made `group`'s stages fail (`why`)."""
