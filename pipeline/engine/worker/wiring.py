@@ -146,27 +146,30 @@ class Wiring:
         return out
 
     async def finish(self, group: Group, out: Output, trail: Trail | None = None) -> None:
-        """Deliver a pass (`_deliver`), or hand its delivery to `trail` (delivered while
-        the next pass runs). Its state changes are taken now, before the next pass changes
-        the states further. Only `group`'s own states: another group may be in the middle
-        of a batch."""
+        """Deliver a pass: produce its outputs while storing its closed windows and the
+        incident versions it published (the incidents table), then send its state changes;
+        or hand both steps to `trail` (delivered while the next pass runs). Everything is
+        on the broker (and in the store) before the batch is acknowledged.
+
+        The state changes are taken now, before the next pass changes the states further.
+        Only `group`'s own states: another group may be in the middle of a batch. Why the
+        state last: it carries the offsets of the inputs it took in, so a replay skips
+        them; sent before the outputs were acknowledged, a crash in between would lose
+        those outputs."""
         self.pipeline.persist(group)
         changes = self.changelog_records(group)
+
+        async def outputs() -> None:
+            await all_of(self.outputs.send(out.emits), self._store(out))
+
+        async def state() -> None:
+            await self.outputs.send(changes)
+
         if trail is None:
-            await self._deliver(out, changes)
+            await outputs()
+            await state()
         else:
-            await trail.then(lambda: self._deliver(out, changes))
-
-    async def _deliver(self, out: Output, changes: list[ChangelogRecord]) -> None:
-        """Produce a pass's outputs while storing its closed windows and the incident
-        versions it published (the incidents table), then send its state changes:
-        everything is on the broker (and in the store) before the batch is acknowledged.
-
-        Why the state last: it carries the offsets of the inputs it took in, so a replay
-        skips them; sent before the outputs were acknowledged, a crash in between would
-        lose those outputs."""
-        await all_of(self.outputs.send(out.emits), self._store(out))
-        await self.outputs.send(changes)
+            await trail.then(outputs, state)
 
     async def _store(self, out: Output) -> None:
         if out.rows:
