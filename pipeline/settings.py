@@ -143,8 +143,8 @@ class Settings(BaseSettings):
         default=2_000_000,
         gt=0,
         description="Most input bytes a stateful agent runs in one pass; a larger batch is "
-        "run in passes, each one's outputs and state changes sent before the next "
-        "(CITYOPS_PASS_MAX_BYTES).",
+        "run in passes, each one's outputs and state changes sent while the next runs, "
+        "at most one pass behind (CITYOPS_PASS_MAX_BYTES).",
     )
     clickhouse_url: str | None = Field(
         default=None, description="ClickHouse server URL (CITYOPS_CLICKHOUSE_URL)."

@@ -122,9 +122,10 @@ def passes(records: list[Record], max_bytes: int) -> list[list[Record]]:
 
     Why: what a pass changes waits in memory until the pass is sent (the changelog
     records of its states, and the producer's copy), so a batch of many readings messages
-    is run in passes of bounded size. Each pass is sent before the next runs and the batch
-    is acknowledged after the last: a crash mid-batch replays the batch, whose passes
-    already sent are recognised by the offsets kept with each state, as for any replay.
+    is run in passes of bounded size. Each pass is delivered while the next runs (at most
+    one behind: `Trail`) and the batch is acknowledged after the last: a crash mid-batch
+    replays the batch, whose passes already sent are recognised by the offsets kept with
+    each state, as for any replay.
     """
     runs: list[list[Record]] = []
     current: list[Record] = []
