@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -44,6 +45,9 @@ BootstrapOption = Annotated[
     str | None,
     typer.Option("--bootstrap", help="Kafka bootstrap servers (default: settings/env)."),
 ]
+
+#: How far in the past the demo's simulated time starts (it catches up with the clock).
+DEMO_LEAD = timedelta(minutes=9)
 
 
 def _settings(**overrides: object) -> Settings:
@@ -233,9 +237,14 @@ def demo_command(
         )
         stack.callback(_stop, worker)
         sim_log = stack.enter_context((logs / "simulate.log").open("wb"))
+        # Simulated time starts DEMO_LEAD in the past and runs `speedup` times faster
+        # only until it meets the wall clock (a minute at 10x), then at real time: the
+        # worker dead-letters readings stamped after arrival + max_clock_skew (5 m), and
+        # a demo always ahead of the clock lost everything after its first half minute.
         sim_args = [
             *cityops, "simulate", *common, "--rate", str(rate), "--duration", duration,
             "--speedup", str(speedup), "--episodes-per-hour", str(episodes_per_hour),
+            "--start", (datetime.now(UTC) - DEMO_LEAD).isoformat(), "--catch-up",
             "--formats", ",".join(FORMATS),  # every input format the adapters read
         ]  # fmt: skip
         simulator = subprocess.Popen(sim_args, stdout=sim_log, stderr=subprocess.STDOUT)  # noqa: S603

@@ -8,7 +8,10 @@ Time: ``--rate`` events per wall second for ``--duration`` of wall time; simulat
 runs ``--speedup`` times faster, so the stream covers ``[start, start + duration *
 speedup)`` and each sensor reports every ``readings_per_round / rate * speedup`` simulated
 seconds. Against Kafka a run that falls behind stops at 1.1 x duration + 1 s of wall
-time: it then produced a prefix of that stream, and says so.
+time: it then produced a prefix of that stream, and says so. ``--catch-up`` with a
+``--start`` in the past runs at ``--speedup`` only until simulated time meets the wall
+clock, then at real time: a live raw topic dead-letters a reading stamped more than
+``event_time.max_clock_skew`` after its arrival, so a run ahead of the clock loses them.
 
 ``--output FILE`` writes the same stream to a JSON Lines file instead, one record per
 line: ``{"topic": ..., "key": ..., "value": {...the event...}}``; a ``"fault"`` field
@@ -20,10 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -49,7 +53,18 @@ from pipeline.sim.encoders import FORMATS, mix_formats
 from pipeline.sim.simulator import SimEvent, Simulator
 from pipeline.topology.durations import parse_duration
 
-__all__ = ["MAX_RATE", "MAX_SPEEDUP", "jsonl_line", "planned_events", "simulate_command"]
+__all__ = [
+    "MAX_RATE",
+    "MAX_SPEEDUP",
+    "Phase",
+    "jsonl_line",
+    "planned_events",
+    "simulate_command",
+    "time_phases",
+]
+
+#: One stretch of the stream: simulated start, speedup, simulated end (None: no end).
+Phase = tuple[datetime, float, datetime | None]
 
 #: the largest --speedup: a simulated year in about 32 wall seconds
 MAX_SPEEDUP = 1_000_000.0
@@ -115,6 +130,13 @@ def simulate_command(
     locations: Annotated[
         bool, typer.Option(help="Put the sensor's lat/lon into every reading.")
     ] = False,
+    catch_up: Annotated[
+        bool,
+        typer.Option(
+            help="With --start in the past: run at --speedup until simulated time meets the "
+            "wall clock, then at real time (a live topic refuses readings from the future)."
+        ),
+    ] = False,
     formats: Annotated[
         str,
         typer.Option(
@@ -145,35 +167,68 @@ def simulate_command(
     settings = make_settings(kafka_bootstrap_servers=bootstrap)
     topo = open_topology(topology, settings)
     try:
-        sim = Simulator.for_rate(
-            topo,
-            rate=rate,
-            speedup=speedup,
-            seed=seed,
-            start=begin,
-            fault_rate=fault_rate,
-            reports_per_minute=reports_per_minute,
-            episodes_per_hour=episodes_per_hour,
-            include_location=locations,
-        )
-    except (ValueError, OverflowError) as exc:
-        fail(str(exc))
-    try:
-        until = None if wall is None else begin + wall * speedup
+        phases = time_phases(begin, wall, speedup, catch_up=catch_up, now=datetime.now(UTC))
     except OverflowError:
         fail("--duration x --speedup reaches past the year 9999")
-    planned = None if until is None else planned_events(sim, until - begin, reports_per_minute)
+    try:
+        sims = [
+            Simulator.for_rate(
+                topo,
+                rate=rate,
+                speedup=phase_speedup,
+                seed=seed + index,
+                start=phase_start,
+                fault_rate=fault_rate,
+                reports_per_minute=reports_per_minute,
+                episodes_per_hour=episodes_per_hour,
+                include_location=locations,
+            )
+            for index, (phase_start, phase_speedup, _) in enumerate(phases)
+        ]
+    except (ValueError, OverflowError) as exc:
+        fail(str(exc))
+    planned: int | None = None
+    if all(end is not None for _, _, end in phases):
+        planned = sum(
+            planned_events(sim, end - first, reports_per_minute)
+            for sim, (first, _, end) in zip(sims, phases, strict=True)
+            if end is not None
+        )
+    sim = sims[0]
     console.print(
         f"simulating {topo.id}: {len(topo.sensors)} sensors, {sim.readings_per_round} readings "
         f"every {sim.interval.total_seconds():.3g} s simulated, from {begin.isoformat()} "
-        f"(seed {seed}, speedup {speedup:g})",
+        f"(seed {seed}, speedup {speedup:g})"
+        + (f"; at real time from {phases[1][0].isoformat()}" if len(phases) > 1 else ""),
         highlight=False,
     )
-    stream = mix_formats(sim.events(until), topo, chosen, seed=seed)
+    events = itertools.chain.from_iterable(
+        one.events(end) for one, (_, _, end) in zip(sims, phases, strict=True)
+    )
+    stream = mix_formats(events, topo, chosen, seed=seed)
     if output is not None:
-        _to_file(sim, stream, output, planned)
+        _to_file(sims, stream, output, planned)
     else:
-        _to_kafka(sim, stream, settings, rate, wall, planned)
+        _to_kafka(sims, stream, settings, rate, wall, planned)
+
+
+def time_phases(
+    begin: datetime, wall: timedelta | None, speedup: float, *, catch_up: bool, now: datetime
+) -> list[Phase]:
+    """The stream's stretches of simulated time for ``wall`` of wall time (None: forever).
+
+    One stretch at ``speedup`` unless ``catch_up`` and ``begin`` lies before ``now``: then
+    simulated time meets the wall clock after ``(now - begin) / (speedup - 1)`` of wall
+    time, and a second stretch goes on from there at real time.
+    """
+    whole: Phase = (begin, speedup, None if wall is None else begin + wall * speedup)
+    if not catch_up or speedup <= 1 or begin >= now:
+        return [whole]
+    ahead = (now - begin) / (speedup - 1)
+    if wall is not None and wall <= ahead:
+        return [whole]
+    meet = begin + ahead * speedup
+    return [(begin, speedup, meet), (meet, 1.0, None if wall is None else meet + wall - ahead)]
 
 
 def planned_events(sim: Simulator, span: timedelta, reports_per_minute: float) -> int:
@@ -189,7 +244,9 @@ def planned_events(sim: Simulator, span: timedelta, reports_per_minute: float) -
     return readings + round(reports)
 
 
-def _to_file(sim: Simulator, stream: Iterator[SimEvent], output: Path, planned: int | None) -> None:
+def _to_file(
+    sims: Sequence[Simulator], stream: Iterator[SimEvent], output: Path, planned: int | None
+) -> None:
     count = 0
     try:
         with Bar("events", planned, refresh=5000) as bar, output.open("wb") as out:
@@ -198,7 +255,7 @@ def _to_file(sim: Simulator, stream: Iterator[SimEvent], output: Path, planned: 
                 bar.update(count)
     except OSError as exc:
         fail(f"{output}: {exc.strerror or exc}", EXIT_RUNTIME)
-    _summary(sim, count, None)
+    _summary(sims, count, None)
     console.print(f"wrote {count} events to {output}", highlight=False)
 
 
@@ -215,7 +272,7 @@ def jsonl_line(event: SimEvent) -> bytes:
 
 
 def _to_kafka(
-    sim: Simulator,
+    sims: Sequence[Simulator],
     stream: Iterator[SimEvent],
     settings: Settings,
     rate: float,
@@ -223,6 +280,7 @@ def _to_kafka(
     planned: int | None,
 ) -> None:
     bootstrap = settings.kafka_bootstrap_servers
+    sim = sims[0]
     bar = Bar("events", planned)
     quiet_kafka_logs()
 
@@ -259,7 +317,7 @@ def _to_kafka(
         fail(str(exc), EXIT_RUNTIME)
     except (KafkaError, OSError) as exc:
         fail(f"Kafka at {bootstrap}: {exc}", EXIT_RUNTIME)
-    _summary(sim, stats.acked, stats)
+    _summary(sims, stats.acked, stats)
     if planned is not None and stats.acked < planned:
         console.print(
             f"[yellow]note:[/] {stats.acked:,} of {planned:,} planned events sent: the broker "
@@ -275,9 +333,10 @@ def _cutoff(wall: timedelta) -> float:
     return seconds * 1.1 + 1.0
 
 
-def _summary(sim: Simulator, count: int, stats: ProduceStats | None) -> None:
-    faults = sum(sim.faults.values())
-    line = f"{count:,} events: {sim.reports:,} reports, {faults:,} faulty readings"
+def _summary(sims: Sequence[Simulator], count: int, stats: ProduceStats | None) -> None:
+    faults = sum(sum(sim.faults.values()) for sim in sims)
+    reports = sum(sim.reports for sim in sims)
+    line = f"{count:,} events: {reports:,} reports, {faults:,} faulty readings"
     if stats is not None:
         line += (
             f"; {stats.bytes / 1e6:,.1f} MB in {stats.elapsed:.1f} s = {stats.rate:,.0f} events/s"

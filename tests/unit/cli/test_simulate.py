@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -9,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from pipeline.cli.simulate import simulate_command
+from pipeline.cli.simulate import simulate_command, time_phases
 from pipeline.ingest.normalize import Normalizer
 from pipeline.topology import load_topology
 from tests.support.paths import TOPOLOGIES
@@ -127,3 +128,51 @@ def test_open311_on_a_topology_without_boundaries_still_produces_placed_reports(
         assert normalized.rejections == [], doc
         (report,) = normalized.reports
         assert report.areas.district is not None  # placed, not the city's
+
+
+def test_time_phases_catch_up_with_the_clock_then_run_at_real_time() -> None:
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    begin = now - timedelta(minutes=9)
+    # at 10x, 9 minutes behind are made up in 60 wall seconds: the clock is then at 12:01
+    meet = now + timedelta(minutes=1)
+    assert time_phases(begin, None, 10.0, catch_up=True, now=now) == [
+        (begin, 10.0, meet),
+        (meet, 1.0, None),
+    ]
+    assert time_phases(begin, timedelta(minutes=5), 10.0, catch_up=True, now=now) == [
+        (begin, 10.0, meet),
+        (meet, 1.0, meet + timedelta(minutes=4)),
+    ]
+    # a run that ends before it meets the clock, no catch-up asked, a start not in the
+    # past, or no speedup: one stretch, as without the option
+    short = time_phases(begin, timedelta(seconds=30), 10.0, catch_up=True, now=now)
+    assert short == [(begin, 10.0, begin + timedelta(minutes=5))]
+    assert time_phases(begin, None, 10.0, catch_up=False, now=now) == [(begin, 10.0, None)]
+    assert time_phases(now, None, 10.0, catch_up=True, now=now) == [(now, 10.0, None)]
+    assert time_phases(begin, None, 1.0, catch_up=True, now=now) == [(begin, 1.0, None)]
+
+
+def test_catch_up_keeps_the_stream_behind_the_wall_clock(tmp_path: Path) -> None:
+    """Written to a file, a run of 30 s from 90 s ago at 10x: without --catch-up it ends
+    3.5 simulated minutes ahead of the clock (a live topic dead-letters such readings as
+    clock_skew); with it, it meets the clock after 10 s and ends where the clock will be."""
+    now = datetime.now(UTC)
+    begin = (now - timedelta(seconds=90)).isoformat()
+    args = [
+        "simulate", "--topology", str(TOPOLOGIES / "demo.yaml"), "--rate", "400",
+        "--duration", "30s", "--seed", "5", "--start", begin, "--speedup", "10",
+        "--fault-rate", "0", "--reports-per-minute", "0",
+    ]  # fmt: skip
+    newest = {}
+    for mode in ("--no-catch-up", "--catch-up"):
+        out = tmp_path / f"{mode}.jsonl"
+        result = CliRunner().invoke(_app(), [*args, mode, "--output", str(out)])
+        assert result.exit_code == 0, result.output
+        readings = [orjson.loads(line)["value"] for line in out.read_bytes().splitlines()]
+        times = [datetime.fromisoformat(r["observed_at"]) for r in readings]
+        assert times == sorted(times)
+        assert len({r["event_id"] for r in readings}) == len(readings)
+        newest[mode] = max(times)
+        assert 11_900 <= len(readings) <= 12_050  # 400/s for 30 s (one partial round more)
+    assert newest["--no-catch-up"] - now > timedelta(minutes=3)
+    assert abs(newest["--catch-up"] - (now + timedelta(seconds=30))) < timedelta(seconds=5)
