@@ -163,11 +163,12 @@ class Trail:
 
     async def settle(self) -> None:
         """Wait until everything handed over is done; a failure is raised here."""
-        outputs, state = self._outputs, self._state
+        steps = [step for step in (self._outputs, self._state) if step is not None]
         self._outputs = self._state = None
-        for step in (outputs, state):
-            if step is not None:
-                await step
+        for step in steps:  # a failed output fails its state too: the first raise is enough
+            step.add_done_callback(_observed)
+        for step in steps:
+            await step
 
     async def __aenter__(self) -> Trail:
         return self

@@ -149,3 +149,18 @@ def test_all_of_runs_the_steps_together() -> None:
 
     asyncio.run(all_of(step("a"), step("b")))
     assert order[:2] == ["a start", "b start"]
+
+
+def test_refused_last_outputs_fail_the_block_and_leave_nothing_unobserved() -> None:
+    broker = Broker(fail_on="out1")
+    unhandled: list[dict[str, object]] = []
+
+    async def batch() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: unhandled.append(ctx))
+        with pytest.raises(RuntimeError, match="refused out1"):
+            await _passes(broker, 2)
+        await asyncio.sleep(0.1)
+
+    asyncio.run(batch())
+    assert ("start", "state1") not in broker.log
+    assert unhandled == []
