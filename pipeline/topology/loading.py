@@ -199,7 +199,8 @@ def _oversized_files(raw: Mapping[str, Any], base_dir: Path, limits: Limits) -> 
         ]
     if isinstance(incidents, dict):
         named.append(("incidents.unit_keys", incidents.get("unit_keys"), limits.keys_file_bytes))
-    for n, item in enumerate(raw.get("areas") or []):
+    areas = raw.get("areas")
+    for n, item in enumerate(areas if isinstance(areas, list) else []):  # else: the section says
         if isinstance(item, dict) and "file" in item:
             named.append((f"areas[{n}].file", item.get("file"), limits.area_file_bytes))
     errors: ErrorList = []

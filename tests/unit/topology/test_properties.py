@@ -113,3 +113,18 @@ def test_random_yaml_text_is_refused_cleanly(text: str) -> None:
         assert exc.errors and all(m.strip() for _, m in exc.errors)
         return
     _check(data)
+
+
+def test_areas_of_the_wrong_kind_are_refused_by_path() -> None:
+    """Found by the mutation test in CI: `areas` as a number reached the file-size pre-check
+    (which looks for area files before any section is read) and raised a TypeError there."""
+    for wrong in (5, 1.5, True):
+        data = copy.deepcopy(BASE)
+        data["areas"] = wrong
+        _check(data)
+        try:
+            parse_topology(data, TOPOLOGIES)
+        except TopologyError as exc:
+            assert any(path.startswith("areas") for path, _ in exc.errors), exc.errors
+        else:
+            raise AssertionError(wrong)
