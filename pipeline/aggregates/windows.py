@@ -35,7 +35,6 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
@@ -52,30 +51,37 @@ DEFAULT_LEVELS: tuple[AreaLevel, ...] = (AreaLevel.street, AreaLevel.district, A
 #: (level, area_code, metric, window_start in µs since the epoch)
 Key = tuple[str, str, str, int]
 
-_BY_START_LEVEL_AREA_METRIC = itemgetter(3, 0, 1, 2)
-_START = itemgetter(3)
 _LEVEL = itemgetter(0)
 _GRID = AreaLevel.grid.value
 
 
 def in_row_order(keys: list[Key]) -> list[Key]:
     """`keys` in the order rows are emitted: by window start, level (city, district,
-    street, grid: `_LEVEL_ORDER`), area code and metric.
-
-    Why not one sort with a key function: a Python call per cell was a tenth of closing
-    a window. The level names sort alphabetically in that order but for grid, which
-    comes last: a native sort, then each window's grid cells moved behind its streets.
-    """
-    keys = sorted(keys, key=_BY_START_LEVEL_AREA_METRIC)
+    street, grid: `_LEVEL_ORDER`), area code and metric."""
+    windows: dict[int, list[Key]] = {}
+    for key in keys:
+        windows.setdefault(key[3], []).append(key)
     ordered: list[Key] = []
-    for _, window in groupby(keys, key=_START):
-        cells = list(window)
-        first = bisect_left(cells, _GRID, key=_LEVEL)
-        past = bisect_right(cells, _GRID, key=_LEVEL)
-        ordered += cells[:first]
-        ordered += cells[past:]
-        ordered += cells[first:past]
+    for start in sorted(windows):
+        ordered += in_window_order(windows[start])
     return ordered
+
+
+def in_window_order(cells: list[Key]) -> list[Key]:
+    """One window's `cells` in row order (`in_row_order`), sorted in place and returned.
+
+    Why not a sort with a key function: building a key per cell was half the cost of
+    ordering, and with a grid level a worker closes about one cell per reading. Within a
+    window the keys sort natively by level, area and metric, and the level names sort
+    alphabetically in `_LEVEL_ORDER` but for grid, which comes last: the grid cells are
+    moved behind the streets.
+    """
+    cells.sort()
+    first = bisect_left(cells, _GRID, key=_LEVEL)
+    past = bisect_right(cells, _GRID, key=_LEVEL)
+    if first == past:
+        return cells
+    return cells[:first] + cells[past:] + cells[first:past]
 
 
 @dataclass
@@ -99,12 +105,16 @@ class WindowState:
     changed: dict[Key, None] = field(default_factory=dict)
     """Open cells changed since `drain` (what a persist writes), in the order they first
     changed: a dict, not a set, so that the window table groups cells in arrival order."""
-    closed: list[Key] = field(default_factory=list)
-    """Cells closed since `drain`."""
-    open_starts: set[int] | None = field(default=None, init=False, repr=False, compare=False)
-    """The starts of the windows with open cells (None: not known yet, found by one pass
-    over `cells`). Why: `advance` runs once per readings message, and scanning every
-    open cell each time was the largest cost of small batches (a paced stream)."""
+    closed: set[int] = field(default_factory=set)
+    """The starts of the windows closed since `drain`."""
+    keys_by_window: dict[int, list[Key]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """Window start -> the keys of its open cells, in the order they were made (None: not
+    known yet, found by one pass over `cells`). Why: `advance` runs once per readings
+    message, and scanning every open cell each time was the largest cost of small
+    batches (a paced stream); with a grid level, finding the closing cells by a scan was
+    still a tenth of closing them."""
 
     def __post_init__(self) -> None:
         self._window_us = window_micros(self.window)
@@ -193,7 +203,8 @@ class WindowState:
         value = row.value
         cells = self.cells
         changed = self.changed
-        starts = self.open_starts
+        windows = self.keys_by_window
+        made: list[Key] | None = None  # the open cells of this reading's window
         for level, code in (
             (self._street, row.street),
             (self._district, row.district),
@@ -208,8 +219,12 @@ class WindowState:
             cell = cells.get(key)
             if cell is None:
                 cells[key] = Accumulator.of(value, breached)
-                if starts is not None:
-                    starts.add(start)
+                if windows is not None:
+                    if made is None:
+                        made = windows.get(start)
+                        if made is None:
+                            made = windows[start] = []
+                    made.append(key)
             else:
                 cell.add(value, breached)
             changed[key] = None
@@ -227,29 +242,32 @@ class WindowState:
         if current is None:
             return []
         window_us = self._window_us
-        starts = self.open_starts
-        if starts is None:
-            starts = self.open_starts = {key[3] for key in self.cells}
-        ending = {start for start in starts if start + window_us <= current}
+        windows = self.keys_by_window
+        if windows is None:
+            windows = self.keys_by_window = {}
+            for key in self.cells:
+                windows.setdefault(key[3], []).append(key)
+        ending = sorted(start for start in windows if start + window_us <= current)
         if not ending:
             return []
-        starts -= ending
-        return self._emit([key for key in self.cells if key[3] in ending])
+        keys: list[Key] = []
+        for start in ending:
+            keys += in_window_order(windows.pop(start))
+        return self._emit(keys)
 
     def flush_all(self) -> list[AggregateRow]:
         """Close every open window (end of input); later readings for them count as late."""
         keys = list(self.cells)
         if keys:
             self.clock.push(max(key[3] for key in keys) + self._window_us)
-        self.open_starts = set()
-        return self._emit(keys)
+        self.keys_by_window = {}
+        return self._emit(in_row_order(keys))
 
     def _emit(self, keys: list[Key]) -> list[AggregateRow]:
-        keys = in_row_order(keys)
+        """The rows of the cells `keys` (in row order), which are closed and forgotten."""
         rows: list[AggregateRow] = []
         append = rows.append
         spans: dict[int, tuple[datetime, datetime]] = {}  # a window's times, made once
-        self.closed.extend(keys)
         pop, unchanged, fsum = self.cells.pop, self.changed.pop, math.fsum
         width = self._window_us
         for key in keys:
@@ -259,6 +277,7 @@ class WindowState:
             span = spans.get(start)
             if span is None:
                 span = spans[start] = (from_micros(start), from_micros(start + width))
+                self.closed.add(start)
             # Not validated (`trusted_row`): every field comes from this state, whose
             # inputs were validated (finite values, known levels).
             total = fsum(cell.partials)
@@ -273,11 +292,11 @@ class WindowState:
 
     # -- persistence ---------------------------------------------------------------------
 
-    def drain(self) -> tuple[list[Key], list[Key]]:
-        """The cells changed (still open) and closed since the last call; the sources
-        changed are the clock's (`SourceClock.drain`)."""
+    def drain(self) -> tuple[list[Key], set[int]]:
+        """The cells changed (still open) and the starts of the windows closed since the
+        last call; the sources changed are the clock's (`SourceClock.drain`)."""
         changed, closed = list(self.changed), self.closed
-        self.changed, self.closed = {}, []
+        self.changed, self.closed = {}, set()
         return changed, closed
 
     def to_dict(self) -> dict[str, Any]:

@@ -240,8 +240,7 @@ class WindowTable:
         at_source = state_table_key(key, _SOURCE)
         for source, now in state.clock.drain():
             backing[at_source + source] = [gen, now]
-        ended = {cell[3] for cell in closed}
-        for group in [group for group in groups if group[0] in ended]:
+        for group in [group for group in groups if group[0] in closed]:
             del groups[group]
             if group in stored:
                 stored.discard(group)

@@ -456,7 +456,7 @@ def test_windows_known_open_close_as_a_scan_of_every_cell_would(
             s.add(_from(sensor, at, float(n)), False, to_micros(at) + n)
         if advance:
             kept_rows += kept.advance()
-            scanned.open_starts = None
+            scanned.keys_by_window = None
             scanned_rows += scanned.advance()
     assert kept_rows == scanned_rows
     assert kept.flush_all() == scanned.flush_all()
