@@ -26,7 +26,13 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pipeline.models import AggregateRow
-from pipeline.sinks.base import AggregateStore, StoreUnavailable, dedup_token_for
+from pipeline.sinks.base import (
+    AggregateStore,
+    EncodingStore,
+    StoreUnavailable,
+    dedup_token_for,
+    payload_token,
+)
 
 Offsets = dict[Hashable, int]
 
@@ -59,6 +65,8 @@ class _Batch:
     offsets: Offsets
     opened_at: float
     token: str | None = None
+    payload: bytes | None = None
+    """The store's encoding of the rows, made once (an `EncodingStore`'s batch)."""
 
 
 @dataclass(slots=True)
@@ -240,14 +248,26 @@ class Batcher:
     def _due(self, now: float) -> bool:
         return self._retry_at is None or now >= self._retry_at
 
+    def _write(self, batch: _Batch) -> None:
+        """One attempt at storing `batch`, with the token it keeps across retries."""
+        store = self.store
+        if isinstance(store, EncodingStore):
+            payload, token = batch.payload, batch.token
+            if payload is None or token is None:
+                payload = batch.payload = store.encode(batch.rows)
+                token = batch.token = payload_token(payload, len(batch.rows))
+            store.write_encoded(payload, dedup_token=token)
+            return
+        if batch.token is None:
+            batch.token = dedup_token_for(batch.rows)
+        store.write(batch.rows, dedup_token=batch.token)
+
     def _write_sealed(self, outcome: FlushOutcome) -> None:
         while self._sealed:
             batch = self._sealed[0]
             if batch.rows:
-                if batch.token is None:
-                    batch.token = dedup_token_for(batch.rows)
                 try:
-                    self.store.write(batch.rows, dedup_token=batch.token)
+                    self._write(batch)
                 except StoreUnavailable as exc:
                     self._failures += 1
                     self.retries += 1

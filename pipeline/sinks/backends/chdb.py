@@ -199,10 +199,19 @@ class ChdbStore:
 
     def write(self, rows: Sequence[AggregateRow], *, dedup_token: str) -> None:
         """Insert ``rows`` as one RowBinary stream guarded by ``dedup_token``."""
-        if not rows:
+        if rows:
+            self.write_encoded(self.encode(rows), dedup_token=dedup_token)
+
+    def encode(self, rows: Sequence[AggregateRow]) -> bytes:
+        """The rows as the RowBinary stream `write_encoded` inserts."""
+        return rows_to_rowbinary(rows)
+
+    def write_encoded(self, payload: bytes, *, dedup_token: str) -> None:
+        """Insert a RowBinary stream made by `encode`, guarded by ``dedup_token``."""
+        if not payload:
             return
         token = check_token(dedup_token)
-        self._insert(insert_sql(self.database, token), rows_to_rowbinary(rows))
+        self._insert(insert_sql(self.database, token), payload)
 
     def write_incidents(self, rows: Sequence[IncidentRow], *, dedup_token: str) -> None:
         """Insert incident versions as one RowBinary stream guarded by ``dedup_token``."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from pipeline.models import AggregateRow, AreaLevel
-from pipeline.sinks.base import StoreError, dedup_token_for
+from pipeline.sinks.base import EncodingStore, StoreError, dedup_token_for, payload_token
 from pipeline.sinks.batching import Backoff, Batcher
+from pipeline.sinks.clickhouse_sql import rows_to_rowbinary
 from pipeline.sinks.memory import MemoryStore
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -161,3 +163,52 @@ def test_memory_store_reads_like_final(store: MemoryStore) -> None:
     got = store.query("s1", "pm25", T0, T0 + timedelta(hours=1), AreaLevel.street)
     assert [r.sum for r in got] == [0.0, 1.0, 2.0]
     assert store.stored_rows == 5
+
+
+class EncodingMemoryStore(MemoryStore):
+    """The in-memory store taking RowBinary payloads, as the embedded engine does: each
+    payload is decoded back to rows only to be kept (the memory store keeps rows)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.init()
+        self.encoded: list[tuple[bytes, str]] = []
+        self.encodings = 0
+        self._rows_of: dict[bytes, list[AggregateRow]] = {}
+
+    def encode(self, rows: Sequence[AggregateRow]) -> bytes:
+        self.encodings += 1
+        payload = rows_to_rowbinary(rows)
+        self._rows_of[payload] = list(rows)
+        return payload
+
+    def write_encoded(self, payload: bytes, *, dedup_token: str) -> None:
+        self.encoded.append((payload, dedup_token))
+        self.write(self._rows_of[payload], dedup_token=dedup_token)
+
+
+def test_an_encoding_store_is_encoded_once_per_batch_and_its_token_hashes_the_payload() -> None:
+    store = EncodingMemoryStore()
+    assert isinstance(store, EncodingStore)
+    clock = Clock()
+    b = Batcher(store, max_rows=2, backoff=Backoff(initial=1.0), clock=clock)
+    store.fail_next = 2
+    b.add(rows(2), offsets={TP0: 2})
+    for _ in range(3):
+        clock.now += b.retry_in() or 0.0
+        b.poll()
+    assert store.attempts == 3 and store.stored_rows == 2
+    assert store.encodings == 1  # retries send the bytes made the first time
+    payload, token = store.encoded[-1]
+    assert payload == rows_to_rowbinary(rows(2))
+    assert token == payload_token(payload, 2) != dedup_token_for(rows(2))
+    assert [t for t, _ in store.inserts] == [token]
+
+
+def test_payload_tokens_drop_only_an_exact_repeat() -> None:
+    store = EncodingMemoryStore()
+    for batch in (rows(3), rows(3), [*rows(2), rows(3)[2].model_copy(update={"min": 1.5})]):
+        Batcher(store, max_rows=3, clock=Clock()).add(batch)
+    tokens = [token for _, token in store.encoded]
+    assert tokens[0] == tokens[1] != tokens[2]
+    assert store.stored_rows == 6  # the repeat was dropped, the changed batch was not
