@@ -46,6 +46,13 @@ from pipeline.models import AggregateRow, AreaLevel, Reading, ReadingRow, truste
 _US = MICROSECOND
 _LEVEL_ORDER = {AreaLevel.city: 0, AreaLevel.district: 1, AreaLevel.street: 2, AreaLevel.grid: 3}
 _LEVEL_OF = {level.value: level for level in AreaLevel}  # a dict lookup, not an enum call
+#: The `ReadingRow` field holding a reading's area code at each level (-1: the city).
+_ROW_FIELD = {
+    AreaLevel.street: ReadingRow._fields.index("street"),
+    AreaLevel.district: ReadingRow._fields.index("district"),
+    AreaLevel.grid: ReadingRow._fields.index("grid"),
+    AreaLevel.city: -1,
+}
 DEFAULT_LEVELS: tuple[AreaLevel, ...] = (AreaLevel.street, AreaLevel.district, AreaLevel.city)
 
 #: (level, area_code, metric, window_start in µs since the epoch)
@@ -131,12 +138,14 @@ class WindowState:
             raise ValueError(msg)
         idle = self.idle_timeout or max(10 * self.window, timedelta(minutes=10))
         self.clock = SourceClock(self.allowed_lateness // _US, idle // _US)
-        # The level names a reading's cells are keyed under (None: level not emitted),
-        # looked up once here rather than per reading on the hot path.
-        self._street = AreaLevel.street.value if AreaLevel.street in self.levels else None
-        self._district = AreaLevel.district.value if AreaLevel.district in self.levels else None
-        self._city = AreaLevel.city.value if AreaLevel.city in self.levels else None
-        self._grid = AreaLevel.grid.value if AreaLevel.grid in self.levels else None
+        # The levels a reading's cells are keyed under, each with the index of the row
+        # field holding its area code (-1: the city's, from the topology), in the order a
+        # reading updates them: found once here, not per reading on the hot path.
+        self._row_levels = tuple(
+            (level.value, _ROW_FIELD[level])
+            for level in (AreaLevel.street, AreaLevel.district, AreaLevel.grid, AreaLevel.city)
+            if level in self.levels
+        )
 
     # -- the watermark -------------------------------------------------------------------
 
@@ -205,13 +214,9 @@ class WindowState:
         changed = self.changed
         windows = self.keys_by_window
         made: list[Key] | None = None  # the open cells of this reading's window
-        for level, code in (
-            (self._street, row.street),
-            (self._district, row.district),
-            (self._grid, row.grid),
-            (self._city, self.city_code),
-        ):
-            if level is None or code is None:
+        for level, at in self._row_levels:
+            code: str | None = row[at] if at >= 0 else self.city_code  # type: ignore[assignment]
+            if code is None:
                 continue
             key = (level, code, metric, start)
             if holding and key in holding:
