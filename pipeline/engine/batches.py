@@ -8,7 +8,8 @@ with orjson; reading validates the whole message in one pydantic pass.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -89,17 +90,24 @@ def positions(batch: ReadingBatch, record: SourceRef) -> list[Position | None]:
     None (a dry run's records have no partition)."""
     if batch.origin_source:
         names = batch.origin_sources
-        return [
-            Position(names[s], offset * ORIGIN_SPAN + index)
-            for s, offset, index in zip(
-                batch.origin_source, batch.origin_offset, batch.origin_index, strict=True
-            )
+        offsets = [
+            offset * ORIGIN_SPAN + index
+            for offset, index in zip(batch.origin_offset, batch.origin_index, strict=True)
         ]
+        return _positions(map(names.__getitem__, batch.origin_source), offsets)
     if record.partition is None or record.offset is None:
         return [None] * len(batch)
     where = partition_name(record.topic, record.partition)
     base = record.offset * ORIGIN_SPAN
-    return [Position(where, base + i) for i in range(len(batch))]
+    return _positions(repeat(where), range(base, base + len(batch)))
+
+
+def _positions(partitions: Iterable[str], offsets: Iterable[int]) -> list[Position | None]:
+    """Positions made column-wise: `tuple.__new__` mapped over the zipped columns is a C
+    call per reading, where `Position(...)` runs the named tuple's Python constructor
+    (four times the cost; a twentieth of the analyze stage)."""
+    pairs = zip(partitions, offsets, strict=False)  # `partitions` may be endless (`repeat`)
+    return list(map(tuple.__new__, repeat(Position), pairs))
 
 
 def home_partition(row: ReadingRow, position: Position | None) -> str | None:
