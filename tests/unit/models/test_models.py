@@ -286,6 +286,8 @@ def test_a_trusted_row_is_the_row_validation_gives() -> None:
     assert trusted.model_dump_json() == validated.model_dump_json()
     assert trusted.schema_version == validated.schema_version
     assert hash(trusted) == hash(validated)
+    assert trusted.model_copy(update={"min": 1.0}) == validated.model_copy(update={"min": 1.0})
+    assert trusted.model_fields_set == validated.model_fields_set
     with pytest.raises(ValidationError):  # still frozen
         trusted.count = 4  # type: ignore[misc]
 
