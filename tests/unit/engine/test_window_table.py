@@ -15,7 +15,14 @@ from pipeline.engine import window_table
 from pipeline.engine.emit import Position
 from pipeline.engine.stages import AggregateStage
 from pipeline.engine.window_table import WindowTable
-from pipeline.models import AdminCodes, AggregateRow, Reading, ReadingBatch, ReadingRow
+from pipeline.models import (
+    AdminCodes,
+    AggregateRow,
+    AreaLevel,
+    Reading,
+    ReadingBatch,
+    ReadingRow,
+)
 from pipeline.topology import load_topology
 from tests.support.paths import DEMO
 
@@ -199,10 +206,10 @@ def test_a_batch_writes_what_it_touched_whatever_the_districts_size() -> None:
     written = journal.log[registered:]
     sizes = [len(orjson.dumps(value)) for _, value in written]
     # the intent; 8 cells (two windows: water-001 and the walk-in trail into 07:59, each
-    # with its streets', the district's and the city's cell) in one group per window;
-    # 4 sources; the head
-    assert len([key for key, _ in written if GROUP_KEY in key]) == 2
-    assert len(written) == 1 + 2 + len(SENSORS) + 1
+    # with its streets', the district's and the city's cell) in one group per level and
+    # window; 4 sources; the head
+    assert len([key for key, _ in written if GROUP_KEY in key]) == 2 * 3
+    assert len(written) == 1 + 2 * 3 + len(SENSORS) + 1
     assert max(sizes) < 1024
     restored = WindowTable(replayed(journal.log), table._new).peek(DISTRICT)
     assert restored is not None
@@ -212,9 +219,10 @@ def test_a_batch_writes_what_it_touched_whatever_the_districts_size() -> None:
 
 def test_a_batch_rewrites_the_groups_its_cells_first_changed_in() -> None:
     """1,000 sensors report in turn, then the first 100 again within the window: their
-    cells (and the district's and the city's) first changed together, so the second batch
-    rewrites one group of the window's six. (Cells hashed into groups, as before, put the
-    100 in every group: each batch rewrote about the whole window.)"""
+    street cells first changed together, so the second batch rewrites one group of the
+    window's five street groups, with the district's and the city's (each level keeps to
+    groups of its own). (Cells hashed into groups, as before, put the 100 in every group:
+    each batch rewrote about the whole window.)"""
     journal = Journal()
     table = WindowTable(
         journal,
@@ -238,12 +246,52 @@ def test_a_batch_rewrites_the_groups_its_cells_first_changed_in() -> None:
 
     feed(range(1_000), 1)
     first = [key for key, _ in journal.log if GROUP_KEY in key]
-    assert len(first) == -(-1_002 // window_table.CELLS_PER_GROUP) == 6
+    assert len(first) == -(-1_000 // window_table.CELLS_PER_GROUP) + 2 == 7
     before = len(journal.log)
     feed(range(100), 31)
     again = [key for key, _ in journal.log[before:] if GROUP_KEY in key]
-    group_zero = [key for key in first if key.endswith("\x1e0")]
-    assert again == group_zero, (again, first)
+    # the city's first group (index 0), the district's (1) and the streets' (2)
+    firsts = {key for key in first if key.rsplit("\x1e", 1)[1] in {"0", "1", "2"}}
+    assert len(again) == len(firsts) == 3
+    assert set(again) == firsts, (again, first)
+    restored = WindowTable(replayed(journal.log), table._new).peek(DISTRICT)
+    assert restored is not None
+    assert restored.cells == table.get(DISTRICT).state.cells
+
+
+def test_a_grid_cell_is_not_rewritten_when_the_district_changes() -> None:
+    """With a grid level most cells take one sensor's reading and never change again in
+    their window, while the district's cell changes in every batch: each level keeps to
+    groups of its own, so a later batch rewrites the district's cell and the grid group
+    its new cells join, not the grid cells of the first batch beside the district's."""
+    journal = Journal()
+    table = WindowTable(
+        journal,
+        lambda: WindowState(
+            window=timedelta(minutes=1), allowed_lateness=timedelta(seconds=10),
+            city_code="310000", levels=(AreaLevel.grid, AreaLevel.district),
+        ),
+    )  # fmt: skip
+
+    def feed(sensors: range, second: int) -> list[Any]:
+        district = table.get(DISTRICT)
+        for n in sensors:
+            reading = Reading(
+                event_id=f"s{n}", sensor_id=f"s{n}", metric="pm25", value=n / 7,
+                unit="ug/m3", observed_at=T0 + timedelta(seconds=second),
+                areas=AdminCodes(district=DISTRICT, grid=f"g{n}"),
+            )  # fmt: skip
+            row = ReadingRow.of(reading, to_micros(T0) + second * 1_000_000)
+            assert not district.state.add_row(row, False, "r:0")
+        before = len(journal.log)
+        table.persist()
+        return [value for key, value in journal.log[before:] if GROUP_KEY in key]
+
+    first = feed(range(300), 1)
+    assert sorted(len(members) for _, members in first) == [1, 100, 200]
+    again = feed(range(300, 310), 31)
+    # the district's cell, and the grid group of 100 that the 10 new cells joined
+    assert sorted(len(members) for _, members in again) == [1, 110]
     restored = WindowTable(replayed(journal.log), table._new).peek(DISTRICT)
     assert restored is not None
     assert restored.cells == table.get(DISTRICT).state.cells
@@ -262,12 +310,15 @@ def test_groups_of_the_hashed_layout_are_read_and_rewritten() -> None:
         for i in batch:
             rows += first.on_readings(DISTRICT, *MESSAGES[i])
         first.persist()
-    # As the previous version stored them: `c␞start␞shards␞index`, one group a window.
+    # As the previous version stored them: `c␞start␞shards␞index`, one group a window
+    # (a few cells a window: this layout's groups of its levels, merged).
     for key in [key for key in backing if GROUP_KEY in key]:
         district, own = key.split(GROUP_KEY)
-        start, index = own.split("\x1e")
-        assert index == "0"  # a few cells a window: one group
-        backing[f"{district}\x1fc\x1e{start}\x1e1\x1e0"] = backing.pop(key)
+        start, _ = own.split("\x1e")
+        gen, members = backing.pop(key)
+        merged = backing.setdefault(f"{district}\x1fc\x1e{start}\x1e1\x1e0", [gen, []])
+        merged[0] = max(merged[0], gen)
+        merged[1] += members
     old = {key for key in backing if "\x1fc\x1e" in key}
     assert old
     second = AggregateStage(load_topology(DEMO), backing)
