@@ -40,6 +40,7 @@ from pipeline.cli.common import (
     EXIT_RUNTIME,
     TopologyOption,
     console,
+    err_console,
     fail,
     make_settings,
     open_topology,
@@ -58,6 +59,7 @@ __all__ = [
     "MAX_SPEEDUP",
     "Phase",
     "jsonl_line",
+    "nothing_to_catch_up",
     "planned_events",
     "simulate_command",
     "time_phases",
@@ -166,10 +168,13 @@ def simulate_command(
         fail("--output needs a finite --duration")
     settings = make_settings(kafka_bootstrap_servers=bootstrap)
     topo = open_topology(topology, settings)
+    now = datetime.now(UTC)
     try:
-        phases = time_phases(begin, wall, speedup, catch_up=catch_up, now=datetime.now(UTC))
+        phases = time_phases(begin, wall, speedup, catch_up=catch_up, now=now)
     except OverflowError:
         fail("--duration x --speedup reaches past the year 9999")
+    if catch_up and (note := nothing_to_catch_up(begin, speedup, now)) is not None:
+        err_console.print(f"[bold yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
     try:
         sims = [
             Simulator.for_rate(
@@ -229,6 +234,22 @@ def time_phases(
         return [whole]
     meet = begin + ahead * speedup
     return [(begin, speedup, meet), (meet, 1.0, None if wall is None else meet + wall - ahead)]
+
+
+def nothing_to_catch_up(begin: datetime, speedup: float, now: datetime) -> str | None:
+    """Why ``--catch-up`` cannot do what it is for here (None: it can): the simulated
+    start is not behind the clock (by more than the second a default start, "now", is
+    behind by the time it is checked), or the run is not faster than it."""
+    if begin >= now - timedelta(seconds=1):
+        ahead = "" if speedup <= 1 else (
+            f"; at {speedup:g}x it runs ahead of the clock, and a worker dead-letters "
+            "readings stamped more than 5 minutes after their arrival (clock_skew)"
+        )  # fmt: skip
+        start = begin.isoformat()
+        return f"--catch-up: --start {start} is not in the past, nothing to catch up{ahead}"
+    if speedup <= 1:
+        return f"--catch-up: at --speedup {speedup:g} simulated time never meets the clock"
+    return None
 
 
 def planned_events(sim: Simulator, span: timedelta, reports_per_minute: float) -> int:

@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from pipeline.cli.simulate import simulate_command, time_phases
+from pipeline.cli.simulate import nothing_to_catch_up, simulate_command, time_phases
 from pipeline.ingest.normalize import Normalizer
 from pipeline.topology import load_topology
 from tests.support.paths import TOPOLOGIES
@@ -150,6 +150,28 @@ def test_time_phases_catch_up_with_the_clock_then_run_at_real_time() -> None:
     assert time_phases(begin, None, 10.0, catch_up=False, now=now) == [(begin, 10.0, None)]
     assert time_phases(now, None, 10.0, catch_up=True, now=now) == [(now, 10.0, None)]
     assert time_phases(begin, None, 1.0, catch_up=True, now=now) == [(begin, 1.0, None)]
+
+
+def test_catch_up_says_when_there_is_nothing_to_catch_up(tmp_path: Path) -> None:
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    assert nothing_to_catch_up(now - timedelta(minutes=9), 10.0, now) is None
+    ahead = nothing_to_catch_up(now, 10.0, now)
+    assert ahead is not None and "nothing to catch up" in ahead and "clock_skew" in ahead
+    real_time = nothing_to_catch_up(now + timedelta(minutes=1), 1.0, now)
+    assert real_time is not None and "clock_skew" not in real_time
+    slow = nothing_to_catch_up(now - timedelta(minutes=9), 1.0, now)
+    assert slow is not None and "never meets the clock" in slow
+    args = [
+        "simulate", "--topology", str(TOPOLOGIES / "demo.yaml"), "--duration", "1s",
+        "--speedup", "10", "--fault-rate", "0", "--reports-per-minute", "0",
+    ]  # fmt: skip
+    out = tmp_path / "out.jsonl"
+    started_now = CliRunner().invoke(_app(), [*args, "--catch-up", "--output", str(out)])
+    assert started_now.exit_code == 0, started_now.output
+    assert "warning: --catch-up" in started_now.stderr
+    assert "nothing to catch up" in started_now.stderr
+    quiet = CliRunner().invoke(_app(), [*args, "--output", str(out)])
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr, quiet.stderr
 
 
 def test_catch_up_keeps_the_stream_behind_the_wall_clock(tmp_path: Path) -> None:
