@@ -65,13 +65,19 @@ _GRID = AreaLevel.grid.value
 def in_row_order(keys: list[Key]) -> list[Key]:
     """`keys` in the order rows are emitted: by window start, level (city, district,
     street, grid: `_LEVEL_ORDER`), area code and metric."""
-    windows: dict[int, list[Key]] = {}
-    for key in keys:
-        windows.setdefault(key[3], []).append(key)
+    windows = by_window(keys)
     ordered: list[Key] = []
     for start in sorted(windows):
         ordered += in_window_order(windows[start])
     return ordered
+
+
+def by_window(keys: Iterable[Key]) -> dict[int, list[Key]]:
+    """`keys` grouped by window start, each window's in the order given."""
+    windows: dict[int, list[Key]] = {}
+    for key in keys:
+        windows.setdefault(key[3], []).append(key)
+    return windows
 
 
 def in_window_order(cells: list[Key]) -> list[Key]:
@@ -249,9 +255,7 @@ class WindowState:
         window_us = self._window_us
         windows = self.keys_by_window
         if windows is None:
-            windows = self.keys_by_window = {}
-            for key in self.cells:
-                windows.setdefault(key[3], []).append(key)
+            windows = self.keys_by_window = by_window(self.cells)
         ending = sorted(start for start in windows if start + window_us <= current)
         if not ending:
             return []

@@ -101,6 +101,9 @@ class Batcher:
             msg = "max_rows and max_age must be positive"
             raise ValueError(msg)
         self.store = store
+        #: The store again when it takes encoded payloads, else None (decided once: a
+        #: protocol check looks up every method).
+        self._encoding: EncodingStore | None = store if isinstance(store, EncodingStore) else None
         self.max_rows = max_rows
         self.max_age = max_age
         self.backoff = backoff or Backoff()
@@ -250,8 +253,8 @@ class Batcher:
 
     def _write(self, batch: _Batch) -> None:
         """One attempt at storing `batch`, with the token it keeps across retries."""
-        store = self.store
-        if isinstance(store, EncodingStore):
+        store = self._encoding
+        if store is not None:
             payload, token = batch.payload, batch.token
             if payload is None or token is None:
                 payload = batch.payload = store.encode(batch.rows)
@@ -260,7 +263,7 @@ class Batcher:
             return
         if batch.token is None:
             batch.token = dedup_token_for(batch.rows)
-        store.write(batch.rows, dedup_token=batch.token)
+        self.store.write(batch.rows, dedup_token=batch.token)
 
     def _write_sealed(self, outcome: FlushOutcome) -> None:
         while self._sealed:

@@ -3,6 +3,7 @@ crash that lands any part of a batch's changelog records still counts every read
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -217,6 +218,21 @@ def test_a_batch_writes_what_it_touched_whatever_the_districts_size() -> None:
     assert restored.cells == district.state.cells
 
 
+def fold(
+    table: WindowTable, sensors: range, second: int, areas: Callable[[int], AdminCodes]
+) -> None:
+    """One pm25 reading of each sensor `s<n>` at T0 + `second`, in areas `areas(n)`, folded
+    into the district's state (none of them late)."""
+    district = table.get(DISTRICT)
+    for n in sensors:
+        reading = Reading(
+            event_id=f"s{n}-{second}", sensor_id=f"s{n}", metric="pm25", value=n / 7,
+            unit="ug/m3", observed_at=T0 + timedelta(seconds=second), areas=areas(n),
+        )  # fmt: skip
+        row = ReadingRow.of(reading, to_micros(T0) + second * 1_000_000)
+        assert not district.state.add_row(row, False, "r:0")
+
+
 def test_a_batch_rewrites_the_groups_its_cells_first_changed_in() -> None:
     """1,000 sensors report in turn, then the first 100 again within the window: their
     street cells first changed together, so the second batch rewrites one group of the
@@ -233,15 +249,7 @@ def test_a_batch_rewrites_the_groups_its_cells_first_changed_in() -> None:
     )  # fmt: skip
 
     def feed(sensors: range, second: int) -> None:
-        district = table.get(DISTRICT)
-        for n in sensors:
-            reading = Reading(
-                event_id=f"s{n}-{second}", sensor_id=f"s{n}", metric="pm25", value=n / 7,
-                unit="ug/m3", observed_at=T0 + timedelta(seconds=second),
-                areas=AdminCodes(district=DISTRICT, street=f"st{n}"),
-            )  # fmt: skip
-            row = ReadingRow.of(reading, to_micros(T0) + second * 1_000_000)
-            assert not district.state.add_row(row, False, "r:0")
+        fold(table, sensors, second, lambda n: AdminCodes(district=DISTRICT, street=f"st{n}"))
         table.persist()
 
     feed(range(1_000), 1)
@@ -274,15 +282,7 @@ def test_a_grid_cell_is_not_rewritten_when_the_district_changes() -> None:
     )  # fmt: skip
 
     def feed(sensors: range, second: int) -> list[Any]:
-        district = table.get(DISTRICT)
-        for n in sensors:
-            reading = Reading(
-                event_id=f"s{n}", sensor_id=f"s{n}", metric="pm25", value=n / 7,
-                unit="ug/m3", observed_at=T0 + timedelta(seconds=second),
-                areas=AdminCodes(district=DISTRICT, grid=f"g{n}"),
-            )  # fmt: skip
-            row = ReadingRow.of(reading, to_micros(T0) + second * 1_000_000)
-            assert not district.state.add_row(row, False, "r:0")
+        fold(table, sensors, second, lambda n: AdminCodes(district=DISTRICT, grid=f"g{n}"))
         before = len(journal.log)
         table.persist()
         return [value for key, value in journal.log[before:] if GROUP_KEY in key]
