@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from pipeline.errors import StoppedMidBatch
 from pipeline.metrics import Metrics
@@ -17,6 +18,8 @@ from pipeline.sinks.incidents import IncidentRow, incidents_token_for
 
 __all__ = ["StoreWriter"]
 
+T = TypeVar("T")
+
 
 class StoreWriter:
     """Writes closed-window rows and waits until the store has acknowledged every one.
@@ -25,7 +28,8 @@ class StoreWriter:
     later committed) only after the store has its rows. The store is initialised on first
     use; while it is down or refuses, the writer backs off and retries without end (an
     escaping error would let Faust acknowledge the batch anyway), and Faust pauses
-    consumption when its buffers fill.
+    consumption when its buffers fill. Once the worker is stopping, an operation gets one
+    last try, bounded by `last_try_seconds`, then gives up with `StoppedMidBatch`.
     """
 
     def __init__(
@@ -35,23 +39,26 @@ class StoreWriter:
         *,
         backend: str,
         stopping: Callable[[], bool] = lambda: False,
+        last_try_seconds: float = 5.0,
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.backend = backend
         self.stopping = stopping
+        self.last_try_seconds = last_try_seconds
         self.batcher = Batcher(store, max_rows=10_000, max_age=1.0, backoff=Backoff(maximum=10.0))
         self.ready = False
         #: The last store operation failed (cleared by the next success): readiness.
         self.failing = False
         self.log = logging.getLogger("pipeline.sinks")
         self._lock = asyncio.Lock()  # the batcher is not thread-safe: one flush at a time
+        self._last_try_spent = False  # per operation; operations are serialised by the lock
 
     async def _init(self) -> None:
         attempt = 0
         while not self.ready:
             try:
-                await asyncio.to_thread(self.store.init)
+                await self._call(self.store.init)
             except StoreError as exc:
                 attempt += 1
                 delay = self.batcher.backoff.delay(attempt)
@@ -65,6 +72,7 @@ class StoreWriter:
     async def write(self, rows: Sequence[AggregateRow]) -> None:
         """Queue `rows` and return once the store has everything queued so far."""
         async with self._lock:
+            self._last_try_spent = False
             await self._write(rows)
 
     async def _write(self, rows: Sequence[AggregateRow]) -> None:
@@ -79,7 +87,7 @@ class StoreWriter:
         while self.batcher.pending_rows:
             started = time.monotonic()
             try:
-                outcome = await asyncio.to_thread(self.batcher.flush)
+                outcome = await self._call(self.batcher.flush)
             except StoreError as exc:  # not retryable by the batcher: keep the rows, retry
                 attempt += 1
                 self.metrics.store_failures.labels(self.backend).inc()
@@ -105,12 +113,13 @@ class StoreWriter:
             return
         token = incidents_token_for(rows)
         async with self._lock:
+            self._last_try_spent = False
             await self._init()
             attempt = 0
             while True:
                 started = time.monotonic()
                 try:
-                    await asyncio.to_thread(self.store.write_incidents, rows, dedup_token=token)
+                    await self._call(self.store.write_incidents, rows, dedup_token=token)
                 except StoreError as exc:
                     attempt += 1
                     self.metrics.store_failures.labels(self.backend).inc()
@@ -125,19 +134,38 @@ class StoreWriter:
                 self.failing = False
                 return
 
+    async def _call(self, operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a store operation in a thread; while stopping, bounded by `last_try_seconds`.
+
+        Why bounded: a store that hangs must not hold the worker's stop (see `_pause`)."""
+        call = asyncio.to_thread(operation, *args, **kwargs)
+        if not self.stopping():
+            return await call
+        try:
+            return await asyncio.wait_for(call, self.last_try_seconds)
+        except TimeoutError as exc:
+            msg = "the worker is stopping and the store did not answer its last try"
+            raise StoppedMidBatch(msg) from exc
+
     async def _pause(self, seconds: float) -> None:
-        """Wait before a retry, or raise `StoppedMidBatch` once the worker is stopping.
+        """Wait before a retry; once the worker is stopping, end the wait at once for one
+        last try, and raise `StoppedMidBatch` if that try fails too.
 
         Why: Faust's warm shutdown waits for every batch in flight to finish, and a batch
         waiting for a store that stays down never does; the stop would hang until the
-        supervisor kills the worker.
+        supervisor kills the worker. Why one last try: a stop that comes while a retry
+        sleeps in its backoff, after the store is back, would otherwise leave a batch
+        unacknowledged that the store could take now.
         """
         self.failing = True  # every failure path pauses before its retry
         deadline = time.monotonic() + seconds
         while True:
             if self.stopping():
-                msg = "the worker is stopping while the store is unavailable"
-                raise StoppedMidBatch(msg)
+                if self._last_try_spent:
+                    msg = "the worker is stopping while the store is unavailable"
+                    raise StoppedMidBatch(msg)
+                self._last_try_spent = True
+                return
             left = deadline - time.monotonic()
             if left <= 0:
                 return

@@ -7,6 +7,8 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,6 +24,7 @@ from pipeline.models import AggregateRow, AreaLevel
 from pipeline.sinks.batching import Backoff
 from pipeline.sinks.memory import MemoryStore
 from pipeline.sinks.writer import StoreWriter
+from tests.support.store_rows import incident_rows
 
 _SCRIPT = textwrap.dedent(
     """
@@ -91,7 +94,7 @@ def _row() -> AggregateRow:
     )  # fmt: skip
 
 
-def test_the_store_writer_retries_while_running_and_gives_up_once_stopping() -> None:
+def test_the_store_writer_retries_while_running_and_gives_up_after_one_last_try() -> None:
     store = MemoryStore()
     store.down = True
     writer = StoreWriter(
@@ -106,5 +109,58 @@ def test_the_store_writer_retries_while_running_and_gives_up_once_stopping() -> 
             await asyncio.wait_for(writer.write([_row()]), timeout=30)
 
     asyncio.run(write())
-    assert store.attempts == 2, "it retried while the worker ran, and stopped retrying"
+    assert store.attempts == 3, "it retried while the worker ran, tried once more, and stopped"
     assert writer.batcher.pending_rows == 1, "the rows stay queued, nothing was dropped"
+
+
+def test_a_stop_during_a_backoff_still_writes_to_a_store_that_is_back() -> None:
+    """The chaos suite's "store down 60 s": the store came back while a retry slept in its
+    backoff, the worker was stopped, and the batch was left unacknowledged (exit 75)."""
+    store = MemoryStore()
+    store.down = True
+    stopping = False
+    writer = StoreWriter(
+        store, Metrics.create(CollectorRegistry()), backend="memory", stopping=lambda: stopping
+    )
+    writer.batcher.backoff = Backoff(initial=100.0, maximum=100.0)  # a wait no test outlives
+
+    incident = incident_rows(1)[0]
+
+    async def write_rows_then_incidents() -> None:
+        await writer.write([_row()])
+        await writer.write_incidents([incident])
+
+    async def stop_once_the_store_is_back() -> None:
+        nonlocal stopping
+        task = asyncio.create_task(write_rows_then_incidents())
+        while store.attempts < 1:
+            await asyncio.sleep(0.01)
+        store.down = False  # the store is back while the retry sleeps
+        stopping = True
+        await asyncio.wait_for(task, timeout=30)
+
+    asyncio.run(stop_once_the_store_is_back())
+    assert [rows for _, rows in store.inserts] == [(_row(),)]
+    assert list(store.incidents) == [incident.incident_id]
+    assert writer.batcher.pending_rows == 0
+
+
+def test_the_last_try_of_a_stopping_worker_is_bounded() -> None:
+    store = MemoryStore()
+    release = threading.Event()
+    store.on_write = lambda rows: release.wait(60)  # a store that hangs
+    writer = StoreWriter(
+        store, Metrics.create(CollectorRegistry()), backend="memory",
+        stopping=lambda: True, last_try_seconds=0.2,
+    )  # fmt: skip
+
+    async def write() -> float:
+        started = time.monotonic()
+        try:
+            with pytest.raises(StoppedMidBatch, match="did not answer its last try"):
+                await asyncio.wait_for(writer.write([_row()]), timeout=30)
+            return time.monotonic() - started
+        finally:
+            release.set()  # asyncio.run waits for the store's thread as it closes
+
+    assert asyncio.run(write()) < 30, "the stop did not wait for the hanging store"
