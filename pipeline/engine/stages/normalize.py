@@ -10,11 +10,12 @@ import orjson
 
 from pipeline.aggregates.watermark import NO_PARTITION, Progress, merge_progress
 from pipeline.engine.batches import MAX_BATCH_READINGS, ReadingColumns
-from pipeline.engine.emit import Emit, Record, partition_name
+from pipeline.engine.emit import Emit, Record, SourceRef, partition_name
 from pipeline.engine.stages.dead_letters import dead_letter
 from pipeline.ingest.dedup import DuplicateFilter
 from pipeline.ingest.normalize import Normalizer, Unmapped
-from pipeline.models import AreaLevel, ReadingRow
+from pipeline.ingest.readings import CANONICAL
+from pipeline.models import AreaLevel, ReadingRow, Rejection
 from pipeline.topology import Topology
 
 
@@ -97,41 +98,25 @@ class NormalizeStage:
             self.progress.setdefault(name, 0)
         out = NormalizeOutput()
         columns: dict[str, ReadingColumns] = {}
-        dedup = self.normalizer.dedup
-        now = None if dedup is None else dedup.now()
+        normalizer = self.normalizer
+        now = None if normalizer.dedup is None else normalizer.dedup.now()
+        canonical: Counter[str] = Counter()  # raw topic -> plain canonical readings
         for record in records:
             raw = record.value or b""
             source = record.source
-            self._advance(record)
-            result = self.normalizer.normalize(
-                raw, record.headers, source=record.topic, arrived_us=record.arrived_us, now=now
-            )
-            out.formats[(record.topic, result.format or "unknown")] += 1
-            if result.unmapped:
-                out.unmapped.update(result.unmapped)
-            traced = source.partition is not None and source.offset is not None
-            for index, item in enumerate(result.items):
-                if isinstance(item, ReadingRow):
-                    if out.newest_us is None or item.observed_at_us > out.newest_us:
-                        out.newest_us = item.observed_at_us
-                    key = item.district or self._city
-                    batch = columns.get(key)
-                    if batch is None:
-                        batch = columns[key] = ReadingColumns()
-                    batch.add(item, source, index)
-                    if len(batch) >= MAX_BATCH_READINGS:
-                        out.emits.append(self._batch_emit(key, columns.pop(key)))
-                    continue
-                origin = (source.origin_header(index),) if traced else ()
-                value = item.model_dump_json().encode()
-                key_bytes = item.category.encode()
-                out.emits.append(Emit(self._reports, key_bytes, value, "report", headers=origin))
-            for rejection in result.rejections:
-                original = raw
-                if rejection.element is not None and result.elements is not None:
-                    original = orjson.dumps(result.elements[rejection.element])
-                letter = dead_letter(self.topology, rejection, original, source, stage="normalize")
-                out.emits.append(letter)
+            arrived = self._advance(record)
+            fast = normalizer.fast_reading(raw, record.headers, arrived, now)
+            if fast is not None:
+                canonical[record.topic] += 1
+                if isinstance(fast, Rejection):
+                    letter = dead_letter(self.topology, fast, raw, source, stage="normalize")
+                    out.emits.append(letter)
+                else:
+                    self._take(out, columns, fast, source, 0)
+                continue
+            self._general(out, columns, record, arrived, now)
+        for topic, seen in canonical.items():
+            out.formats[(topic, CANONICAL)] += seen
         if caught_up and self.progress:
             newest = max(self.progress.values())
             merge_progress(self.progress, dict.fromkeys(caught_up, newest))
@@ -139,16 +124,69 @@ class NormalizeStage:
         out.emits.extend(self._heartbeats())
         return out
 
-    def _advance(self, record: Record) -> None:
-        """Count `record`'s arrival into its partition's progress."""
+    def _general(
+        self,
+        out: NormalizeOutput,
+        columns: dict[str, ReadingColumns],
+        record: Record,
+        arrived: int | None,
+        now: float | None,
+    ) -> None:
+        """Normalize a record the fast path declined (any format, batches, reports)."""
+        raw = record.value or b""
+        source = record.source
+        result = self.normalizer.normalize(
+            raw, record.headers, source=record.topic, arrived_us=arrived, now=now
+        )
+        out.formats[(record.topic, result.format or "unknown")] += 1
+        if result.unmapped:
+            out.unmapped.update(result.unmapped)
+        traced = source.partition is not None and source.offset is not None
+        for index, item in enumerate(result.items):
+            if isinstance(item, ReadingRow):
+                self._take(out, columns, item, source, index)
+                continue
+            origin = (source.origin_header(index),) if traced else ()
+            value = item.model_dump_json().encode()
+            key_bytes = item.category.encode()
+            out.emits.append(Emit(self._reports, key_bytes, value, "report", headers=origin))
+        for rejection in result.rejections:
+            original = raw
+            if rejection.element is not None and result.elements is not None:
+                original = orjson.dumps(result.elements[rejection.element])
+            letter = dead_letter(self.topology, rejection, original, source, stage="normalize")
+            out.emits.append(letter)
+
+    def _take(
+        self,
+        out: NormalizeOutput,
+        columns: dict[str, ReadingColumns],
+        row: ReadingRow,
+        source: SourceRef,
+        index: int,
+    ) -> None:
+        """Add a reading to its key's batch (sent once full)."""
+        if out.newest_us is None or row.observed_at_us > out.newest_us:
+            out.newest_us = row.observed_at_us
+        key = row.district or self._city
+        batch = columns.get(key)
+        if batch is None:
+            batch = columns[key] = ReadingColumns()
+        batch.add(row, source, index)
+        if len(batch) >= MAX_BATCH_READINGS:
+            out.emits.append(self._batch_emit(key, columns.pop(key)))
+
+    def _advance(self, record: Record) -> int | None:
+        """Count `record`'s arrival into its partition's progress; its arrival time."""
         arrived = record.arrived_us
         if arrived is None:
-            return
+            return None
         where = NO_PARTITION
         if record.partition is not None:
             where = partition_name(record.topic, record.partition)
         if arrived > self.progress.get(where, -1):
             self.progress[where] = arrived
+        return arrived
 
     def _batch_emit(self, key: str, batch: ReadingColumns) -> Emit:
         if self.progress:

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.ingest.dedup import DuplicateFilter
 from pipeline.ingest.normalize import Normalizer, event_id, normalize
-from pipeline.models import AdminCodes, CitizenReport, GeoPoint, Reading
+from pipeline.models import AdminCodes, CitizenReport, GeoPoint, Reading, Rejection, RejectReason
 from tests.unit.ingest.norm_world import city, reasons, run
 
 T = "2026-05-01T08:00:00+08:00"
@@ -205,3 +205,48 @@ def test_dedup_forgets_by_age_and_by_size_in_arrival_order() -> None:
     assert dedup.seen("c") is True
     assert len(dedup) == 1
     assert [dedup.seen(i, 15.0) for i in "dea"] == [False, False, False]
+
+
+_Z = "2026-05-01T00:00:00.000000Z"
+_FAST_CASES = [
+    (reading(observed_at=_Z), "row"),
+    (reading(observed_at=_Z, value=0.082, unit="mg/m3"), "row"),
+    (reading(observed_at=_Z, event_id="src-7"), "row"),
+    (reading(observed_at=_Z, metric="radon"), "rejection"),
+    (reading(observed_at=_Z, sensor_id="ghost-9"), "rejection"),
+    (reading(observed_at=_Z, value=1e9), "rejection"),
+    (reading(), "declined"),  # a time not in UTC
+    (reading(observed_at=_Z, lat=31.2, lon=121.4), "declined"),  # a location
+    (reading(observed_at=_Z, value="82"), "declined"),  # a string value
+    ([reading(observed_at=_Z)], "declined"),  # a canonical array
+    ({"id": "urn:x", "type": "AirQualityObserved"}, "declined"),  # another format
+    (b"{not json", "declined"),
+]
+
+
+@pytest.mark.parametrize(("doc", "expected"), _FAST_CASES, ids=range(len(_FAST_CASES)))
+def test_the_fast_reading_path_gives_normalizes_answer_or_declines(
+    doc: object, expected: str
+) -> None:
+    raw = doc if isinstance(doc, bytes) else orjson.dumps(doc)
+    fast = Normalizer(city(), dedup=DuplicateFilter(window=60)).fast_reading(raw, None, None, 0.0)
+    full = Normalizer(city(), dedup=DuplicateFilter(window=60)).normalize(raw, None, now=0.0)
+    if expected == "declined":
+        assert fast is None
+    elif expected == "rejection":
+        assert isinstance(fast, Rejection)
+        assert full.rejections == [fast] and full.items == []
+    else:
+        assert full.rows == [fast] and full.rejections == []
+        assert full.format == "canonical"
+
+
+def test_the_fast_reading_path_dead_letters_a_duplicate_and_declines_a_format_header() -> None:
+    norm = Normalizer(city(), dedup=DuplicateFilter(window=60))
+    raw = orjson.dumps(reading(observed_at=_Z, event_id="src-8"))
+    first = norm.fast_reading(raw, None, None, 0.0)
+    assert isinstance(first, tuple) and first.event_id == "src-8"
+    again = norm.fast_reading(raw, None, None, 1.0)
+    assert again == Rejection(reason=RejectReason.duplicate, detail="src-8")
+    assert norm.fast_reading(raw, [("cityops-format", b"canonical")], None, 2.0) is None
+    assert norm.fast_reading(b"x" * (norm.max_message_bytes + 1), None, None, 3.0) is None
