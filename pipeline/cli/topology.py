@@ -25,6 +25,7 @@ from pipeline.cli.common import (
     print_json,
     tables_json,
 )
+from pipeline.kafka.producer import key_partition
 from pipeline.models import AreaLevel, Severity
 from pipeline.topology import (
     AreaScope,
@@ -176,6 +177,8 @@ def _areas_table(topology: Topology) -> Table:
 
 
 def _sensors_table(topology: Topology) -> Table:
+    """Sensors per district, with the `readings` partition each district's key falls on
+    and the sensors each partition carries: a partition's load, and so a worker's."""
     per_district: Counter[str] = Counter()
     kinds: dict[str, Counter[str]] = {}
     for sensor in topology.sensors:
@@ -183,15 +186,25 @@ def _sensors_table(topology: Topology) -> Table:
         district = codes.get(AreaLevel.district, codes.get(AreaLevel.city, sensor.area))
         per_district[district] += 1
         kinds.setdefault(district, Counter())[sensor.kind or "-"] += 1
-    table = Table(title=f"Sensors per district ({len(topology.sensors)})")
+    partitions = topology.topics.partitions
+    partition_of = {code: key_partition(code.encode(), partitions) for code in per_district}
+    load = [0] * partitions
+    for code, count in per_district.items():
+        load[partition_of[code]] += count
+    table = Table(
+        title=f"Sensors per district ({len(topology.sensors)})",
+        caption=f"sensors per readings partition (0-{partitions - 1}): "
+        + " / ".join(str(n) for n in load),
+    )
     table.add_column("district")
     table.add_column("sensors", justify="right")
+    table.add_column("partition", justify="right")
     table.add_column("kinds")
     for code in sorted(per_district):
         area = topology.area(code)
         label = f"{code} {area.name_en or area.name}"
         mix = ", ".join(f"{k} {n}" for k, n in sorted(kinds[code].items()))
-        table.add_row(label, str(per_district[code]), mix)
+        table.add_row(label, str(per_district[code]), str(partition_of[code]), mix)
     return table
 
 

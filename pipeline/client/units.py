@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from pipeline.client.base import AsyncResource
 from pipeline.client.errors import NoReply
 from pipeline.kafka.clients import client_options
+from pipeline.kafka.producer import key_partition
 from pipeline.models import IncidentUpdate, UnitAction, UpdateReply
 from pipeline.rules.units import sign
 from pipeline.settings import Settings
@@ -27,7 +27,7 @@ __all__ = ["UnitClient", "reply_partition"]
 def reply_partition(incident_id: str, partitions: int) -> int:
     """The partition of the replies topic that carries an incident's replies (Kafka's
     default keyed partitioner, which the pipeline's producer uses)."""
-    return int(murmur2(incident_id.encode()) & 0x7FFFFFFF) % partitions
+    return key_partition(incident_id.encode(), partitions)
 
 
 class UnitClient(AsyncResource):

@@ -32,6 +32,7 @@ from pipeline.kafka.clients import Connection, bootstrap_of, client_options
 
 __all__ = [
     "KeyPartitioner",
+    "key_partition",
     "ProduceError",
     "ProduceStats",
     "Record",
@@ -115,6 +116,12 @@ def chunk_size(rate: float | None) -> int:
     return max(1, min(2000, int(rate / 50)))
 
 
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives a keyed record: the one
+    place the pipeline computes it (producers, state tables, unit replies, the CLI)."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 class KeyPartitioner:
     """Kafka's default keyed partitioner, memoized (sensor keys repeat endlessly); records
     without a key go round-robin."""
@@ -146,7 +153,7 @@ class KeyPartitioner:
             return self._next % self._counts[topic]
         found = self._cache.get((topic, key))
         if found is None:
-            found = (murmur2(key) & 0x7FFFFFFF) % self._counts[topic]
+            found = key_partition(key, self._counts[topic])
             if len(self._cache) < 200_000:
                 self._cache[(topic, key)] = found
         return found

@@ -9,9 +9,9 @@ from typing import Any, NamedTuple
 
 import faust
 import orjson
-from aiokafka.partitioner import murmur2
 
 from pipeline.engine.stages import record_key_of
+from pipeline.kafka.producer import key_partition
 
 __all__ = ["ChangelogRecord", "StateTable", "state_table"]
 
@@ -25,7 +25,7 @@ def state_table(app: faust.App, name: str, partitions: int) -> Any:
 
     @functools.lru_cache(maxsize=65_536)  # record keys (districts, categories) repeat
     def partition_of(record_key: str) -> int:
-        return int(murmur2(record_key.encode()) & 0x7FFFFFFF) % partitions
+        return key_partition(record_key.encode(), partitions)
 
     class _RecordKeyTable(table_class):  # type: ignore[misc,valid-type]  # faust is untyped
         def partition_for_key(self, key: Any) -> int | None:

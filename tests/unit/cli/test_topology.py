@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from aiokafka.partitioner import DefaultPartitioner
 from typer.testing import CliRunner
 
 from pipeline.cli.topology import topology_app
+from pipeline.kafka.producer import key_partition
 from tests.support.paths import TOPOLOGIES
 
 runner = CliRunner()
@@ -84,3 +86,24 @@ def test_show_tells_what_a_report_s_own_urgent_flag_does() -> None:
     }
     assert rows["gas_smell"]["opens"] == "at once (urgent)"
     assert rows["water_leak"]["opens"].endswith("; a report flagged urgent: at once")
+
+
+def test_show_gives_each_district_its_readings_partition_and_each_partition_its_load() -> None:
+    """The partition is where the pipeline's producer sends the district's readings (Kafka's
+    default partitioner, checked against aiokafka's), and a partition's load is the
+    sensors of its districts: what decides how evenly workers share the analysis."""
+    result = runner.invoke(topology_app, ["show", str(TOPOLOGIES / "shanghai.yaml"), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)["tables"]["Sensors per district (400)"]
+    partitions = 6
+    default = DefaultPartitioner()
+    load = [0] * partitions
+    for row in rows:
+        code = row["district"].split()[0].encode()
+        expected = default(code, list(range(partitions)), list(range(partitions)))
+        assert int(row["partition"]) == expected == key_partition(code, partitions), row
+        load[expected] += int(row["sensors"])
+    assert sum(load) == 400
+    assert load == [50, 50, 50, 75, 100, 75]  # the sample's 16 districts of 25 sensors
+    shown = runner.invoke(topology_app, ["show", str(TOPOLOGIES / "shanghai.yaml")])
+    assert "sensors per readings partition (0-5): 50 / 50 / 50 / 75 / 100 / 75" in shown.output
