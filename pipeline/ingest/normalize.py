@@ -160,14 +160,9 @@ class Normalizer:
             doc = orjson.loads(raw)
             if type(doc) is not dict or "sensor_id" not in doc or "metric" not in doc:
                 return None
-            row = self._readings.canonical(doc, arrived_us)
-            if row is not None and self.dedup is not None and self.dedup.seen(row.event_id, now):
-                return Rejection(reason=RejectReason.duplicate, detail=row.event_id)
-        except Reject as exc:
-            return Rejection(reason=exc.reason, detail=exc.detail)
+            return self._canonical_answer(doc, arrived_us, now)
         except Exception:  # noqa: BLE001 - bad JSON or a bug: `normalize` gives the answer
             return None
-        return row
 
     def _normalize(
         self,
@@ -223,20 +218,28 @@ class Normalizer:
         now: float | None,
     ) -> NormalizeResult | None:
         """`result` for a plain canonical reading, or None to take the general path."""
+        answer = self._canonical_answer(doc, arrived_us, now)
+        if answer is None:
+            return None
+        result.format = CANONICAL
+        if isinstance(answer, Rejection):
+            result.rejections.append(answer)
+        else:
+            result.items.append(answer)
+        return result
+
+    def _canonical_answer(
+        self, doc: dict[str, Any], arrived_us: int | None, now: float | None
+    ) -> ReadingRow | Rejection | None:
+        """A plain canonical reading's row, or its rejection (a duplicate included); None
+        when `doc` is not one (the general parser then answers)."""
         try:
             row = self._readings.canonical(doc, arrived_us)
         except Reject as exc:
-            result.format = CANONICAL
-            result.rejections.append(Rejection(reason=exc.reason, detail=exc.detail))
-            return result
-        if row is None:
-            return None
-        result.format = CANONICAL
-        if self.dedup is not None and self.dedup.seen(row.event_id, now):
-            result.rejections.append(Rejection(reason=RejectReason.duplicate, detail=row.event_id))
-        else:
-            result.items.append(row)
-        return result
+            return Rejection(reason=exc.reason, detail=exc.detail)
+        if row is not None and self.dedup is not None and self.dedup.seen(row.event_id, now):
+            return Rejection(reason=RejectReason.duplicate, detail=row.event_id)
+        return row
 
     def _resolve_items(
         self,

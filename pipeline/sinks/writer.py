@@ -4,9 +4,10 @@ before the batch that made them is acknowledged."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 from pipeline.errors import StoppedMidBatch
@@ -51,8 +52,8 @@ class StoreWriter:
         #: The last store operation failed (cleared by the next success): readiness.
         self.failing = False
         self.log = logging.getLogger("pipeline.sinks")
-        self._lock = asyncio.Lock()  # the batcher is not thread-safe: one flush at a time
-        self._last_try_spent = False  # per operation; operations are serialised by the lock
+        self._lock = asyncio.Lock()  # see `_operation`
+        self._last_try_spent = False
 
     async def _init(self) -> None:
         attempt = 0
@@ -69,10 +70,17 @@ class StoreWriter:
                 self.ready = True
                 self.failing = False
 
-    async def write(self, rows: Sequence[AggregateRow]) -> None:
-        """Queue `rows` and return once the store has everything queued so far."""
+    @contextlib.asynccontextmanager
+    async def _operation(self) -> AsyncIterator[None]:
+        """One store operation at a time (the batcher is not thread-safe), each with its
+        own last try once the worker is stopping (see `_pause`)."""
         async with self._lock:
             self._last_try_spent = False
+            yield
+
+    async def write(self, rows: Sequence[AggregateRow]) -> None:
+        """Queue `rows` and return once the store has everything queued so far."""
+        async with self._operation():
             await self._write(rows)
 
     async def _write(self, rows: Sequence[AggregateRow]) -> None:
@@ -81,7 +89,7 @@ class StoreWriter:
             # In a thread like the flush below: more rows than a store batch seal one,
             # which `add` writes at once, and an insert on the loop would stop the raw
             # intake for as long as the store takes (chDB releases the GIL meanwhile).
-            await asyncio.to_thread(self.batcher.add, rows)
+            await self._call(self.batcher.add, rows)
             self.metrics.store_batch_rows.observe(len(rows))
         attempt = 0
         while self.batcher.pending_rows:
@@ -112,8 +120,7 @@ class StoreWriter:
         if not rows:
             return
         token = incidents_token_for(rows)
-        async with self._lock:
-            self._last_try_spent = False
+        async with self._operation():
             await self._init()
             attempt = 0
             while True:

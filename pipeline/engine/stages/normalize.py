@@ -114,7 +114,7 @@ class NormalizeStage:
                 else:
                     self._take(out, columns, fast, source, 0)
                 continue
-            self._general(out, columns, record, arrived, now)
+            self._general(out, columns, record, raw, source, arrived, now)
         for topic, seen in canonical.items():
             out.formats[(topic, CANONICAL)] += seen
         if caught_up and self.progress:
@@ -129,12 +129,12 @@ class NormalizeStage:
         out: NormalizeOutput,
         columns: dict[str, ReadingColumns],
         record: Record,
+        raw: bytes,
+        source: SourceRef,
         arrived: int | None,
         now: float | None,
     ) -> None:
         """Normalize a record the fast path declined (any format, batches, reports)."""
-        raw = record.value or b""
-        source = record.source
         result = self.normalizer.normalize(
             raw, record.headers, source=record.topic, arrived_us=arrived, now=now
         )
