@@ -9,10 +9,13 @@ topic accepts) and every batch re-wrote it whole. Now a district is:
   applied (`offsets`), the raw partitions' progress and the late count;
 - an intent (`<district>␟i`), written first: the generation being written, the positions
   it covers, and the watermark at its end (every window ending by then is closed);
-- the open window cells in groups (`<district>␟g␞start␞index`: one window's cells in the
-  order they first changed, at most `CELLS_PER_GROUP` a group), a group written whole,
-  with the generation that wrote it, when one of its cells changed, and deleted in the
-  batch its window closes (a window opened and closed between two writes is never stored);
+- the open window cells in groups (`<district>␟g␞start␞index`: one window's cells of one
+  level, at most `CELLS_PER_GROUP` a group), each with the generation that wrote it, and
+  deleted in the batch its window closes (a window opened and closed between two writes
+  is never stored). A cell's newest copy is the one that counts: a batch writes the cells
+  it changed either by rewriting their group whole (when they are at least half of it) or
+  as copies in a new group, leaving older copies behind; a group left mostly holding
+  older copies is rewritten with its current cells only;
 - one entry per source changed (`<district>␟s␞source`, the area's registered sensors
   included, once): what the clock holds of it.
 
@@ -21,25 +24,27 @@ outputs producer sends a partition's records in order, so a crash leaves a prefi
 batch's records. If the intent of generation g is newer than the head, batch g landed in
 part, and its readings are replayed by these rules: a reading whose window ended by the
 intent's watermark is skipped (its window's row was written, with it or without it as
-late, before the changelog), and a cell written by generation g already holds the batch
-(skipped too); anything else was not applied (and, its window still open, was not late
+late, before the changelog), and a cell whose newest copy generation g wrote already holds
+the batch (skipped too); anything else was not applied (and, its window still open, was not late
 either). A stored group of a window that ended by then is dropped at load. Source clocks
 take the newest of what they see, so re-reading a batch leaves them as it left them.
 Without this a replayed reading could be counted twice, or dropped as late and a closed
 window re-emitted without it.
 
-Why groups in arrival order: sensors report in turn, so the cells a batch changes are
-mostly those that first changed together, and a batch rewrites few groups. The previous
-layout hashed cells into groups (`<district>␟c␞start␞shards␞index`): a batch of a few
-hundred readings of the full city's 26,000-sensor district touched every group of the
-window and rewrote about 7 cells a reading (5.3 million cell dumps for 700,000 readings,
-a third of the analyze stage). Groups of that layout are read, their cells rewritten in
-this one by the next batch, and deleted.
+Why copies rather than rewriting a group whenever one of its cells changes: a batch
+of a backlog (a worker catching up, many windows open while the slowest partition's
+sources hold the watermark back) changes a few cells of many groups, and rewriting them
+whole dumped about four cells per cell changed (8.9 cell dumps a reading with gateway
+input, the largest cost of the analyze agent after the stages themselves). With copies a
+changed cell is dumped once, plus at most once more when its old group is compacted, and
+the stored copies stay under twice the open cells. The previous layout hashed cells into
+groups (`<district>␟c␞start␞shards␞index`); groups of that layout are read, their cells
+rewritten in this one by the next batch, and deleted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Container, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,8 +125,9 @@ class District:
     newest: dict[tuple[int, int], int] = field(default_factory=dict)
     """(window start, level slot) -> the highest group index that level has used in that
     window (its new cells fill that group)."""
-    stored: set[Group] = field(default_factory=set)
-    """Groups that have an entry in the backing."""
+    stored: dict[Group, int] = field(default_factory=dict)
+    """Groups that have an entry in the backing, with how many cell copies it holds (its
+    cells' newest copies and older ones)."""
     stale: list[str] = field(default_factory=list)
     """Group entries (own keys) to delete with the next write: closed, or of the previous
     layout."""
@@ -147,10 +153,11 @@ class District:
             for fresh, position in zip(new, where, strict=True)
         ]  # fmt: skip
 
-    def place(self, start: int, level: str) -> int:
-        """The group a new cell of window `start` at `level` joins: the newest group of
-        that level in that window while it is open and not full, else a new one (an index
-        never used before for `start`, so no entry about to be deleted is written again).
+    def place(self, start: int, level: str, made: Container[Group]) -> int:
+        """The group a cell of window `start` at `level` is written to when it leaves its
+        group or has none: the newest group of that level in that window if this batch
+        `made` it and it is not full, else a new one (an index never used before for
+        `start`, so no entry about to be deleted is written again).
 
         Why a level's cells keep to groups of their own: a group is written whole when one
         of its cells changes. A district or street cell changes in every batch of its
@@ -160,7 +167,7 @@ class District:
         slot = _LEVEL_SLOT.get(level, 0)
         index = self.newest.get((start, slot), slot - _SLOTS)
         members = self.groups.get((start, index))
-        if members is None or len(members) >= CELLS_PER_GROUP:
+        if (start, index) not in made or members is None or len(members) >= CELLS_PER_GROUP:
             index += _SLOTS
             self.newest[(start, slot)] = index
         return index
@@ -234,28 +241,19 @@ class WindowTable:
         }  # fmt: skip
         cells, groups, stored = state.cells, district.groups, district.stored
         at_group = state_table_key(key, _GROUP)
-        touched: set[Group] = set()
-        for cell in changed:
-            start = cell[3]
-            acc = cells[cell]
-            index = acc.group
-            if index < 0:
-                index = acc.group = district.place(start, cell[0])
-                groups.setdefault((start, index), set()).add(cell)
-            touched.add((start, index))
-        for group in touched:
+        writing = _groups_to_write(district, cells, changed)
+        for group in writing:
             members = groups[group]
             backing[at_group + group_name(*group)] = [
                 gen, [_cell_dump(cell, cells[cell]) for cell in members],
             ]  # fmt: skip
-            stored.add(group)
+            stored[group] = len(members)
         at_source = state_table_key(key, _SOURCE)
         for source, now in state.clock.drain():
             backing[at_source + source] = [gen, now]
         for group in [group for group in groups if group[0] in closed]:
             del groups[group]
-            if group in stored:
-                stored.discard(group)
+            if stored.pop(group, None) is not None:
                 district.stale.append(_GROUP + group_name(*group))
         for name in district.stale:
             try:
@@ -311,17 +309,64 @@ class WindowTable:
         state.late_count = int(head_state.get("late_count", 0))
         state.progress = {str(p): int(us) for p, us in head_state.get("progress", {}).items()}
         state.clock.closed_us = head_state.get("closed_us")
+        kept: dict[Key, int] = {}
         for own in own_keys:
             if own.startswith((_GROUP, _HASHED)):
-                _load_group(district, own, backing[state_table_key(key, own)], pending_gen)
+                entry = backing[state_table_key(key, own)]
+                _load_group(district, own, entry, pending_gen, kept)
             elif own.startswith(_SOURCE):
                 _, now = backing[state_table_key(key, own)]
                 state.clock.load(own[len(_SOURCE) :], _source_load(now))
         return district
 
 
-def _load_group(district: District, own: str, entry: list[Any], pending_gen: int) -> None:
-    """Read one stored group: its cells (the pending batch's: holding it), or, when its
+def _groups_to_write(
+    district: District, cells: dict[Key, Accumulator], changed: list[Key]
+) -> list[Group]:
+    """The groups a batch writes for its `changed` cells, in the order they are written,
+    with each cell placed in the group it is written in (see the module docstring).
+
+    A changed cell's group is rewritten whole if the batch changed at least half of its
+    cells; otherwise the changed cells leave it for a group this batch makes, and it is
+    rewritten with its remaining cells too once those are fewer than half of the copies
+    its entry holds. So a cell is dumped at
+    most about twice per change, and copies stay under twice the cells. The groups made
+    are written first: a rewrite that drops a cell's older copy must follow its newer one
+    (a crash leaves a prefix of the records)."""
+    groups, stored = district.groups, district.stored
+    leaving: dict[Group, list[Key]] = {}
+    placing: list[Key] = []
+    for cell in changed:
+        index = cells[cell].group
+        if index < 0:
+            placing.append(cell)
+        else:
+            leaving.setdefault((cell[3], index), []).append(cell)
+    rewriting: list[Group] = []
+    for group, moved in leaving.items():
+        members = groups[group]
+        if 2 * len(moved) >= len(members):
+            rewriting.append(group)
+            continue
+        members.difference_update(moved)
+        placing += moved
+        if 2 * len(members) < stored.get(group, 0):
+            rewriting.append(group)
+    made: dict[Group, None] = {}
+    for cell in placing:
+        start = cell[3]
+        index = cells[cell].group = district.place(start, cell[0], made)
+        group = (start, index)
+        groups.setdefault(group, set()).add(cell)
+        made[group] = None
+    return [*made, *rewriting]
+
+
+def _load_group(
+    district: District, own: str, entry: list[Any], pending_gen: int, kept: dict[Key, int]
+) -> None:
+    """Read one stored group: its cells whose copy here is the newest so far (`kept`: the
+    generation of each cell's copy read; the pending batch's: holding it), or, when its
     window was closed by the batch that landed in part, nothing (it is deleted). A group
     of the previous, hashed layout is deleted and its cells are written in this one."""
     hashed = own.startswith(_HASHED)
@@ -336,20 +381,27 @@ def _load_group(district: District, own: str, entry: list[Any], pending_gen: int
         district.stale.append(own)  # deleted with the next write
     if closed:
         return
-    gen, members = entry
+    gen, members = int(entry[0]), entry[1]
     if not hashed:
-        district.stored.add((start, index))
-    cells, changed = district.state.cells, district.state.changed
+        district.stored[(start, index)] = len(members)
+        district.groups.setdefault((start, index), set())
+    cells, changed, groups = district.state.cells, district.state.changed, district.groups
     for data in members:
         cell, acc = _cell_load(start, data)
+        if kept.get(cell, -1) >= gen:
+            continue  # an older copy (or this one's twin in a hashed group)
+        older = cells.get(cell)
+        if older is not None and older.group >= 0:
+            groups[(start, older.group)].discard(cell)
+        kept[cell] = gen
         acc.group = index
         cells[cell] = acc
-        if int(gen) == pending_gen:
+        if gen == pending_gen:
             district.holding.add(cell)
         if hashed:
             changed[cell] = None  # placed in a group of this layout by the next write
         else:
-            district.groups.setdefault((start, index), set()).add(cell)
+            groups[(start, index)].add(cell)
 
 
 def _migrated(head: dict[str, Any]) -> District:

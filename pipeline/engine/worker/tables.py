@@ -89,7 +89,9 @@ class StateTable(MutableMapping[str, Any]):
 
     def __delitem__(self, key: str) -> None:
         raw = key.encode()
-        self.table.data.pop(raw, None)
+        data = self.table.data
+        if raw in data:  # seldom: a key recovered from the changelog (a pop raised mostly)
+            del data[raw]
         self.pending.append(
             ChangelogRecord(self._topic, raw, None, self.table.partition_for_key(raw))
         )
