@@ -352,13 +352,22 @@ def _groups_to_write(
         placing += moved
         if 2 * len(members) < stored.get(group, 0):
             rewriting.append(group)
-    made: dict[Group, None] = {}
+    by_level: dict[tuple[int, str], list[Key]] = {}
     for cell in placing:
-        start = cell[3]
-        index = cells[cell].group = district.place(start, cell[0], made)
-        group = (start, index)
-        groups.setdefault(group, set()).add(cell)
-        made[group] = None
+        by_level.setdefault((cell[3], cell[0]), []).append(cell)
+    made: dict[Group, None] = {}
+    for (start, level), placed in by_level.items():
+        done = 0
+        while done < len(placed):
+            index = district.place(start, level, made)
+            group = (start, index)
+            members = groups.setdefault(group, set())
+            chunk = placed[done : done + CELLS_PER_GROUP - len(members)]
+            for cell in chunk:
+                cells[cell].group = index
+            members.update(chunk)
+            made[group] = None
+            done += len(chunk)
     return [*made, *rewriting]
 
 
