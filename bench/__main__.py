@@ -179,16 +179,24 @@ def main() -> None:  # noqa: C901, PLR0915  # the run order, in one place
                     full_city_readings=10 * args.sensors))  # fmt: skip
 
             if "scaling" not in args.skip:
-                two = _step(results, "scaling", lambda: throughput.measure(
-                    **common, workdir=work, prefix=f"{run_id}.two.", count=args.readings,
-                    workers=2, window=args.window))  # fmt: skip
-                if two:
-                    base = (one or {}).get("readings_per_s")
+
+                def joined(workers: int) -> dict[str, Any]:
+                    return throughput.measure(
+                        **common, workdir=work, prefix=f"{run_id}.join{workers}.",
+                        count=args.readings, workers=workers, window=args.window,
+                        join_first=True,
+                    )  # fmt: skip
+
+                single = _step(results, "scaling: one worker", lambda: joined(1))
+                two = _step(results, "scaling: two workers", lambda: joined(2))
+                if single and two:
+                    base = single["readings_per_s"]
                     results["scaling"] = {
                         "one_worker_readings_per_s": base,
                         "two_workers_readings_per_s": two["readings_per_s"],
-                        "ratio_to_one_worker": None if not base else two["readings_per_s"] / base,
+                        "ratio_to_one_worker": two["readings_per_s"] / base,
                         "detail": two,
+                        "one_worker_detail": single,
                     }
 
             if "latency" not in args.skip:

@@ -6,13 +6,16 @@ chDB directories), kept here so the benchmark does not import the test suite.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,10 +112,11 @@ class Worker:
     ) -> None:
         self.name = name
         self.log_path = workdir / f"{name}.log"
+        self.web_port = free_port()
         self.args = [
             python, "-m", "pipeline", "worker",
             "--topology", str(topology), "--bootstrap", bootstrap,
-            "--web-port", str(free_port()), "--data-dir", str(workdir / name),
+            "--web-port", str(self.web_port), "--data-dir", str(workdir / name),
             "--worker-id", group, "--loglevel", "warning",
         ]  # fmt: skip
         self.env = {
@@ -142,6 +146,18 @@ class Worker:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def raw_partitions_when_ready(self) -> int | None:
+        """How many raw partitions the worker's intake reads, once `/readyz` answers 200
+        (partitions assigned, tables recovered, intake and store running); else None."""
+        url = f"http://127.0.0.1:{self.web_port}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - our own worker
+                body = json.loads(answer.read())
+        except (OSError, ValueError):
+            return None  # not ready (503 raises HTTPError, an OSError) or not up yet
+        found = re.match(r"running, (\d+) raw partitions", body["checks"]["intake"]["detail"])
+        return int(found[1]) if found else None
 
     def cpu_share(self) -> float | None:
         """CPU seconds per wall second since start (1.0 = one core busy)."""
