@@ -36,6 +36,7 @@ def table_rows(results: Results) -> list[tuple[str, str, str]]:
     city_stages = (results.get("stages") or {}).get("full_city") or {}
     city = city_stages.get("us_per_reading") or {}
     scaling = results.get("scaling") or {}
+    runs = scaling.get("runs") or {}
     latency = results.get("latency") or {}
     memory = results.get("memory") or {}
     size = results.get("message_bytes")
@@ -91,13 +92,15 @@ def table_rows(results: Results) -> list[tuple[str, str, str]]:
         (
             "cityops: one worker, joined before its input",
             _rate(scaling.get("one_worker_readings_per_s"), "readings/s"),
-            "the scaling base: loaded once the worker is ready",
+            "the scaling base: loaded once the worker is ready; median of "
+            + _runs(runs.get("one_worker")),
         ),
         (
             "cityops: two workers, one group",
             _rate(scaling.get("two_workers_readings_per_s"), "readings/s"),
             f"{_ratio(scaling.get('ratio_to_one_worker'))} of one worker joined the same way "
-            "(both ready before their input; 2 cores shared)",
+            f"(both ready before their input; 2 cores shared); median of "
+            + _runs(runs.get("two_workers")),
         ),
         (
             "latency raw -> street incident, p50",
@@ -146,6 +149,13 @@ def table_rows(results: Results) -> list[tuple[str, str, str]]:
             )
         )
     return rows
+
+
+def _runs(rates: list[float] | None) -> str:
+    """`3 runs: 15,827 / 17,936 / 10,608`, alternating with the other worker count."""
+    if not rates:
+        return "no run"
+    return f"{len(rates)} runs: " + " / ".join(f"{rate:,.0f}" for rate in rates)
 
 
 def target_rows(results: Results) -> list[tuple[str, str, str]]:
