@@ -106,8 +106,8 @@ def run_workers(
 
 def _wait_ready(procs: list[Worker], raw_partitions: int) -> None:
     """Return once every worker is ready and their intakes share the raw partitions
-    (readiness alone let the intake's own group rebalance after the input came);
-    RuntimeError after `JOIN_TIMEOUT_S`."""
+    (readiness alone does not say that the intake's own consumer group has finished its
+    rebalance); RuntimeError after `JOIN_TIMEOUT_S`."""
     deadline = time.monotonic() + JOIN_TIMEOUT_S
     while True:
         shares = [p.raw_partitions_when_ready() for p in procs]
