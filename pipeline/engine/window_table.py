@@ -24,12 +24,12 @@ outputs producer sends a partition's records in order, so a crash leaves a prefi
 batch's records. If the intent of generation g is newer than the head, batch g landed in
 part, and its readings are replayed by these rules: a reading whose window ended by the
 intent's watermark is skipped (its window's row was written, with it or without it as
-late, before the changelog), and a cell whose newest copy generation g wrote already holds
-the batch (skipped too); anything else was not applied (and, its window still open, was not late
-either). A stored group of a window that ended by then is dropped at load. Source clocks
-take the newest of what they see, so re-reading a batch leaves them as it left them.
-Without this a replayed reading could be counted twice, or dropped as late and a closed
-window re-emitted without it.
+late, before the changelog), and a cell whose newest copy generation g wrote already
+holds the batch (skipped too); anything else was not applied (and, its window still open,
+was not late either). A stored group of a window that ended by then is dropped at load.
+Source clocks take the newest of what they see, so re-reading a batch leaves them as it
+left them. Without this a replayed reading could be counted twice, or dropped as late and
+a closed window re-emitted without it.
 
 Why copies rather than rewriting a group whenever one of its cells changes: a batch
 of a backlog (a worker catching up, many windows open while the slowest partition's
@@ -159,11 +159,12 @@ class District:
         `made` it and it is not full, else a new one (an index never used before for
         `start`, so no entry about to be deleted is written again).
 
-        Why a level's cells keep to groups of their own: a group is written whole when one
-        of its cells changes. A district or street cell changes in every batch of its
-        window, a grid cell in few (often one: a sensor or two per cell); mixed in one
-        group, every batch rewrote the grid cells next to a changing street (1.7 cells
-        dumped per cell changed, measured in a saturated worker)."""
+        Why a level's cells keep to groups of their own: a district or street cell changes
+        in every batch of its window, a grid cell in few (often one: a sensor or two per
+        cell). Mixed in one group, when groups were rewritten whole on any change, every
+        batch rewrote the grid cells next to a changing street (1.7 cells dumped per cell
+        changed, measured in a saturated worker); kept apart, a level's cells tend to
+        change together, and a group is rewritten in place rather than copied from."""
         slot = _LEVEL_SLOT.get(level, 0)
         index = self.newest.get((start, slot), slot - _SLOTS)
         members = self.groups.get((start, index))
@@ -329,10 +330,10 @@ def _groups_to_write(
     A changed cell's group is rewritten whole if the batch changed at least half of its
     cells; otherwise the changed cells leave it for a group this batch makes, and it is
     rewritten with its remaining cells too once those are fewer than half of the copies
-    its entry holds. So a cell is dumped at
-    most about twice per change, and copies stay under twice the cells. The groups made
-    are written first: a rewrite that drops a cell's older copy must follow its newer one
-    (a crash leaves a prefix of the records)."""
+    its entry holds. So a cell is dumped at most about twice per change, and copies stay
+    under twice the cells. The groups made are written first: a rewrite that drops a
+    cell's older copy must follow its newer one (a crash leaves a prefix of the
+    records)."""
     groups, stored = district.groups, district.stored
     leaving: dict[Group, list[Key]] = {}
     placing: list[Key] = []
