@@ -292,12 +292,13 @@ def fold(
         assert not district.state.add_row(row, False, "r:0")
 
 
-def test_a_batch_rewrites_the_groups_its_cells_first_changed_in() -> None:
-    """1,000 sensors report in turn, then the first 100 again within the window: their
-    street cells first changed together, so the second batch rewrites one group of the
-    window's five street groups, with the district's and the city's (each level keeps to
-    groups of its own). (Cells hashed into groups, as before, put the 100 in every group:
-    each batch rewrote about the whole window.)"""
+def street(n: int) -> AdminCodes:
+    """Sensor `s<n>`'s areas: a street of its own in the district."""
+    return AdminCodes(district=DISTRICT, street=f"st{n}")
+
+
+def thousand_streets() -> tuple[Journal, WindowTable]:
+    """A journaled table whose first batch is 1,000 sensors on streets of their own."""
     journal = Journal()
     table = WindowTable(
         journal,
@@ -306,16 +307,23 @@ def test_a_batch_rewrites_the_groups_its_cells_first_changed_in() -> None:
             city_code="310000",
         ),
     )  # fmt: skip
+    fold(table, range(1_000), 1, street)
+    table.persist()
+    return journal, table
 
-    def feed(sensors: range, second: int) -> None:
-        fold(table, sensors, second, lambda n: AdminCodes(district=DISTRICT, street=f"st{n}"))
-        table.persist()
 
-    feed(range(1_000), 1)
+def test_a_batch_rewrites_the_groups_its_cells_first_changed_in() -> None:
+    """1,000 sensors report in turn, then the first 100 again within the window: their
+    street cells first changed together, so the second batch rewrites one group of the
+    window's five street groups, with the district's and the city's (each level keeps to
+    groups of its own). (Cells hashed into groups, as before, put the 100 in every group:
+    each batch rewrote about the whole window.)"""
+    journal, table = thousand_streets()
     first = [key for key, _ in journal.log if GROUP_KEY in key]
     assert len(first) == -(-1_000 // window_table.CELLS_PER_GROUP) + 2 == 7
     before = len(journal.log)
-    feed(range(100), 31)
+    fold(table, range(100), 31, street)
+    table.persist()
     again = [key for key, _ in journal.log[before:] if GROUP_KEY in key]
     # the city's first group (index 0), the district's (1) and the streets' (2)
     firsts = {key for key in first if key.rsplit("\x1e", 1)[1] in {"0", "1", "2"}}
@@ -335,19 +343,9 @@ def test_a_cell_changed_later_is_written_alone_not_with_its_group() -> None:
     """1,000 streets report, then one sensor in a hundred again within the window: the
     second batch writes those 10 street cells (one new group) and the district's and
     the city's, not the five groups of 200 they first changed in (1,002 cells before)."""
-    journal = Journal()
-    table = WindowTable(
-        journal,
-        lambda: WindowState(
-            window=timedelta(minutes=1), allowed_lateness=timedelta(seconds=10),
-            city_code="310000",
-        ),
-    )  # fmt: skip
-    streets = lambda n: AdminCodes(district=DISTRICT, street=f"st{n}")  # noqa: E731
-    fold(table, range(1_000), 1, streets)
-    table.persist()
+    journal, table = thousand_streets()
     before = len(journal.log)
-    fold(table, range(0, 1_000, 100), 31, streets)
+    fold(table, range(0, 1_000, 100), 31, street)
     table.persist()
     again = [value for key, value in journal.log[before:] if GROUP_KEY in key]
     assert sorted(len(members) for _, members in again) == [1, 1, 10]
@@ -360,21 +358,11 @@ def test_copies_stay_under_twice_the_cells_and_each_change_is_written_about_once
     """Batch after batch changing a few cells of every group: the stored copies never
     reach twice the open cells (groups mostly of older copies are rewritten or deleted),
     and the cells written are at most twice the cells changed."""
-    journal = Journal()
-    table = WindowTable(
-        journal,
-        lambda: WindowState(
-            window=timedelta(minutes=1), allowed_lateness=timedelta(seconds=10),
-            city_code="310000",
-        ),
-    )  # fmt: skip
-    streets = lambda n: AdminCodes(district=DISTRICT, street=f"st{n}")  # noqa: E731
-    fold(table, range(1_000), 1, streets)
-    table.persist()
+    journal, table = thousand_streets()
     before = len(journal.log)
     changed = 0
     for k in range(57):
-        fold(table, range(k % 50, 1_000, 50), 2 + k, streets)
+        fold(table, range(k % 50, 1_000, 50), 2 + k, street)
         changed += 20 + 2  # its street cells, the district's and the city's
         table.persist()
         open_cells = len(table.get(DISTRICT).state.cells)
