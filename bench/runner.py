@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -153,11 +152,9 @@ class Worker:
         url = f"http://127.0.0.1:{self.web_port}/readyz"
         try:
             with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - our own worker
-                body = json.loads(answer.read())
+                return int(json.loads(answer.read())["assigned"]["raw"])
         except (OSError, ValueError):
             return None  # not ready (503 raises HTTPError, an OSError) or not up yet
-        found = re.match(r"running, (\d+) raw partitions", body["checks"]["intake"]["detail"])
-        return int(found[1]) if found else None
 
     def cpu_share(self) -> float | None:
         """CPU seconds per wall second since start (1.0 = one core busy)."""

@@ -20,6 +20,7 @@ or because it has no partition would not help, so those make it unready, never d
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,8 @@ class Readiness:
     """Every check by name; ready when all pass."""
 
     checks: dict[str, Check]
+    assigned: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Partitions held now: `agents` (the Faust consumer's) and `raw` (the raw intake's)."""
 
     @property
     def ready(self) -> bool:
@@ -70,6 +73,7 @@ class Readiness:
         return {
             "ready": self.ready,
             "checks": {name: {"ok": c.ok, "detail": c.detail} for name, c in self.checks.items()},
+            "assigned": dict(self.assigned),
         }
 
 
@@ -96,7 +100,8 @@ def readiness(s: Signals) -> Readiness:
             "intake": Check(intake_ok, intake),
             "store": Check(s.store_ready and not s.store_failing, store),
             "running": Check(not s.stopping, "stopping" if s.stopping else "running"),
-        }
+        },
+        {"agents": s.assigned, "raw": s.intake_assigned},
     )
 
 

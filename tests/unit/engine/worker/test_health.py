@@ -62,6 +62,11 @@ def test_the_intake_reports_its_partitions_without_requiring_them() -> None:
     assert state.checks["intake"].detail == "running, 0 raw partitions assigned"
 
 
+def test_the_body_gives_the_partitions_held_as_numbers() -> None:
+    state = readiness(dataclasses.replace(READY, assigned=7, intake_assigned=3))
+    assert state.as_json()["assigned"] == {"agents": 7, "raw": 3}
+
+
 def test_a_store_that_recovers_makes_the_worker_ready_again() -> None:
     failing = dataclasses.replace(READY, store_failing=True)
     assert not readiness(failing).ready
