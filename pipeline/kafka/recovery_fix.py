@@ -27,6 +27,14 @@ partition without a position until the fetcher resolves it, and Faust's livelock
 reads every assigned partition's position (aiokafka asserts there is one), which crashed
 a worker's consumer right after a rebalance (seen once in a full test run, the scale-out
 test).
+
+And the stream partitions must not wait behind a fetch already in flight. Faust builds its
+consumer with `fetch_max_wait_ms=1500`, and aiokafka sends a node no new fetch while one
+is in flight: a fetch sent during recovery for partitions with nothing new (the
+changelogs, the incident topics) held the broker for 1.5 s, and the readings partitions
+resumed after the seek waited for it. Seen in about one benchmark run in seven: a worker
+ready with 100,000 readings waiting sat idle for ~2 s. The worker's consumer waits at most
+`STREAM_FETCH_WAIT_MS` instead.
 """
 
 from __future__ import annotations
@@ -39,6 +47,12 @@ from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 _on_recovery_completed = Recovery.on_recovery_completed
+_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
+
+#: Longest the broker holds a fetch of the worker's Faust consumer that finds nothing new:
+#: the longest a partition that becomes fetchable waits behind such a fetch. An idle
+#: worker sends about four fetches a second.
+STREAM_FETCH_WAIT_MS = 250
 
 
 async def _hold_flow_until_sought(self: Any, generation_id: int = 0) -> None:
@@ -69,8 +83,16 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int | None]:
     )
 
 
+def _short_fetch_wait_consumer(self: Any, transport: Any) -> AIOKafkaConsumer:
+    consumer: AIOKafkaConsumer = _create_worker_consumer(self, transport)
+    # Read by `AIOKafkaConsumer.start` when it builds its fetcher (aiokafka 0.14).
+    consumer._fetch_max_wait_ms = STREAM_FETCH_WAIT_MS  # noqa: SLF001
+    return consumer
+
+
 def install() -> None:
     """Patch `Recovery.on_recovery_completed` and the consumer thread's
-    `seek_to_committed` (idempotent; the worker calls it)."""
+    `seek_to_committed` and worker consumer (idempotent; the worker calls it)."""
     Recovery.on_recovery_completed = _hold_flow_until_sought  # type: ignore[method-assign]
     AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed  # type: ignore[method-assign,assignment]
+    AIOKafkaConsumerThread._create_worker_consumer = _short_fetch_wait_consumer  # type: ignore[method-assign]  # noqa: SLF001
