@@ -20,8 +20,7 @@ or because it has no partition would not help, so those make it unready, never d
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -62,7 +61,7 @@ class Readiness:
     """Every check by name; ready when all pass."""
 
     checks: dict[str, Check]
-    assigned: dict[str, int] = dataclasses.field(default_factory=dict)
+    assigned: dict[str, int] = field(default_factory=dict)
     """Partitions held now: `agents` (the Faust consumer's) and `raw` (the raw intake's)."""
 
     @property
