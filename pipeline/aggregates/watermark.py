@@ -94,18 +94,21 @@ class SourceClock:
     ) -> None:
         """Count a reading of `source` (call after deciding it is not late)."""
         self.touched.add(source)
-        woke = self.idle(source, progress)
+        newest = self.newest.get(source)
+        newer = newest is None or event_us > newest
+        # Whether it was idle is asked before its arrival moves, and only when it matters:
+        # an in-order source's readings are newer, and this was a third of the call.
+        woke = not newer and self.idle(source, progress)
         if arrived_us is not None:
             if arrived_us > self.seen.get(source, -1):
                 self.seen[source] = arrived_us
             if partition is not None:
                 self.home[source] = partition
-        newest = self.newest.get(source)
-        if newest is None or event_us > newest:
+        if newer:
             self.newest[source] = event_us
             heapq.heappush(self._heap, (event_us, source))
         elif woke:  # back from idleness with nothing newer: it counts again at its newest
-            heapq.heappush(self._heap, (newest, source))
+            heapq.heappush(self._heap, (newest, source))  # type: ignore[arg-type]
 
     def expect(self, sources: Iterable[str], since_us: int, arrived_us: int | None) -> None:
         """Register sources known to report here (the registry's sensors of the area) as
