@@ -107,8 +107,9 @@ class SourceClock:
         if newer:
             self.newest[source] = event_us
             heapq.heappush(self._heap, (event_us, source))
-        elif woke:  # back from idleness with nothing newer: it counts again at its newest
-            heapq.heappush(self._heap, (newest, source))  # type: ignore[arg-type]
+        elif woke and newest is not None:
+            # Back from idleness with nothing newer: it counts again at its newest.
+            heapq.heappush(self._heap, (newest, source))
 
     def expect(self, sources: Iterable[str], since_us: int, arrived_us: int | None) -> None:
         """Register sources known to report here (the registry's sensors of the area) as
