@@ -43,6 +43,7 @@ class Metrics:
     broker_silence: Gauge
     batch_events: Histogram
     unmapped_attributes: Counter
+    recovery_seeks_back: Counter
     _children: dict[tuple[int, tuple[str, ...]], Any] = field(
         default_factory=dict, repr=False, compare=False
     )
@@ -128,6 +129,11 @@ class Metrics:
                 name("store_failures"), "Store inserts that failed", ["backend"], **kw
             ),
             store_retries=Counter(name("store_retries"), "Store insert retries", ["backend"], **kw),
+            recovery_seeks_back=Counter(
+                name("recovery_seeks_back"),
+                "Changelog partitions sought back because a recovery lost fetched records",
+                **kw,
+            ),
             worker_info=Info(name("worker"), "Worker version and topology", **kw),
             broker_silence=Gauge(
                 name("broker_silence_seconds"),

@@ -24,6 +24,7 @@ from pipeline.engine.worker.web import aggregates_endpoint, watermarks_endpoint
 from pipeline.engine.worker.wiring import Wiring
 from pipeline.kafka import recovery_fix
 from pipeline.kafka.clients import faust_credentials
+from pipeline.kafka.recovery_watch import RecoveryWatch
 from pipeline.metrics import Metrics, install_faust_metrics
 from pipeline.settings import Settings
 from pipeline.topology import Topology
@@ -103,6 +104,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     app = _faust_app(settings, topology)
     registry = CollectorRegistry()
     metrics = Metrics.create(registry)
+    app.add_dependency(RecoveryWatch(app, metrics.recovery_seeks_back))
     install_faust_metrics(app, registry)
     metrics.worker_info.info({"version": cityops_version(), "topology": topology.id})
     preset_children(metrics, topology)
