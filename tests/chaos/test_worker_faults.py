@@ -1,5 +1,6 @@
 """Faults of the worker: SIGKILLed at random points and restarted; two workers of one
-group, one of them killed, the other taking its partitions over."""
+group, one of them killed, the other taking its partitions over; a worker joining while
+records flow, then the first one killed."""
 
 from __future__ import annotations
 
@@ -68,6 +69,51 @@ async def test_two_workers_one_killed_the_other_takes_over(
             victim.stop()
     sc.finish(tally, recover, "one ClickHouse store (HTTP) shared by both")
     assert code == 0, f"exit {code}\n{survivor.report()}"
+
+
+async def test_a_worker_joins_mid_stream_then_the_first_is_killed(
+    kafka_bootstrap: str, chaos_stream: ChaosInput, chaos_expected: Outcome, tmp_path: Path,
+    ch_server: ClickHouseHTTPServer,
+) -> None:  # fmt: skip
+    """The join hands partitions over while records arrive: both workers recover the
+    changelogs they now own (the first one those it kept, which it had written itself),
+    and the joiner then takes everything over. A first worker that waited for good in
+    that recovery (records Faust fetched and dropped) is what `recovery_watch` ends."""
+    sc = Scenario("join mid-stream, 1st killed", kafka_bootstrap, chaos_stream, chaos_expected,
+                  tmp_path)  # fmt: skip
+    sc.use_clickhouse(ch_server)
+    await sc.deploy()
+    first, joiner = sc.worker("-a"), sc.worker("-b")
+    records = chaos_stream.records
+    head, rest = records[: len(records) // 3], records[len(records) // 3 :]
+    step = len(rest) // 40 + 1
+    slices = [rest[i : i + step] for i in range(0, len(rest), step)]
+    async with sc.observer() as observer:
+        await feed(kafka_bootstrap, sc.topology, chaos_stream, head)
+        first.start()
+        try:
+            # The first third of the stream makes about 1% of the audit trail.
+            await observer.wait_progress(0.005, first.alive, timeout=CATCH_UP)
+            joiner.start()
+            # Records keep arriving, a slice a second, until both are ready in the new
+            # generation: the handover happens mid-stream by construction.
+            ready = asyncio.create_task(both_ready(first, joiner, timeout=90.0))
+            during = 0
+            while slices and not ready.done():
+                await feed(kafka_bootstrap, sc.topology, chaos_stream, slices.pop(0))
+                during += 1
+                await asyncio.wait([ready], timeout=1.0)
+            await ready
+            for chunk in slices:
+                await feed(kafka_bootstrap, sc.topology, chaos_stream, chunk)
+            await observer.wait_progress(sc.rng.uniform(0.5, 0.7), joiner.alive, timeout=CATCH_UP)
+            first.stop(signal.SIGKILL)  # everything moves to the joiner
+            tally, recover = await observer.settle(lambda: joiner.web_port, timeout=CATCH_UP)
+        finally:
+            code = joiner.stop()
+            first.stop()
+    sc.finish(tally, recover, f"{during} of 41 slices fed while the joiner joined")
+    assert code == 0, f"exit {code}\n{joiner.report()}"
 
 
 async def both_ready(*workers: WorkerProcess, timeout: float = 60.0) -> None:
