@@ -129,13 +129,18 @@ class SourceClock:
 
     def slowest(self, progress: Mapping[str, int]) -> int | None:
         """The newest event time of the slowest active source (None: no active source)."""
+        entry = self.slowest_entry(progress)
+        return None if entry is None else entry[0]
+
+    def slowest_entry(self, progress: Mapping[str, int]) -> tuple[int, str] | None:
+        """The slowest active source's newest event time, and the source (None: none)."""
         heap, newest = self._heap, self.newest
         while heap:
-            micros, source = heap[0]
+            micros, source = entry = heap[0]
             if newest.get(source) != micros or self.idle(source, progress):
                 heapq.heappop(heap)  # superseded by a newer reading of that source, or idle
                 continue
-            return micros
+            return entry
         return None
 
     def watermark(self, progress: Mapping[str, int]) -> int | None:

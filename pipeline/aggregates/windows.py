@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import itemgetter
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline.aggregates.accumulator import Accumulator, window_micros
 from pipeline.aggregates.codec import MICROSECOND, from_micros, to_micros
@@ -59,6 +59,15 @@ DEFAULT_LEVELS: tuple[AreaLevel, ...] = (AreaLevel.street, AreaLevel.district, A
 Key = tuple[str, str, str, int]
 
 _LEVEL = itemgetter(0)
+
+
+class Placed(Protocol):
+    """Where a reading sits in its raw input (the engine's `Position`): its partition."""
+
+    @property
+    def partition(self) -> str: ...
+
+
 _GRID = AreaLevel.grid.value
 
 
@@ -240,6 +249,75 @@ class WindowState:
                 cell.add(value, breached)
             changed[key] = None
         return False
+
+    def add_rows(
+        self,
+        rows: Iterable[ReadingRow],
+        where: Iterable[Placed | None],
+        breached: Callable[[str, float], bool],
+    ) -> int:
+        """Fold a batch's readings (none of them a replay) into their windows, exactly as
+        `add_row` would one by one (the partition from each reading's position, as
+        `home_partition` gives it); how many were late.
+
+        Why a batch form: `add_row` asked the clock for the watermark at every reading,
+        and with its call and attribute reads that was half the aggregate stage. Within a
+        batch the progress is fixed, so a reading can move the watermark only through its
+        own source: up, when it was the slowest; down, when its newest time is now below
+        the slowest (a source new, or back from idleness). Only then is it asked again."""
+        window_us = self._window_us
+        clock, progress = self.clock, self.progress
+        observe, newest = clock.observe, clock.newest
+        cells, changed, windows = self.cells, self.changed, self.keys_by_window
+        get, new_cell, levels, city = cells.get, Accumulator.of, self._row_levels, self.city_code
+        mark, slow, slow_us = self._watermark_entry()
+        late = 0
+        for row, position in zip(rows, where, strict=True):
+            event_us = row.observed_at_us
+            start = event_us - event_us % window_us
+            if mark is not None and mark >= start + window_us:
+                late += 1
+                continue
+            source, arrived = row.sensor_id, row.arrived_us
+            partition = (
+                None if arrived is None else NO_PARTITION if position is None
+                else position.partition
+            )  # fmt: skip
+            observe(source, event_us, arrived, partition, progress)
+            if source == slow or slow_us is None or newest[source] < slow_us:
+                mark, slow, slow_us = self._watermark_entry()
+            metric, value = row.metric, row.value
+            hot = breached(metric, value)
+            made: list[Key] | None = None  # the open cells of this reading's window
+            for level, at in levels:
+                code: str | None = row[at] if at >= 0 else city  # type: ignore[assignment]
+                if code is None:
+                    continue
+                key = (level, code, metric, start)
+                cell = get(key)
+                if cell is None:
+                    cells[key] = new_cell(value, hot)
+                    if windows is not None:
+                        if made is None:
+                            made = windows.get(start)
+                            if made is None:
+                                made = windows[start] = []
+                        made.append(key)
+                else:
+                    cell.add(value, hot)
+                changed[key] = None
+        self.late_count += late
+        return late
+
+    def _watermark_entry(self) -> tuple[int | None, str | None, int | None]:
+        """The watermark, the slowest active source and its newest time (None: none)."""
+        slowest = self.clock.slowest_entry(self.progress)
+        micros, source = (None, None) if slowest is None else slowest
+        mark = None if micros is None else micros - self.clock.lateness_us
+        closed = self.clock.closed_us
+        if closed is not None and (mark is None or closed > mark):
+            mark = closed
+        return mark, source, micros
 
     def advance(self, watermark: datetime | None = None) -> list[AggregateRow]:
         """Close and return every window whose end <= the watermark (sorted, deterministic).

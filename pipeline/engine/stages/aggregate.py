@@ -71,6 +71,16 @@ class AggregateStage:
         marks = district.marks(where)
         width = state.window_us
         walk = batch.rows() if rows is None else rows
+        if marks.count(APPLY) == len(marks):  # no replay: the batch in one pass
+            walk = list(walk)
+            if walk and not state.started:  # a new state waits for the area's sensors
+                first = walk[0]
+                state.clock.expect(
+                    self._sensors_by_key.get(key, ()), first.observed_at_us, first.arrived_us
+                )
+            self.late += state.add_rows(walk, where, breached)
+            merge_progress(state.progress, batch.progress)
+            return state.advance()
         for row, position, mark in zip(walk, where, marks, strict=True):
             if mark == SKIP:
                 continue  # a replay: already counted
