@@ -8,6 +8,7 @@ with orjson; reading validates the whole message in one pydantic pass.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from itertools import repeat
 from typing import Any
@@ -16,7 +17,9 @@ import orjson
 
 from pipeline.aggregates.watermark import NO_PARTITION
 from pipeline.engine.emit import ORIGIN_SPAN, Position, SourceRef, partition_name
-from pipeline.models import READING_BATCH_VERSION, ReadingBatch, ReadingRow
+from pipeline.kafka.producer import key_partition
+from pipeline.models import READING_BATCH_VERSION, AreaLevel, ReadingBatch, ReadingRow
+from pipeline.topology import Topology
 
 #: Readings per message at most: ~140 B each in the sample, ~600 B with 200-character ids,
 #: so a full batch stays far below the broker's 1 MB message limit.
@@ -26,7 +29,9 @@ __all__ = [
     "MAX_BATCH_READINGS",
     "ReadingColumns",
     "home_partition",
+    "partition_loads",
     "positions",
+    "sensors_by_key",
     "share_sensor_ids",
 ]
 
@@ -108,6 +113,25 @@ def _positions(partitions: Iterable[str], offsets: Iterable[int]) -> list[Positi
     (four times the cost; a twentieth of the analyze stage)."""
     pairs = zip(partitions, offsets, strict=False)  # `partitions` may be endless (`repeat`)
     return list(map(tuple.__new__, repeat(Position), pairs))
+
+
+def sensors_by_key(topology: Topology) -> dict[str, list[str]]:
+    """The registry's sensors by the key of their readings batches: their district, else
+    the city's code (as the normalizer keys a reading without a district)."""
+    by_key: dict[str, list[str]] = {}
+    for sensor in topology.sensors:
+        key = topology.admin_codes(sensor.area).get(AreaLevel.district) or topology.city.code
+        by_key.setdefault(key, []).append(sensor.id)
+    return by_key
+
+
+def partition_loads(topology: Topology) -> dict[int, float]:
+    """Registered sensors per readings partition (Kafka's keyed partitioner over the batch
+    keys): the load the worker's partition assignor balances."""
+    loads: Counter[int] = Counter()
+    for key, sensors in sensors_by_key(topology).items():
+        loads[key_partition(key.encode(), topology.topics.partitions)] += len(sensors)
+    return {partition: float(count) for partition, count in loads.items()}
 
 
 def home_partition(row: ReadingRow, position: Position | None) -> str | None:

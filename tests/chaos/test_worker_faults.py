@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from tests.support.chaos.compare import Outcome
 from tests.support.chaos.harness import CATCH_UP, Scenario
 from tests.support.chaos.stream import ChaosInput, feed
 from tests.support.clickhouse_http import ClickHouseHTTPServer
-from tests.support.worker import WorkerProcess
+from tests.support.worker import both_ready
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(600)]
 
@@ -114,14 +113,3 @@ async def test_a_worker_joins_mid_stream_then_the_first_is_killed(
             first.stop()
     sc.finish(tally, recover, f"{during} of 41 slices fed while the joiner joined")
     assert code == 0, f"exit {code}\n{joiner.report()}"
-
-
-async def both_ready(*workers: WorkerProcess, timeout: float = 60.0) -> None:
-    """Until every worker has recovered in the same (latest) generation of the Faust group."""
-    deadline = time.monotonic() + timeout
-    while True:
-        generations = {w.ready_generation() for w in workers}
-        if len(generations) == 1 and None not in generations:
-            return
-        assert time.monotonic() < deadline, "".join(w.report() for w in workers)
-        await asyncio.sleep(0.5)

@@ -97,6 +97,15 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def assigned(self, topic: str) -> set[int]:
+        """The partitions of `topic` this worker was last given (from its log)."""
+        pattern = re.compile(rf"topic='{re.escape(topic)}', partition=(\d+)")
+        found: set[int] = set()
+        for line in self.log().splitlines():
+            if "Setting newly assigned partitions" in line and f"'{topic}'" in line:
+                found = {int(p) for p in pattern.findall(line)}
+        return found
+
     def ready_generation(self) -> int | None:
         """The generation of the Faust group (not the raw intake's) this worker last joined
         and then finished recovering in ("Worker ready" after the join), or None."""
@@ -215,6 +224,17 @@ class WorkerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+async def both_ready(*workers: WorkerProcess, timeout: float = 60.0) -> None:
+    """Until every worker has recovered in the same (latest) generation of the Faust group."""
+    deadline = time.monotonic() + timeout
+    while True:
+        generations = {w.ready_generation() for w in workers}
+        if len(generations) == 1 and None not in generations:
+            return
+        assert time.monotonic() < deadline, "".join(w.report() for w in workers)
+        await asyncio.sleep(0.5)
 
 
 async def produce(

@@ -9,7 +9,7 @@ import orjson
 
 from pipeline.aggregates.watermark import merge_progress
 from pipeline.aggregates.windows import WindowState
-from pipeline.engine.batches import home_partition
+from pipeline.engine.batches import home_partition, sensors_by_key
 from pipeline.engine.emit import Position
 from pipeline.engine.window_table import APPLY, REPLAYED, SKIP, WindowTable
 from pipeline.models import AggregateRow, AreaLevel, ReadingBatch, ReadingRow
@@ -38,11 +38,7 @@ class AggregateStage:
             levels=self._levels,
             idle_timeout=topology.event_time.idle(agg.window),
         )
-        self._sensors_by_key: dict[str, list[str]] = {}
-        for sensor in topology.sensors:
-            codes = topology.admin_codes(sensor.area)
-            key = codes.get(AreaLevel.district) or topology.city.code
-            self._sensors_by_key.setdefault(key, []).append(sensor.id)
+        self._sensors_by_key = sensors_by_key(topology)
         self.states = WindowTable(backing, self._new)
         self.breaches = detect.BreachCheck(topology)
         self.late = 0

@@ -17,12 +17,14 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from pipeline import cityops_version
+from pipeline.engine.batches import partition_loads
 from pipeline.engine.worker import agents, health, incidents_api
 from pipeline.engine.worker.failure import exit_if_stop_hangs
 from pipeline.engine.worker.telemetry import preset_children
 from pipeline.engine.worker.web import aggregates_endpoint, watermarks_endpoint
 from pipeline.engine.worker.wiring import Wiring
 from pipeline.kafka import recovery_fix
+from pipeline.kafka.assignor import weighted_assignor
 from pipeline.kafka.clients import faust_credentials
 from pipeline.kafka.recovery_watch import RecoveryWatch
 from pipeline.metrics import Metrics, install_faust_metrics
@@ -126,6 +128,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
 
 def _faust_app(settings: Settings, topology: Topology) -> faust.App:
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
+    assignor = weighted_assignor(topology.topics.name("readings"), partition_loads(topology))
     return faust.App(
         settings.worker_id,
         broker=broker_urls(settings.kafka_bootstrap_servers),
@@ -139,6 +142,7 @@ def _faust_app(settings: Settings, topology: Topology) -> faust.App:
         topic_replication_factor=topology.topics.replication,
         topic_disable_leader=True,
         table_standby_replicas=0,
+        PartitionAssignor=assignor,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         broker_commit_interval=1.0,
