@@ -188,4 +188,5 @@ def run(
         result["cpu_share"] = worker.cpu_share()
     finally:
         worker.stop()
+        kafkautil.drop_step(bootstrap, prefix)
     return result

@@ -85,6 +85,7 @@ def run_workers(
     finally:
         for p in procs:
             p.stop()
+        kafkautil.drop_step(bootstrap, prefix)
     assert progress.first_output_at is not None and progress.done_at is not None
     seconds = max(progress.done_at - progress.first_output_at, 1e-3)
     readings = round(progress.processed * readings_per_record)
