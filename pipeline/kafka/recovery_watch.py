@@ -86,13 +86,27 @@ class RecoveryWatch(Service):
         self.quiet = quiet
 
     @Service.timer(CHECK_SECONDS)
-    async def _check(self) -> None:
+    async def _every_few_seconds(self) -> None:
+        await self.check()
+
+    async def check(self) -> int:
+        """`look`, logging rather than raising what went wrong: a watch must not end the
+        worker. (A rebalance can take a partition away between the look and the seek:
+        aiokafka raises IllegalStateError; the next look starts afresh.)"""
+        try:
+            return await self.look()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("recovery watch: %s: %s", type(exc).__name__, exc)
+            return 0
+
+    async def look(self) -> int:
+        """One look at a running recovery; how many partitions were sought back."""
         recovery = self.app.tables.recovery
         started_at = recovery._recovery_started_at  # noqa: SLF001  # faust has no accessor
         if not recovery.in_recovery or started_at is None:
-            return
+            return 0
         if not self.app.tables.changelog_queue.empty():
-            return  # delivered records wait to be applied
+            return 0  # delivered records wait to be applied
         remaining = recovery.active_remaining()
         quiet = quiet_partitions(
             remaining,
@@ -102,7 +116,7 @@ class RecoveryWatch(Service):
             self.quiet,
         )
         if not quiet:
-            return
+            return 0
         consumer = self.app.consumer
         positions = {tp: await consumer.position(tp) for tp in quiet}
         back = {}
@@ -113,7 +127,9 @@ class RecoveryWatch(Service):
                 tp.topic, tp.partition, position, expected,
             )  # fmt: skip
             back[tp] = expected
-        if back and recovery.in_recovery:
-            await consumer.seek_wait(back)
-            if self.sought_back is not None:
-                self.sought_back.inc(len(back))
+        if not back or not recovery.in_recovery:
+            return 0
+        await consumer.seek_wait(back)
+        if self.sought_back is not None:
+            self.sought_back.inc(len(back))
+        return len(back)

@@ -4,9 +4,15 @@ tests/integration/test_recovery_watch.py."""
 
 from __future__ import annotations
 
-from faust.types import TP
+from time import monotonic
+from types import SimpleNamespace
 
-from pipeline.kafka.recovery_watch import quiet_partitions, undelivered
+import pytest
+from aiokafka.errors import IllegalStateError
+from faust.types import TP
+from prometheus_client import CollectorRegistry, Counter
+
+from pipeline.kafka.recovery_watch import RecoveryWatch, quiet_partitions, undelivered
 
 A, B, C = TP("windows-changelog", 0), TP("windows-changelog", 1), TP("detector-changelog", 0)
 
@@ -35,3 +41,56 @@ def test_quiet_means_nothing_delivered_for_the_whole_quiet_time() -> None:
     assert quiet_partitions(remaining, received, started, now, quiet=11.0) == []
     # C has nothing left: never quiet, whatever its silence.
     assert quiet_partitions(remaining, {}, started, now + 100, quiet=6.0) == [A, B]
+
+
+class _Recovery:
+    """What the watch reads of Faust's `Recovery` (a recovery 10 s old, nothing received)."""
+
+    def __init__(self, remaining: dict[TP, int], applied: dict[TP, int | None]) -> None:
+        self.in_recovery = True
+        self._recovery_started_at = monotonic() - 10.0
+        self._active_events_received_at: dict[TP, float] = {}
+        self._remaining = remaining
+        self.active_offsets = applied
+
+    def active_remaining(self) -> dict[TP, int]:
+        return self._remaining
+
+
+class _Consumer:
+    def __init__(self, positions: dict[TP, int], fail: Exception | None = None) -> None:
+        self.positions, self.fail = positions, fail
+        self.sought: list[dict[TP, int]] = []
+
+    async def position(self, tp: TP) -> int:
+        if self.fail is not None:
+            raise self.fail
+        return self.positions[tp]
+
+    async def seek_wait(self, offsets: dict[TP, int]) -> None:
+        self.sought.append(dict(offsets))
+
+
+def _app(recovery: _Recovery, consumer: _Consumer) -> SimpleNamespace:
+    queue = SimpleNamespace(empty=lambda: True)
+    return SimpleNamespace(
+        tables=SimpleNamespace(recovery=recovery, changelog_queue=queue), consumer=consumer
+    )
+
+
+async def test_the_watch_seeks_a_stalled_partition_back_and_counts_it() -> None:
+    consumer = _Consumer({A: 117, B: 41})
+    counter = Counter("sought_back", "test", registry=CollectorRegistry())
+    watch = RecoveryWatch(_app(_Recovery({A: 116, B: 3}, {A: -1, B: 40}), consumer), counter)
+    assert await watch.check() == 1
+    assert consumer.sought == [{A: 0}]  # B is at the record it waits for: left alone
+    assert counter._value.get() == 1  # noqa: SLF001
+
+
+async def test_a_failing_look_is_logged_and_the_worker_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    consumer = _Consumer({}, fail=IllegalStateError("No current assignment for partition"))
+    watch = RecoveryWatch(_app(_Recovery({A: 116}, {A: -1}), consumer))
+    assert await watch.check() == 0
+    assert "IllegalStateError" in caplog.text and consumer.sought == []
