@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["NO_PARTITION", "Progress", "SourceClock", "SourceEntry"]
+from pipeline.models import ReadingRow
+
+__all__ = ["NO_PARTITION", "Placed", "Progress", "SourceClock", "SourceEntry", "home_partition"]
 
 #: The partition of a reading whose origin has none (a dry run's line with a timestamp).
 NO_PARTITION = ""
@@ -38,6 +40,20 @@ SourceEntry = tuple[int, int | None, str | None]
 
 Progress = dict[str, int]
 """Raw partition (`topic:partition`) -> the newest arrival (µs) normalized from it."""
+
+
+class Placed(Protocol):
+    """Where a reading sits in its raw input (the engine's `Position`): its partition."""
+
+    @property
+    def partition(self) -> str: ...
+
+
+def home_partition(row: ReadingRow, position: Placed | None) -> str | None:
+    """The raw partition a reading came from, for idleness (None: arrival unknown)."""
+    if row.arrived_us is None:
+        return None
+    return NO_PARTITION if position is None else position.partition
 
 
 def merge_progress(into: Progress, update: Mapping[str, int]) -> bool:
@@ -146,11 +162,19 @@ class SourceClock:
     def watermark(self, progress: Mapping[str, int]) -> int | None:
         """The watermark: the slowest active source's newest time minus the lateness, or
         the pushed one if higher (None before anything is known)."""
-        slowest = self.slowest(progress)
-        mark = None if slowest is None else slowest - self.lateness_us
-        if self.closed_us is None:
-            return mark
-        return self.closed_us if mark is None else max(mark, self.closed_us)
+        return self.watermark_entry(progress)[0]
+
+    def watermark_entry(
+        self, progress: Mapping[str, int]
+    ) -> tuple[int | None, str | None, int | None]:
+        """The watermark, with the slowest active source and its newest time (None: no
+        active source): what a batch needs to tell which reading can move the watermark."""
+        slowest = self.slowest_entry(progress)
+        micros, source = (None, None) if slowest is None else slowest
+        mark = None if micros is None else micros - self.lateness_us
+        if self.closed_us is not None and (mark is None or self.closed_us > mark):
+            mark = self.closed_us
+        return mark, source, micros
 
     def sources(self, progress: Mapping[str, int]) -> dict[str, int]:
         """Sources that can still hold the watermark back, with their newest time."""

@@ -36,11 +36,18 @@ from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import itemgetter
-from typing import Any, Protocol
+from typing import Any
 
 from pipeline.aggregates.accumulator import Accumulator, window_micros
 from pipeline.aggregates.codec import MICROSECOND, from_micros, to_micros
-from pipeline.aggregates.watermark import NO_PARTITION, Progress, SourceClock, merge_progress
+from pipeline.aggregates.watermark import (
+    NO_PARTITION,
+    Placed,
+    Progress,
+    SourceClock,
+    home_partition,
+    merge_progress,
+)
 from pipeline.models import AggregateRow, AreaLevel, Reading, ReadingRow, trusted_row
 
 _US = MICROSECOND
@@ -59,13 +66,6 @@ DEFAULT_LEVELS: tuple[AreaLevel, ...] = (AreaLevel.street, AreaLevel.district, A
 Key = tuple[str, str, str, int]
 
 _LEVEL = itemgetter(0)
-
-
-class Placed(Protocol):
-    """Where a reading sits in its raw input (the engine's `Position`): its partition."""
-
-    @property
-    def partition(self) -> str: ...
 
 
 _GRID = AreaLevel.grid.value
@@ -233,8 +233,8 @@ class WindowState:
         breached: Callable[[str, float], bool],
     ) -> int:
         """Fold a batch's readings (none of them a replay) into their windows, exactly as
-        `add_row` would one by one (the partition from each reading's position, as
-        `home_partition` gives it); how many were late.
+        `add_row` would one by one (each from the raw partition `home_partition` gives);
+        how many were late.
 
         Why a batch form: `add_row` asks the clock for the watermark at every reading (a
         fifth of its cost, profiled). Within a batch the progress is fixed, so a reading
@@ -244,7 +244,8 @@ class WindowState:
         window_us, fold = self._window_us, self._fold
         clock, progress = self.clock, self.progress
         observe, newest = clock.observe, clock.newest
-        mark, slow, slow_us = self._watermark_entry()
+        watermark_entry = clock.watermark_entry
+        mark, slow, slow_us = watermark_entry(progress)
         late = 0
         for row, position in zip(rows, where, strict=True):
             event_us = row.observed_at_us
@@ -252,14 +253,10 @@ class WindowState:
             if mark is not None and mark >= start + window_us:
                 late += 1
                 continue
-            source, arrived = row.sensor_id, row.arrived_us
-            partition = (
-                None if arrived is None else NO_PARTITION if position is None
-                else position.partition
-            )  # fmt: skip
-            observe(source, event_us, arrived, partition, progress)
+            source = row.sensor_id
+            observe(source, event_us, row.arrived_us, home_partition(row, position), progress)
             if source == slow or slow_us is None or newest[source] < slow_us:
-                mark, slow, slow_us = self._watermark_entry()
+                mark, slow, slow_us = watermark_entry(progress)
             fold(row, start, breached(row.metric, row.value))
         self.late_count += late
         return late
@@ -289,16 +286,6 @@ class WindowState:
             else:
                 cell.add(value, hot)
             changed[key] = None
-
-    def _watermark_entry(self) -> tuple[int | None, str | None, int | None]:
-        """The watermark, the slowest active source and its newest time (None: none)."""
-        slowest = self.clock.slowest_entry(self.progress)
-        micros, source = (None, None) if slowest is None else slowest
-        mark = None if micros is None else micros - self.clock.lateness_us
-        closed = self.clock.closed_us
-        if closed is not None and (mark is None or closed > mark):
-            mark = closed
-        return mark, source, micros
 
     def advance(self, watermark: datetime | None = None) -> list[AggregateRow]:
         """Close and return every window whose end <= the watermark (sorted, deterministic).

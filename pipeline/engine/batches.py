@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 
-from pipeline.aggregates.watermark import NO_PARTITION
 from pipeline.engine.emit import ORIGIN_SPAN, Position, SourceRef, partition_name
 from pipeline.kafka.producer import key_partition
 from pipeline.models import READING_BATCH_VERSION, AreaLevel, ReadingBatch, ReadingRow
@@ -28,7 +27,6 @@ MAX_BATCH_READINGS = 1000
 __all__ = [
     "MAX_BATCH_READINGS",
     "ReadingColumns",
-    "home_partition",
     "partition_loads",
     "positions",
     "sensors_by_key",
@@ -132,13 +130,6 @@ def partition_loads(topology: Topology) -> dict[int, float]:
     for key, sensors in sensors_by_key(topology).items():
         loads[key_partition(key.encode(), topology.topics.partitions)] += len(sensors)
     return {partition: float(count) for partition, count in loads.items()}
-
-
-def home_partition(row: ReadingRow, position: Position | None) -> str | None:
-    """The raw partition a reading came from, for idleness (None: arrival unknown)."""
-    if row.arrived_us is None:
-        return None
-    return NO_PARTITION if position is None else position.partition
 
 
 def one_reading(batch: ReadingBatch, index: int, record: SourceRef | Any) -> bytes:

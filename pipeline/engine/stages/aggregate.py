@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from pipeline.aggregates.watermark import merge_progress
+from pipeline.aggregates.watermark import home_partition, merge_progress
 from pipeline.aggregates.windows import WindowState
-from pipeline.engine.batches import home_partition, sensors_by_key
+from pipeline.engine.batches import sensors_by_key
 from pipeline.engine.emit import Position
 from pipeline.engine.window_table import APPLY, REPLAYED, SKIP, WindowTable
 from pipeline.models import AggregateRow, AreaLevel, ReadingBatch, ReadingRow
@@ -69,32 +69,32 @@ class AggregateStage:
         walk = batch.rows() if rows is None else rows
         if marks.count(APPLY) == len(marks):  # no replay: the batch in one pass
             walk = list(walk)
-            if walk and not state.started:  # a new state waits for the area's sensors
-                first = walk[0]
-                state.clock.expect(
-                    self._sensors_by_key.get(key, ()), first.observed_at_us, first.arrived_us
-                )
+            if walk:
+                self._start(key, state, walk[0])
             self.late += state.add_rows(walk, where, breached)
-            merge_progress(state.progress, batch.progress)
-            return state.advance()
-        for row, position, mark in zip(walk, where, marks, strict=True):
-            if mark == SKIP:
-                continue  # a replay: already counted
-            if mark == REPLAYED:
-                event_us = row.observed_at_us
-                if district.closed_by(event_us - event_us % width + width):
-                    continue  # its window's row was written before the crash
-            if not state.started:  # a new state waits for the area's registered sensors
-                state.clock.expect(
-                    self._sensors_by_key.get(key, ()), row.observed_at_us, row.arrived_us
-                )
-            partition = home_partition(row, position)
-            holding = () if mark == APPLY else district.holding
-            if state.add_row(row, breached(row.metric, row.value), partition, holding):
-                self.late += 1
+        else:
+            for row, position, mark in zip(walk, where, marks, strict=True):
+                if mark == SKIP:
+                    continue  # a replay: already counted
+                if mark == REPLAYED:
+                    event_us = row.observed_at_us
+                    if district.closed_by(event_us - event_us % width + width):
+                        continue  # its window's row was written before the crash
+                self._start(key, state, row)
+                partition = home_partition(row, position)
+                holding = () if mark == APPLY else district.holding
+                if state.add_row(row, breached(row.metric, row.value), partition, holding):
+                    self.late += 1
         # The batch's progress covers its own readings: counted after them.
         merge_progress(state.progress, batch.progress)
         return state.advance()
+
+    def _start(self, key: str, state: WindowState, row: ReadingRow) -> None:
+        """A new state waits for its area's registered sensors, from `row` on."""
+        if not state.started:
+            state.clock.expect(
+                self._sensors_by_key.get(key, ()), row.observed_at_us, row.arrived_us
+            )
 
     def finish(self) -> list[AggregateRow]:
         """Close every open window (end of a dry run's input)."""

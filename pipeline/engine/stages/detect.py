@@ -6,8 +6,7 @@ from collections.abc import Iterable, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipeline.aggregates.watermark import Progress, merge_progress
-from pipeline.engine.batches import home_partition
+from pipeline.aggregates.watermark import Progress, home_partition, merge_progress
 from pipeline.engine.emit import Emit, Position
 from pipeline.engine.state import KeyedStates, state_table_key
 from pipeline.models import (

@@ -10,9 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.aggregates.codec import from_micros
-from pipeline.aggregates.watermark import NO_PARTITION, merge_progress
+from pipeline.aggregates.watermark import NO_PARTITION, home_partition, merge_progress
 from pipeline.aggregates.windows import WindowState
-from pipeline.engine.batches import home_partition
 from pipeline.engine.emit import Position
 from pipeline.models import AreaLevel, ReadingRow
 
