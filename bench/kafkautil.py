@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -122,6 +122,11 @@ class Progress:
     outputs: int = 0
     """Messages on the readings topic (batches of readings)."""
     caught_up: bool = False
+    first_output_time: float | None = None
+    """When the first readings batch was written (its record's time, s since the epoch)."""
+    done_time: float | None = None
+    """When the last state of the analysis was written (the newest record time of its
+    changelogs): the end of its last pass, to the millisecond."""
 
 
 class GroupWatch:
@@ -150,6 +155,44 @@ class GroupWatch:
         offsets = await self.consumer.end_offsets(self.parts[topic])
         return sum(offsets.values())
 
+    async def record_time(self, topic: str, *, last: bool) -> float | None:
+        """When ``topic``'s first record (the oldest of its partitions' first ones) or, with
+        ``last``, its last (the newest of their last ones) was written: the record's time,
+        seconds since the epoch. None when the topic holds no record, or a partition did
+        not answer within 10 s.
+
+        Why: the group's committed offsets say *that* a worker finished, but only to
+        Faust's commit interval (1 s) and this watch's polling (0.25 s), too coarse for
+        runs of 3 to 6 s; the records' own times say *when*."""
+        if topic not in self.parts:
+            self.parts[topic] = await partitions(self.consumer, topic)
+        parts = self.parts[topic]
+        begin = await self.consumer.beginning_offsets(parts)
+        end = await self.consumer.end_offsets(parts)
+        wanted = {tp: end[tp] - 1 if last else begin[tp] for tp in parts if end[tp] > begin[tp]}
+        if not wanted:
+            return None
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+        )
+        await reader.start()
+        try:
+            reader.assign(list(wanted))
+            for tp, offset in wanted.items():
+                reader.seek(tp, offset)
+            times: dict[TopicPartition, float] = {}
+            deadline = time.monotonic() + 10
+            while len(times) < len(wanted) and time.monotonic() < deadline:
+                fetched = await reader.getmany(timeout_ms=500)
+                for tp, records in fetched.items():
+                    if records and tp not in times:
+                        times[tp] = records[0].timestamp / 1000
+        finally:
+            await reader.stop()
+        if len(times) < len(wanted):
+            return None
+        return max(times.values()) if last else min(times.values())
+
     async def committed(self, topic: str, group: str | None = None) -> int:
         """Records of ``topic`` the group (or ``group``) has committed (processed)."""
         offsets = await self.admin.list_consumer_group_offsets(group or self.group)
@@ -166,12 +209,15 @@ async def watch_worker(
     window: float,
     startup_timeout: float = 90.0,
     alive: Callable[[], bool] | None = None,
+    state_topics: Sequence[str] = (),
 ) -> Progress:
     """Wait for the worker's first output, then until it caught up or ``window`` s passed.
 
     Caught up = the group committed every raw record and every message of the readings
     topic (the analyze agent commits a batch of readings only after it was evaluated
-    and, for closed windows, written to the store).
+    and, for closed windows, written to the store). Once caught up, the times of the
+    first readings batch and of the newest record of ``state_topics`` (the analysis's
+    changelogs) time the run exactly (`Progress.first_output_time`, `done_time`).
     """
     progress = Progress()
     started = time.monotonic()
@@ -196,8 +242,21 @@ async def watch_worker(
                 if progress.processed >= expected and analyzed >= outputs:
                     progress.done_at = now
                     progress.caught_up = True
+                    await _time_exactly(watch, progress, readings_topic, state_topics)
                     return progress
                 if now - progress.first_output_at > window:
                     progress.done_at = now
                     return progress
             await asyncio.sleep(0.25)
+
+
+async def _time_exactly(
+    watch: GroupWatch, progress: Progress, readings_topic: str, state_topics: Sequence[str]
+) -> None:
+    """Fill in the record times of a caught-up run's first output and last state write."""
+    if not state_topics:
+        return
+    progress.first_output_time = await watch.record_time(readings_topic, last=False)
+    ends = [await watch.record_time(topic, last=True) for topic in state_topics]
+    known = [end for end in ends if end is not None]
+    progress.done_time = max(known) if known else None
