@@ -68,13 +68,14 @@ def table_rows(results: Results) -> list[tuple[str, str, str]]:
             "cityops: one worker, one reading a message",
             _rate(cityops.get("readings_per_s"), "readings/s"),
             f"{_ratio(cityops.get('ratio_to_passthrough'))} of the passthrough; "
-            f"{cityops.get('processed', 0):,} readings",
+            f"{cityops.get('processed', 0):,} readings" + _median_note(cityops),
         ),
         (
             "cityops: one worker, gateway messages",
             _rate(gateway.get("readings_per_s"), "readings/s"),
             f"{_ratio(gateway.get('ratio_to_passthrough'))} of the passthrough; "
-            f"{gateway.get('readings_per_message', '?')} readings a message",
+            f"{gateway.get('readings_per_message', '?')} readings a message"
+            + _median_note(gateway),
         ),
         (
             "pure stages: normalize + detect + aggregate",
@@ -152,10 +153,16 @@ def table_rows(results: Results) -> list[tuple[str, str, str]]:
 
 
 def _runs(rates: list[float] | None) -> str:
-    """`3 runs: 15,827 / 17,936 / 10,608`, alternating with the other worker count."""
+    """`3 runs: 15,827 / 17,936 / 10,608`, in the order they ran."""
     if not rates:
         return "no run"
     return f"{len(rates)} runs: " + " / ".join(f"{rate:,.0f}" for rate in rates)
+
+
+def _median_note(run: dict[str, Any]) -> str:
+    """`; median of 3 runs: ...` when the figure is the median of several runs."""
+    rates = run.get("runs")
+    return f"; median of {_runs(rates)}" if rates and len(rates) > 1 else ""
 
 
 def target_rows(results: Results) -> list[tuple[str, str, str]]:

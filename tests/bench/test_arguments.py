@@ -10,11 +10,12 @@ import pytest
 from tests.support.paths import ROOT
 
 
-@pytest.mark.parametrize("pairs", ["0", "-2", "three"])
-def test_scaling_pairs_must_be_a_positive_whole_number(pairs: str) -> None:
+@pytest.mark.parametrize("option", ["--scaling-pairs", "--saturated-runs"])
+@pytest.mark.parametrize("count", ["0", "-2", "three"])
+def test_run_counts_must_be_positive_whole_numbers(option: str, count: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--scaling-pairs", pairs],
+        [sys.executable, "-m", "bench", option, count],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
-    assert f"--scaling-pairs: must be a whole number of at least 1, got '{pairs}'" in done.stderr
+    assert f"{option}: must be a whole number of at least 1, got '{count}'" in done.stderr
