@@ -4,11 +4,15 @@ with no Kafka, exactly as the worker batches them.
 Run: .venv/bin/python -m bench.stages_pure [--readings 200000] [--gateway 100] [--profile]
 
 The input is the simulator's canonical stream for the topology (seeded, with episodes and
-breaches). Raw records carry a partition (by key, like a keyed producer), an offset and
-an arrival time; the intake normalizes them `--intake` at a time (the worker's batch size),
-and every message the stages emit is handed to the stage that reads its topic, through
-the same `Pipeline.handle` the worker calls. `--gateway N` packs N readings into each raw
-message (a canonical JSON array, as a gateway would send).
+breaches), every sensor reporting every metric once a minute as in the end-to-end runs
+(`bench.kafkautil.readings`): at the sample's grid level that makes about two closed
+rows per reading, at 30 s about one, so a faster cadence here than there made the pure
+figure understate what the worker does per reading. Raw records carry a partition (by
+key, like a keyed producer), an offset and an arrival time; the intake normalizes them
+`--intake` at a time (the worker's batch size), and every message the stages emit is
+handed to the stage that reads its topic, through the same `Pipeline.handle` the worker
+calls. `--gateway N` packs N readings into each raw message (a canonical JSON array, as
+a gateway would send).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import time
 import zlib
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +71,7 @@ class StageTimes:
 def raw_records(topology: Topology, readings: int, gateway: int) -> list[Record]:
     """The simulator's canonical readings as raw records (`gateway` readings a message)."""
     sim = Simulator(
-        topology, seed=7, start=START, interval=timedelta(seconds=30), episodes_per_hour=1.0,
+        topology, seed=7, start=START, episodes_per_hour=1.0,
         reports_per_minute=0.0,
     )  # fmt: skip
     topic = topology.topics.name("raw_sensors")
