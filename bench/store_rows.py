@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.models import AggregateRow, AreaLevel  # noqa: E402
+from pipeline.models import AggregateRow, AreaLevel, StoreRow, store_row  # noqa: E402
 from pipeline.sinks.backends.chdb import ChdbStore  # noqa: E402
 from pipeline.sinks.backends.clickhouse import ClickHouseStore  # noqa: E402
 from pipeline.sinks.base import AggregateStore, dedup_token_for  # noqa: E402
@@ -29,14 +29,14 @@ from pipeline.sinks.base import AggregateStore, dedup_token_for  # noqa: E402
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def make_rows(n: int, offset: int) -> list[AggregateRow]:
+def make_rows(n: int, offset: int) -> list[StoreRow]:
     """n distinct rows: 500 streets x 4 metrics x consecutive minutes."""
     rows = []
     for i in range(offset, offset + n):
         minute, cell = divmod(i, 2000)
         street, metric = divmod(cell, 4)
         start = T0 + timedelta(minutes=minute)
-        rows.append(
+        rows.append(store_row(
             AggregateRow(
                 window_start=start,
                 window_end=start + timedelta(minutes=1),
@@ -50,7 +50,7 @@ def make_rows(n: int, offset: int) -> list[AggregateRow]:
                 mean=35.5,
                 breaches=1,
             )
-        )
+        ))  # fmt: skip
     return rows
 
 

@@ -48,11 +48,10 @@ from pipeline.aggregates.watermark import (
     home_partition,
     merge_progress,
 )
-from pipeline.models import AggregateRow, AreaLevel, Reading, ReadingRow, trusted_row
+from pipeline.models import SCHEMA_VERSION, AreaLevel, Reading, ReadingRow, StoreRow
 
 _US = MICROSECOND
 _LEVEL_ORDER = {AreaLevel.city: 0, AreaLevel.district: 1, AreaLevel.street: 2, AreaLevel.grid: 3}
-_LEVEL_OF = {level.value: level for level in AreaLevel}  # a dict lookup, not an enum call
 #: The `ReadingRow` field holding a reading's area code at each level (-1: the city).
 _ROW_FIELD = {
     AreaLevel.street: ReadingRow._fields.index("street"),
@@ -287,7 +286,7 @@ class WindowState:
                 cell.add(value, hot)
             changed[key] = None
 
-    def advance(self, watermark: datetime | None = None) -> list[AggregateRow]:
+    def advance(self, watermark: datetime | None = None) -> list[StoreRow]:
         """Close and return every window whose end <= the watermark (sorted, deterministic).
 
         ``watermark`` may raise the watermark beyond what the readings imply (end of
@@ -310,7 +309,7 @@ class WindowState:
             keys += in_window_order(windows.pop(start))
         return self._emit(keys)
 
-    def flush_all(self) -> list[AggregateRow]:
+    def flush_all(self) -> list[StoreRow]:
         """Close every open window (end of input); later readings for them count as late."""
         keys = list(self.cells)
         if keys:
@@ -318,9 +317,9 @@ class WindowState:
         self.keys_by_window = {}
         return self._emit(in_row_order(keys))
 
-    def _emit(self, keys: list[Key]) -> list[AggregateRow]:
+    def _emit(self, keys: list[Key]) -> list[StoreRow]:
         """The rows of the cells `keys` (in row order), which are closed and forgotten."""
-        rows: list[AggregateRow] = []
+        rows: list[StoreRow] = []
         append = rows.append
         spans: dict[int, tuple[datetime, datetime]] = {}  # a window's times, made once
         pop, unchanged, fsum = self.cells.pop, self.changed.pop, math.fsum
@@ -333,16 +332,14 @@ class WindowState:
             if span is None:
                 span = spans[start] = (from_micros(start), from_micros(start + width))
                 self.closed.add(start)
-            # Not validated (`trusted_row`): every field comes from this state, whose
-            # inputs were validated (finite values, known levels).
+            # Not validated: every field comes from this state, whose inputs were
+            # validated (finite values, known levels).
             total = fsum(cell.partials)
             count = cell.count
-            append(trusted_row({
-                "window_start": span[0], "window_end": span[1], "level": _LEVEL_OF[level],
-                "area_code": area_code, "metric": metric, "count": count, "sum": total,
-                "min": cell.min, "max": cell.max, "mean": total / count,
-                "breaches": cell.breaches,
-            }))  # fmt: skip
+            append((
+                span[0], span[1], level, area_code, metric, count, total, cell.min, cell.max,
+                total / count, cell.breaches, SCHEMA_VERSION,
+            ))  # fmt: skip
         return rows
 
     # -- persistence ---------------------------------------------------------------------

@@ -47,6 +47,8 @@ from pipeline.models import (
     DeadLetter,
     Incident,
     Severity,
+    StoreRow,
+    row_model,
 )
 from pipeline.topology import Topology
 
@@ -201,7 +203,7 @@ class LocalEngine:
         self.outputs: dict[str, list[bytes]] = {}
         self.events: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()
-        self.rows: list[AggregateRow] = []
+        self.rows: list[StoreRow] = []
         self.late = 0
         self.clock = EPOCH
         self.latest_event: datetime | None = None
@@ -250,7 +252,7 @@ class LocalEngine:
             self.outputs,
             self.events,
             self.dead_letters,
-            self.rows,
+            [row_model(row) for row in self.rows],
             incidents,
             self.late,
             watermark,

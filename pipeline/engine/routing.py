@@ -29,7 +29,7 @@ from pipeline.engine.stages import (
     incident_event_emits,
 )
 from pipeline.ingest.normalize import Unmapped
-from pipeline.models import AggregateRow, CitizenReport, ReadingBatch, Rejection, RejectReason
+from pipeline.models import CitizenReport, ReadingBatch, Rejection, RejectReason, StoreRow
 from pipeline.rules.incidents import IncidentEvent
 from pipeline.topology import Topology
 
@@ -54,7 +54,7 @@ class Output:
     """Everything a batch of records produced."""
 
     emits: list[Emit] = field(default_factory=list)
-    rows: list[AggregateRow] = field(default_factory=list)
+    rows: list[StoreRow] = field(default_factory=list)
     late: int = 0
     formats: Counter[tuple[str, str]] = field(default_factory=Counter)
     unmapped: Counter[Unmapped] = field(default_factory=Counter)

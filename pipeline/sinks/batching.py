@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pipeline.models import AggregateRow
+from pipeline.models import StoreRow
 from pipeline.sinks.base import (
     AggregateStore,
     EncodingStore,
@@ -61,7 +61,7 @@ class Backoff:
 
 @dataclass(slots=True)
 class _Batch:
-    rows: list[AggregateRow]
+    rows: list[StoreRow]
     offsets: Offsets
     opened_at: float
     token: str | None = None
@@ -146,7 +146,7 @@ class Batcher:
     # -- input ---------------------------------------------------------------------------
 
     def add(
-        self, rows: Sequence[AggregateRow], offsets: Mapping[Hashable, int] | None = None
+        self, rows: Sequence[StoreRow], offsets: Mapping[Hashable, int] | None = None
     ) -> FlushOutcome:
         """Queue rows; ``offsets`` become committable once these rows are stored.
 

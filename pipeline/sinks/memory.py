@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from pipeline.models import AggregateRow, AreaLevel
+from pipeline.models import AggregateRow, AreaLevel, StoreRow, row_model
 from pipeline.sinks.base import StoreError, StoreUnavailable, check_token, roll_up_city
 from pipeline.sinks.incidents import IncidentRow
 
@@ -48,8 +48,9 @@ class MemoryStore:
         """Nothing to create; marks the store usable."""
         self._initialized = True
 
-    def write(self, rows: Sequence[AggregateRow], *, dedup_token: str) -> None:
-        """Append one insert unless its token is among the last ``dedup_window`` ones."""
+    def write(self, rows: Sequence[StoreRow], *, dedup_token: str) -> None:
+        """Append one insert (of the rows' models) unless its token is among the last
+        ``dedup_window`` ones."""
         token = check_token(dedup_token)
         with self._lock:
             self._attempt()
@@ -58,9 +59,10 @@ class MemoryStore:
             recent = {t for t, _ in self.inserts[-self._dedup_window :]}
             if token in recent:
                 return
-            self.inserts.append((token, tuple(rows)))
+            models = tuple(row_model(row) for row in rows)
+            self.inserts.append((token, models))
         if self.on_write is not None:
-            self.on_write(rows)
+            self.on_write(models)
 
     def write_incidents(self, rows: Sequence[IncidentRow], *, dedup_token: str) -> None:
         """Keep each incident's highest version (ReplacingMergeTree(version) + FINAL)."""

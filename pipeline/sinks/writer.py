@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pipeline.errors import StoppedMidBatch
 from pipeline.metrics import Metrics
-from pipeline.models import AggregateRow
+from pipeline.models import StoreRow
 from pipeline.sinks import AggregateStore, StoreError, StoreUnavailable
 from pipeline.sinks.batching import Backoff, Batcher
 from pipeline.sinks.incidents import IncidentRow, incidents_token_for
@@ -78,12 +78,12 @@ class StoreWriter:
             self._last_try_spent = False
             yield
 
-    async def write(self, rows: Sequence[AggregateRow]) -> None:
+    async def write(self, rows: Sequence[StoreRow]) -> None:
         """Queue `rows` and return once the store has everything queued so far."""
         async with self._operation():
             await self._write(rows)
 
-    async def _write(self, rows: Sequence[AggregateRow]) -> None:
+    async def _write(self, rows: Sequence[StoreRow]) -> None:
         await self._init()
         if rows:
             # In a thread like the flush below: more rows than a store batch seal one,

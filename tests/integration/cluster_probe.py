@@ -22,7 +22,7 @@ from pipeline.models import AreaLevel
 from pipeline.sinks import dedup_token_for
 from pipeline.sinks.backends.chdb import ChdbStore
 from pipeline.sinks.clickhouse_cluster import cluster_statements
-from tests.unit.sinks.rows import MINUTE, T0, aggregate_row
+from tests.unit.sinks.rows import MINUTE, T0, stored_row
 
 CLUSTER = "cityops_probe"
 CONFIG = f"""<clickhouse>
@@ -65,11 +65,11 @@ def probe(workdir: Path) -> dict[str, Any]:
         session.query(statement)
     store = ChdbStore(data, database="cityops")  # the backend shares this process's engine
     store.init()  # finds the Distributed tables: CREATE ... IF NOT EXISTS leaves them
-    first = [aggregate_row(area_code=f"d{i}", window_start=T0 + i * MINUTE) for i in range(4)]
+    first = [stored_row(area_code=f"d{i}", window_start=T0 + i * MINUTE) for i in range(4)]
     store.write(first, dedup_token=dedup_token_for(first))
     store.write(first, dedup_token=dedup_token_for(first))  # a retry: dropped by its token
     # d0's window again, recomputed, in another batch: FINAL reads only the newest
-    again = [aggregate_row(area_code="d0", count=5, sum=12.5)]
+    again = [stored_row(area_code="d0", count=5, sum=12.5)]
     store.write(again, dedup_token=dedup_token_for(again))
     since, until = T0 - timedelta(hours=1), T0 + timedelta(hours=1)
     return {

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli.aggregates import aggregates_app
 from pipeline.cli.common import console
-from pipeline.models import AggregateRow, AreaLevel
+from pipeline.models import AggregateRow, AreaLevel, store_row
 from pipeline.sinks.backends.chdb import ChdbStore
 from pipeline.sinks.backends.clickhouse import ClickHouseStore
 from pipeline.sinks.base import AggregateStore
@@ -73,7 +73,7 @@ def deployment(
     topology = tmp_path / "demo.yaml"
     topology.write_text(text, encoding="utf-8")
     store.init()
-    store.write(ROWS, dedup_token="query-rows")  # noqa: S106
+    store.write([store_row(row) for row in ROWS], dedup_token="query-rows")  # noqa: S106
     store.close()
     monkeypatch.setattr(console, "width", 200)
     return topology

@@ -19,7 +19,7 @@ import pytest
 
 from deploy.grafana.generate import DASHBOARD_DIR
 from deploy.grafana.queries import SqlQuery, TimeRange, clickhouse_queries
-from pipeline.models import AreaLevel
+from pipeline.models import AreaLevel, store_row
 from pipeline.sinks.backends.chdb import ChdbStore
 from pipeline.sinks.base import dedup_token_for
 from pipeline.sinks.incidents import incidents_token_for
@@ -61,8 +61,9 @@ def filled(chdb_dir: Path) -> Iterator[PanelRunner]:
     store.init()
     now = datetime.now(UTC)
     rows = _rows(now)
-    store.write(rows, dedup_token=dedup_token_for(rows))
-    store.write(rows[:50], dedup_token=dedup_token_for(rows[:50]) + "-replay")  # FINAL reads once
+    stored = [store_row(row) for row in rows]
+    store.write(stored, dedup_token=dedup_token_for(stored))
+    store.write(stored[:50], dedup_token=dedup_token_for(stored[:50]) + "-replay")  # FINAL once
     incidents = incident_rows(12, start=now - timedelta(minutes=30))
     newest_first = sorted(incidents, key=lambda r: -r.version)
     store.write_incidents(newest_first, dedup_token=incidents_token_for(newest_first))

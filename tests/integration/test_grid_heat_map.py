@@ -20,7 +20,7 @@ import pytest
 from deploy.grafana.generate import DASHBOARD_DIR
 from deploy.grafana.queries import TimeRange, clickhouse_queries
 from pipeline.engine.local import run
-from pipeline.models import AggregateRow, AreaLevel
+from pipeline.models import AggregateRow, AreaLevel, store_row
 from pipeline.sinks.backends.chdb import ChdbStore
 from pipeline.sinks.base import dedup_token_for
 from pipeline.topology import load_topology
@@ -38,7 +38,8 @@ def pipeline_rows(chdb_dir: Path) -> Iterator[tuple[PanelRunner, list[AggregateR
     database = f"t_{uuid.uuid4().hex[:12]}"
     store = ChdbStore(chdb_dir, database=database)
     store.init()
-    store.write(rows, dedup_token=dedup_token_for(rows))
+    stored = [store_row(row) for row in rows]
+    store.write(stored, dedup_token=dedup_token_for(stored))
     window = TimeRange(START - timedelta(hours=1), START + timedelta(hours=1))
     try:
         yield PanelRunner(chdb_dir, database, window), rows

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from pipeline.models import AggregateRow, AreaLevel
+from pipeline.models import AggregateRow, AreaLevel, StoreRow, store_row
 from pipeline.sinks.backends.chdb import ChdbStore, current_path, get_session
 from pipeline.sinks.backends.clickhouse import ClickHouseStore
 from pipeline.sinks.base import AggregateStore, StoreError, StoreUnavailable, dedup_token_for
@@ -25,6 +25,11 @@ from tests.support.store_rows import incident_json, incident_rows
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
+
+
+def stored(rows: Sequence[AggregateRow]) -> list[StoreRow]:
+    """The models as the worker hands them to a store."""
+    return [store_row(row) for row in rows]
 
 
 @dataclass
@@ -103,7 +108,7 @@ def test_init_is_idempotent_and_starts_empty(backend: Backend) -> None:
 def test_write_then_query_returns_exact_rows(backend: Backend) -> None:
     street = make_rows(10)
     district = make_rows(4, area="310101", level=AreaLevel.district, metric="no2")
-    backend.store.write(street + district, dedup_token="batch-1")  # noqa: S106
+    backend.store.write(stored(street + district), dedup_token="batch-1")  # noqa: S106
 
     assert backend.store.query("310101002", "pm25", T0, T0 + HOUR, AreaLevel.street) == street
     got = backend.store.query("310101", "no2", T0, T0 + HOUR, AreaLevel.district)
@@ -135,15 +140,15 @@ def test_long_and_non_ascii_names_and_odd_values_survive_the_round_trip(
         level=AreaLevel.street, area_code=area, metric="噪声", count=2**40,
         sum=-1e-300, min=-273.15, max=1e300, mean=0.1 + 0.2, breaches=7,
     )  # fmt: skip
-    backend.store.write([row], dedup_token="odd-1")  # noqa: S106
+    backend.store.write(stored([row]), dedup_token="odd-1")  # noqa: S106
     assert backend.store.query(area, "噪声", T0, T0 + HOUR, AreaLevel.street) == [row]
 
 
 def test_rewrite_with_the_same_token_is_dropped(backend: Backend) -> None:
     rows = make_rows(6)
-    backend.store.write(rows, dedup_token=dedup_token_for(rows))
+    backend.store.write(stored(rows), dedup_token=dedup_token_for(stored(rows)))
     before = all_rows(backend.store)
-    backend.store.write(rows, dedup_token=dedup_token_for(rows))
+    backend.store.write(stored(rows), dedup_token=dedup_token_for(stored(rows)))
     assert all_rows(backend.store) == before == rows
     assert backend.physical_rows() == 6  # the server dropped the repeated block
 
@@ -151,20 +156,20 @@ def test_rewrite_with_the_same_token_is_dropped(backend: Backend) -> None:
 def test_replay_with_other_batch_boundaries_leaves_answers_unchanged(backend: Backend) -> None:
     rows = make_rows(8) + make_rows(5, area="310101", level=AreaLevel.district, metric="no2")
     for batch in (rows[:3], rows[3:9], rows[9:]):
-        backend.store.write(batch, dedup_token=dedup_token_for(batch))
+        backend.store.write(stored(batch), dedup_token=dedup_token_for(stored(batch)))
     expected = all_rows(backend.store)
     assert len(expected) == 18  # 8 street + 5 district + their 5 city roll-ups
     # crash + replay from an older offset: same rows, cut differently -> new tokens
     for batch in (rows[:5], rows[5:]):
-        backend.store.write(batch, dedup_token=dedup_token_for(batch))
+        backend.store.write(stored(batch), dedup_token=dedup_token_for(stored(batch)))
     assert backend.physical_rows() == 26  # stored twice ...
     assert all_rows(backend.store) == expected  # ... answered once (FINAL)
 
 
 def test_a_rewritten_window_replaces_the_earlier_row(backend: Backend) -> None:
-    backend.store.write(make_rows(3), dedup_token="first")  # noqa: S106
+    backend.store.write(stored(make_rows(3)), dedup_token="first")  # noqa: S106
     corrected = make_rows(3, scale=2.0)
-    backend.store.write(corrected, dedup_token="second")  # noqa: S106
+    backend.store.write(stored(corrected), dedup_token="second")  # noqa: S106
     assert all_rows(backend.store) == corrected
 
 
@@ -179,7 +184,7 @@ class _FlakyStore:
     def init(self) -> None:
         self.inner.init()
 
-    def write(self, rows: Sequence[AggregateRow], *, dedup_token: str) -> None:
+    def write(self, rows: Sequence[StoreRow], *, dedup_token: str) -> None:
         if self.down:
             msg = "simulated chDB outage"
             raise StoreUnavailable(msg)
@@ -252,12 +257,12 @@ def check_outage(backend: Backend, mode: str) -> None:
         clock=lambda: now[0],
     )  # fmt: skip
     rows = make_rows(10)
-    first = batcher.add(rows[:4], offsets={("readings", 0): 100})
+    first = batcher.add(stored(rows[:4]), offsets={("readings", 0): 100})
     assert first.committable == {("readings", 0): 100}
     assert first.written_rows == 4
 
     go_down()
-    during = batcher.add(rows[4:], offsets={("readings", 0): 250, ("readings", 1): 7})
+    during = batcher.add(stored(rows[4:]), offsets={("readings", 0): 250, ("readings", 1): 7})
     assert isinstance(during.error, StoreUnavailable)
     assert during.committable == {}  # nothing acknowledged: offsets must not move
     assert batcher.committable == {("readings", 0): 100}
@@ -281,7 +286,7 @@ def check_outage(backend: Backend, mode: str) -> None:
 
 def test_a_bad_request_is_a_store_error_not_an_outage(backend: Backend) -> None:
     with pytest.raises(StoreError) as info:
-        backend.store.write(make_rows(1), dedup_token="bad token with spaces")  # noqa: S106
+        backend.store.write(stored(make_rows(1)), dedup_token="bad token with spaces")  # noqa: S106
     assert not isinstance(info.value, StoreUnavailable)
 
 
@@ -324,10 +329,10 @@ def test_city_rows_are_rolled_up_from_district_rows(backend: Backend) -> None:
         district_row("310104", 0, count=9, total=9.0, low=1.0, high=1.0, breaches=0, metric="no2"),
         *make_rows(2),  # street rows never count towards the city
     ]
-    backend.store.write(huangpu + xuhui + others, dedup_token="rollup-1")  # noqa: S106
+    backend.store.write(stored(huangpu + xuhui + others), dedup_token="rollup-1")  # noqa: S106
     # a corrected Huangpu window replaces the first copy before the roll-up (FINAL inside)
     fixed = district_row("310101", 0, count=5, total=250.0, low=20.0, high=95.0, breaches=2)
-    backend.store.write([fixed], dedup_token="rollup-2")  # noqa: S106
+    backend.store.write(stored([fixed]), dedup_token="rollup-2")  # noqa: S106
 
     got = backend.store.query("310000", "pm25", T0, T0 + HOUR, AreaLevel.city)
 
@@ -357,7 +362,7 @@ def test_memory_store_rolls_up_like_the_sql_backends() -> None:
         district_row("310101", 0, count=4, total=200.0, low=20.0, high=90.0, breaches=1),
         district_row("310104", 0, count=6, total=400.0, low=5.0, high=120.0, breaches=3),
     ]
-    store.write(rows, dedup_token="m-1")  # noqa: S106
+    store.write(stored(rows), dedup_token="m-1")  # noqa: S106
     (city,) = store.query("310000", "pm25", T0, T0 + HOUR, AreaLevel.city)
     assert (city.count, city.sum, city.min, city.max, city.breaches) == (10, 600.0, 5.0, 120.0, 4)
     assert city.mean == 60.0 and city.area_code == "310000" and city.level == AreaLevel.city

@@ -15,6 +15,7 @@ import json, sys
 from datetime import timedelta
 from pipeline.sinks.backends import chdb as backend
 from pipeline.sinks.base import dedup_token_for
+from pipeline.models import store_row
 from tests.unit.sinks.rows import MINUTE, T0, aggregate_row
 
 def library_rss_kb():
@@ -36,7 +37,8 @@ store.init()
 released = library_rss_kb()
 rows = [aggregate_row(area_code=f"d{n}", window_start=T0 + n * MINUTE,
                       window_end=T0 + (n + 1) * MINUTE) for n in range(50)]
-store.write(rows, dedup_token=dedup_token_for(rows))
+stored = [store_row(row) for row in rows]
+store.write(stored, dedup_token=dedup_token_for(stored))
 read = store.query("d7", "pm25", T0, T0 + timedelta(hours=1), rows[0].level)
 print(json.dumps({"advised": backend._released, "started": started, "released": released,
                   "working": library_rss_kb(), "read": [r.model_dump(mode="json") for r in read],

@@ -12,7 +12,7 @@ from pipeline.aggregates.windows import WindowState
 from pipeline.engine.batches import sensors_by_key
 from pipeline.engine.emit import Position
 from pipeline.engine.window_table import APPLY, REPLAYED, SKIP, WindowTable
-from pipeline.models import AggregateRow, AreaLevel, ReadingBatch, ReadingRow
+from pipeline.models import AggregateRow, AreaLevel, ReadingBatch, ReadingRow, StoreRow
 from pipeline.rules import detection as detect
 from pipeline.topology import Topology
 
@@ -57,7 +57,7 @@ class AggregateStage:
         batch: ReadingBatch,
         where: Sequence[Position | None],
         rows: Sequence[ReadingRow] | None = None,
-    ) -> list[AggregateRow]:
+    ) -> list[StoreRow]:
         """Count the batch's readings; return the rows of the windows they closed.
 
         `rows` are the batch's rows when the caller has them already."""
@@ -96,9 +96,9 @@ class AggregateStage:
                 self._sensors_by_key.get(key, ()), row.observed_at_us, row.arrived_us
             )
 
-    def finish(self) -> list[AggregateRow]:
+    def finish(self) -> list[StoreRow]:
         """Close every open window (end of a dry run's input)."""
-        rows: list[AggregateRow] = []
+        rows: list[StoreRow] = []
         for key in self.states.keys():
             rows.extend(self.states.get(key).state.flush_all())
         return rows

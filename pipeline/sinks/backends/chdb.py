@@ -34,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.models import AggregateRow, AreaLevel
+from pipeline.models import AggregateRow, AreaLevel, StoreRow
 from pipeline.sinks.base import StoreError, StoreUnavailable, check_token
 from pipeline.sinks.clickhouse_sql import (
     INCIDENT_COLUMNS,
@@ -253,12 +253,12 @@ class ChdbStore:
             if not _released:  # the engine is up and its tables exist: start-up is over
                 _released.append(release_engine_pages())
 
-    def write(self, rows: Sequence[AggregateRow], *, dedup_token: str) -> None:
+    def write(self, rows: Sequence[StoreRow], *, dedup_token: str) -> None:
         """Insert ``rows`` as one RowBinary stream guarded by ``dedup_token``."""
         if rows:
             self.write_encoded(self.encode(rows), dedup_token=dedup_token)
 
-    def encode(self, rows: Sequence[AggregateRow]) -> bytes:
+    def encode(self, rows: Sequence[StoreRow]) -> bytes:
         """The rows as the RowBinary stream `write_encoded` inserts."""
         return rows_to_rowbinary(rows)
 

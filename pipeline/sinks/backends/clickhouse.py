@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from pipeline.models import AggregateRow, AreaLevel
+from pipeline.models import AggregateRow, AreaLevel, StoreRow
 from pipeline.sinks.base import StoreError, StoreUnavailable, check_token
 from pipeline.sinks.clickhouse_cluster import cluster_statements
 from pipeline.sinks.clickhouse_sql import (
@@ -173,7 +173,7 @@ class ClickHouseStore:
                 except Exception as exc:
                     raise self._translate(exc, "init") from exc
 
-    def write(self, rows: Sequence[AggregateRow], *, dedup_token: str) -> None:
+    def write(self, rows: Sequence[StoreRow], *, dedup_token: str) -> None:
         """Insert ``rows`` in one Native block guarded by ``dedup_token``."""
         if not rows:
             return

@@ -13,11 +13,16 @@ from pipeline.aggregates.codec import from_micros
 from pipeline.aggregates.watermark import NO_PARTITION, home_partition, merge_progress
 from pipeline.aggregates.windows import WindowState
 from pipeline.engine.emit import Position
-from pipeline.models import AreaLevel, ReadingRow
+from pipeline.models import AggregateRow, AreaLevel, ReadingRow, StoreRow, row_model
 
 SECOND = 1_000_000
 T0 = 1_714_557_600 * SECOND  # 2024-05-01 10:00 UTC
 LEVELS = (AreaLevel.street, AreaLevel.district, AreaLevel.grid)
+
+
+def models(rows: list[StoreRow]) -> list[AggregateRow]:
+    """The closed rows as their models (what these tests read by name)."""
+    return [row_model(row) for row in rows]
 
 
 def breached(metric: str, value: float) -> bool:
@@ -90,8 +95,8 @@ def test_a_batch_at_once_equals_its_readings_one_by_one(
                 progress[where] = max(progress.get(where, -1), row.arrived_us)
         for state in (one, batch):
             merge_progress(state.progress, progress)
-        out_one += one.advance()
-        out_batch += batch.advance()
+        out_one += models(one.advance())
+        out_batch += models(batch.advance())
     assert late_batch == late_one == one.late_count == batch.late_count
     assert [r.model_dump() for r in out_batch] == [r.model_dump() for r in out_one]
     assert batch.to_dict() == one.to_dict()

@@ -20,6 +20,7 @@ import pytest
 
 from pipeline.engine.emit import Record
 from pipeline.engine.routing import Pipeline
+from pipeline.models import row_model
 from pipeline.sim.simulator import Simulator
 from pipeline.topology import Topology, load_topology
 from tests.support.paths import SHANGHAI
@@ -85,7 +86,10 @@ def _run(topology: Topology, records: list[Record]) -> tuple[set[Any], set[Any]]
     while queue:
         deliver(pipeline.handle([queue.popleft()]))
     assert pipeline.aggregate.late == 0
-    summary = {(r.level, r.area_code, r.metric, r.window_start, r.count, r.sum) for r in rows}
+    summary = {
+        (r.level, r.area_code, r.metric, r.window_start, r.count, r.sum)
+        for r in map(row_model, rows)
+    }
     return set(incidents.items()), summary
 
 

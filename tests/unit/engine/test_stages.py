@@ -22,7 +22,7 @@ from pipeline.engine.stages import (
 )
 from pipeline.engine.stages.detect import EVENTS_MESSAGE_BYTES
 from pipeline.ingest.normalize import Unmapped
-from pipeline.models import AdminCodes, Reading, ReadingBatch
+from pipeline.models import AdminCodes, Reading, ReadingBatch, row_model
 from pipeline.topology import load_topology, parse_topology
 from tests.support.paths import DEMO, FIXTURES
 
@@ -64,7 +64,7 @@ def _run_aggregate(backing: dict[str, Any], offsets: range) -> list[Any]:
     stage = AggregateStage(load_topology(DEMO), backing)
     rows = []
     for i in offsets:
-        rows += stage.on_readings("310101", _live(_reading(i, 10.0 + i)), _at(i))
+        rows += map(row_model, stage.on_readings("310101", _live(_reading(i, 10.0 + i)), _at(i)))
     stage.states.persist()
     return rows
 
@@ -197,7 +197,7 @@ def test_a_normalizer_replay_is_applied_once_by_its_raw_origin() -> None:
             for message in incident_event_emits(topology, events):
                 actions = [i["last_action"] for i in orjson.loads(message.value)]
                 incidents += [(action, message.key) for action in actions]
-        return rows + aggregate.finish(), incidents
+        return [row_model(row) for row in rows + aggregate.finish()], incidents
 
     replayed = normalize(range(0, 40)) + normalize(range(30, 60))  # 30..39 twice
     assert sum(emit.count for emit in replayed) == 70
@@ -231,7 +231,7 @@ def test_the_first_record_of_a_new_state_is_remembered_as_applied() -> None:
     stage.persist()
     restarted = AggregateStage(load_topology(DEMO), backing)
     restarted.on_readings("310101", ReadingBatch.of([_reading(0, 10.0)]), _at(0))  # the replay
-    rows = restarted.finish()
+    rows = map(row_model, restarted.finish())
     assert [r.count for r in rows if r.level == "street"] == [1]
 
 

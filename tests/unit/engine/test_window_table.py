@@ -23,6 +23,8 @@ from pipeline.models import (
     Reading,
     ReadingBatch,
     ReadingRow,
+    StoreRow,
+    row_model,
 )
 from pipeline.topology import load_topology
 from tests.support.paths import DEMO
@@ -136,11 +138,11 @@ def run(
     batches: list[range],
     marks: list[int] | None = None,
     messages: list[tuple[ReadingBatch, list[Position | None]]] = MESSAGES,
-) -> list[AggregateRow]:
+) -> list[StoreRow]:
     """Feed `batches` of `messages`, persisting after each (and noting where each batch's
     changelog records start in a journal), then close every window."""
     stage = AggregateStage(load_topology(DEMO), backing)
-    rows: list[AggregateRow] = []
+    rows: list[StoreRow] = []
     for batch in batches:
         if marks is not None and isinstance(backing, Journal):
             marks.append(len(backing.log))
@@ -150,8 +152,9 @@ def run(
     return rows + stage.finish()
 
 
-def by_key(rows: list[AggregateRow]) -> dict[tuple[Any, ...], AggregateRow]:
-    return {(r.level, r.area_code, r.metric, r.window_start): r for r in rows}
+def by_key(rows: list[StoreRow]) -> dict[tuple[Any, ...], AggregateRow]:
+    models = map(row_model, rows)
+    return {(r.level, r.area_code, r.metric, r.window_start): r for r in models}
 
 
 def test_the_reference_run_closes_windows_and_drops_late_readings() -> None:
@@ -183,13 +186,13 @@ def test_a_crash_anywhere_in_a_batchs_changelog_counts_every_reading_once(
     for landed in range(begin, end + 1):
         # Rows written before the crash (to the store, which replaces a window's row):
         first = AggregateStage(load_topology(DEMO), {})
-        written: list[AggregateRow] = []
+        written: list[StoreRow] = []
         for batch in BATCHES[: crashed + 1]:
             for i in batch:
                 written += first.on_readings(DISTRICT, *MESSAGES[i])
             first.persist()
         written += run(replayed(journal.log[:landed]), BATCHES[crashed:])
-        for row in written:
+        for row in map(row_model, written):
             key = (row.level, row.area_code, row.metric, row.window_start)
             assert row == reference[key], f"landed {landed - begin} records: {key}"
         assert set(by_key(written)) == set(reference)
@@ -413,7 +416,7 @@ def test_groups_of_the_hashed_layout_are_read_and_rewritten() -> None:
     reference = by_key(run({}, BATCHES))
     backing: dict[str, Any] = {}
     half = len(BATCHES) // 2
-    rows: list[AggregateRow] = []
+    rows: list[StoreRow] = []
     first = AggregateStage(load_topology(DEMO), backing)
     for batch in BATCHES[:half]:
         for i in batch:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.models import AggregateRow, AreaLevel
+from pipeline.models import AggregateRow, AreaLevel, StoreRow, store_row
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -28,3 +28,8 @@ def aggregate_row(**changes: Any) -> AggregateRow:
     }
     values.update(changes)
     return AggregateRow(**values)
+
+
+def stored_row(**changes: Any) -> StoreRow:
+    """`aggregate_row(**changes)` as the worker hands it to a store."""
+    return store_row(aggregate_row(**changes))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.models import AggregateRow, AreaLevel
+from pipeline.models import AggregateRow, AreaLevel, StoreRow, row_model, store_row
 from pipeline.sinks.base import EncodingStore, StoreError, dedup_token_for, payload_token
 from pipeline.sinks.batching import Backoff, Batcher
 from pipeline.sinks.clickhouse_sql import rows_to_rowbinary
@@ -17,20 +17,22 @@ T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 TP0, TP1 = ("readings", 0), ("readings", 1)
 
 
-def rows(n: int, start: int = 0) -> list[AggregateRow]:
+def rows(n: int, start: int = 0) -> list[StoreRow]:
     return [
-        AggregateRow(
-            window_start=T0 + timedelta(minutes=i),
-            window_end=T0 + timedelta(minutes=i + 1),
-            level=AreaLevel.street,
-            area_code="s1",
-            metric="pm25",
-            count=1,
-            sum=float(i),
-            min=float(i),
-            max=float(i),
-            mean=float(i),
-            breaches=0,
+        store_row(
+            AggregateRow(
+                window_start=T0 + timedelta(minutes=i),
+                window_end=T0 + timedelta(minutes=i + 1),
+                level=AreaLevel.street,
+                area_code="s1",
+                metric="pm25",
+                count=1,
+                sum=float(i),
+                min=float(i),
+                max=float(i),
+                mean=float(i),
+                breaches=0,
+            )
         )
         for i in range(start, start + n)
     ]
@@ -174,9 +176,9 @@ class EncodingMemoryStore(MemoryStore):
         self.init()
         self.encoded: list[tuple[bytes, str]] = []
         self.encodings = 0
-        self._rows_of: dict[bytes, list[AggregateRow]] = {}
+        self._rows_of: dict[bytes, list[StoreRow]] = {}
 
-    def encode(self, rows: Sequence[AggregateRow]) -> bytes:
+    def encode(self, rows: Sequence[StoreRow]) -> bytes:
         self.encodings += 1
         payload = rows_to_rowbinary(rows)
         self._rows_of[payload] = list(rows)
@@ -207,7 +209,8 @@ def test_an_encoding_store_is_encoded_once_per_batch_and_its_token_hashes_the_pa
 
 def test_payload_tokens_drop_only_an_exact_repeat() -> None:
     store = EncodingMemoryStore()
-    for batch in (rows(3), rows(3), [*rows(2), rows(3)[2].model_copy(update={"min": 1.5})]):
+    changed = store_row(row_model(rows(3)[2]).model_copy(update={"min": 1.5}))
+    for batch in (rows(3), rows(3), [*rows(2), changed]):
         Batcher(store, max_rows=3, clock=Clock()).add(batch)
     tokens = [token for _, token in store.encoded]
     assert tokens[0] == tokens[1] != tokens[2]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from pipeline.models import AggregateRow, AreaLevel
+from pipeline.models import AggregateRow, AreaLevel, store_row
 from pipeline.sinks.base import StoreError
 from pipeline.sinks.clickhouse_sql import (
     AGGREGATES_DDL,
@@ -42,7 +42,7 @@ def test_insert_columns_and_types_are_the_ddl_s_columns_but_written_at() -> None
 
 def test_columns_hold_each_row_s_values_in_insert_order() -> None:
     rows = [aggregate_row(), aggregate_row(area_code="d2", level=AreaLevel.street)]
-    columns = rows_to_columns(rows)
+    columns = rows_to_columns([store_row(row) for row in rows])
     assert len(columns) == len(COLUMNS)
     assert [[column[i] for column in columns] for i in range(2)] == [
         _stored_values(row) for row in rows
@@ -62,7 +62,7 @@ def _read_string(data: bytes, at: int) -> tuple[str, int]:
 
 def test_rowbinary_decodes_back_to_the_row() -> None:
     row = aggregate_row(area_code="静安区-" + "x" * 200, sum=-0.1, schema_version=3)
-    data = rows_to_rowbinary([row, row])
+    data = rows_to_rowbinary([store_row(row)] * 2)
     start_ms, end_ms = struct.unpack_from("<qq", data)
     at = 16
     level, at = _read_string(data, at)
@@ -113,7 +113,8 @@ def test_a_batch_of_mixed_rows_decodes_row_by_row() -> None:
         )  # fmt: skip
         for i in range(12)
     ]
-    assert _decode_rows(rows_to_rowbinary(rows)) == [_stored_values(row) for row in rows]
+    encoded = rows_to_rowbinary([store_row(row) for row in rows])
+    assert _decode_rows(encoded) == [_stored_values(row) for row in rows]
 
 
 def test_rowbinary_string_lengths_are_leb128() -> None:

@@ -12,7 +12,7 @@ from pipeline.metrics import Metrics
 from pipeline.models import AggregateRow
 from pipeline.sinks.memory import MemoryStore
 from pipeline.sinks.writer import StoreWriter
-from tests.unit.sinks.rows import MINUTE, T0, aggregate_row
+from tests.unit.sinks.rows import MINUTE, T0, stored_row
 
 
 async def test_the_event_loop_runs_while_a_full_batch_is_inserted() -> None:
@@ -31,7 +31,7 @@ async def test_the_event_loop_runs_while_a_full_batch_is_inserted() -> None:
     store.on_write = slow_insert
     writer = StoreWriter(store, Metrics.create(CollectorRegistry()), backend="memory")
     rows = [
-        aggregate_row(
+        stored_row(
             area_code=f"s{n}", window_start=T0 + n * MINUTE, window_end=T0 + (n + 1) * MINUTE
         )
         for n in range(writer.batcher.max_rows + 5)

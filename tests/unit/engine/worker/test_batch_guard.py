@@ -20,7 +20,7 @@ from pipeline.engine.worker.failure import (
     StoppedMidBatch,
 )
 from pipeline.metrics import Metrics
-from pipeline.models import AggregateRow, AreaLevel
+from pipeline.models import AggregateRow, AreaLevel, StoreRow, row_model, store_row
 from pipeline.sinks.batching import Backoff
 from pipeline.sinks.memory import MemoryStore
 from pipeline.sinks.writer import StoreWriter
@@ -86,12 +86,12 @@ def test_a_stop_while_the_store_is_down_exits_without_acknowledging() -> None:
     assert "the next worker replays it" in done.stderr
 
 
-def _row() -> AggregateRow:
+def _row() -> StoreRow:
     start = datetime(2026, 11, 29, tzinfo=UTC)
-    return AggregateRow(
+    return store_row(AggregateRow(
         window_start=start, window_end=start + timedelta(minutes=1), level=AreaLevel.district,
         area_code="310101", metric="pm25", count=1, sum=1.0, min=1.0, max=1.0, mean=1.0,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def test_the_store_writer_retries_while_running_and_gives_up_after_one_last_try() -> None:
@@ -140,7 +140,7 @@ def test_a_stop_during_a_backoff_still_writes_to_a_store_that_is_back() -> None:
         await asyncio.wait_for(task, timeout=30)
 
     asyncio.run(stop_once_the_store_is_back())
-    assert [rows for _, rows in store.inserts] == [(_row(),)]
+    assert [rows for _, rows in store.inserts] == [(row_model(_row()),)]
     assert list(store.incidents) == [incident.incident_id]
     assert writer.batcher.pending_rows == 0
 
