@@ -72,10 +72,10 @@ of `AggregateRow` in `STORE_ROW_FIELDS` order, the level by its name.
 
 Why a plain tuple and not the model: with the sample's grid level a worker closes about
 two rows per reading, and building a model per row (a dict and an object the cyclic
-collector walks until the store has the row) cost the analyze stage about 4 us a
-reading and the worker about 9% of its rate (alternating runs of 200,000 readings: a
-worker moved 24,079 to 25,326 readings/s with tuples against 22,284 to 22,860 with
-models). A tuple of times, strings and numbers is one allocation, and the collector stops
+collector walks until the store has the row) cost the analyze stage 2.5 to 3 us a
+reading and the worker 7% of its rate (alternating runs of 200,000 readings: analyze
+13.4 / 13.1 us against 15.7 / 16.2; a worker 26,137 / 25,671 readings/s against 24,564 /
+23,660). A tuple of times, strings and numbers is one allocation, and the collector stops
 walking it after its first pass. The model is made where a row leaves the worker's path
 (`row_model`): the dry run's output, the in-memory store, a query's answer."""
 
