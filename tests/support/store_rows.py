@@ -9,7 +9,15 @@ from typing import Any
 
 import orjson
 
-from pipeline.models import AdminCodes, AggregateRow, AreaLevel, Evidence, Incident
+from pipeline.models import (
+    AdminCodes,
+    AggregateRow,
+    AreaLevel,
+    Evidence,
+    Incident,
+    StoreRow,
+    row_model,
+)
 from pipeline.sinks.incidents import IncidentRow, incident_row
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
@@ -17,6 +25,11 @@ MINUTE = timedelta(minutes=1)
 
 #: Resolution-9 H3 cells in Shanghai (Huangpu, Xuhui), as grid area codes.
 GRID_CELLS = ("89309959d27ffff", "89309b96d0fffff", "89309958a4bffff")
+
+
+def models(rows: list[StoreRow]) -> list[AggregateRow]:
+    """The closed rows as their models (what a test reads by name)."""
+    return [row_model(row) for row in rows]
 
 
 def aggregate(

@@ -12,16 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.aggregates.windows import WindowState, in_row_order, to_micros
-from pipeline.models import AdminCodes, AggregateRow, AreaLevel, Reading, StoreRow, row_model
+from pipeline.models import AdminCodes, AggregateRow, AreaLevel, Reading
+from tests.support.store_rows import models
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 CITY = "310000"
-
-
-def models(rows: list[StoreRow]) -> list[AggregateRow]:
-    """The closed rows as their models (what these tests read by name)."""
-    return [row_model(row) for row in rows]
 
 
 def reading(

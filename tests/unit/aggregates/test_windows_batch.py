@@ -13,16 +13,12 @@ from pipeline.aggregates.codec import from_micros
 from pipeline.aggregates.watermark import NO_PARTITION, home_partition, merge_progress
 from pipeline.aggregates.windows import WindowState
 from pipeline.engine.emit import Position
-from pipeline.models import AggregateRow, AreaLevel, ReadingRow, StoreRow, row_model
+from pipeline.models import AreaLevel, ReadingRow
+from tests.support.store_rows import models
 
 SECOND = 1_000_000
 T0 = 1_714_557_600 * SECOND  # 2024-05-01 10:00 UTC
 LEVELS = (AreaLevel.street, AreaLevel.district, AreaLevel.grid)
-
-
-def models(rows: list[StoreRow]) -> list[AggregateRow]:
-    """The closed rows as their models (what these tests read by name)."""
-    return [row_model(row) for row in rows]
 
 
 def breached(metric: str, value: float) -> bool:
