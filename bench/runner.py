@@ -1,4 +1,4 @@
-"""A cityops worker in its own process for the benchmark, and its peak memory.
+"""A cityops worker in its own process for the benchmark, its peak memory and its CPU.
 
 Same pattern as tests/support/worker.py (own topic prefix, group, web port, state and
 chDB directories), kept here so the benchmark does not import the test suite.
@@ -6,7 +6,9 @@ chDB directories), kept here so the benchmark does not import the test suite.
 
 from __future__ import annotations
 
+import bisect
 import json
+import math
 import os
 import signal
 import socket
@@ -57,32 +59,59 @@ def status_mb(pid: int, field: str) -> float | None:
     return None
 
 
-class AnonSampler(threading.Thread):
-    """The peak of a process's anonymous resident memory (RssAnon), sampled every 0.2 s.
+class ProcessSampler(threading.Thread):
+    """A process's CPU time and the peak of its anonymous resident memory (RssAnon),
+    sampled every 0.1 s.
 
-    Why beside VmHWM: VmHWM counts file pages too, and the embedded store's library
-    (chDB, 530 MB on disk) leaves about 340 MB of its code resident in every worker that
-    loads it; those pages are mapped from disk, shared and reclaimable. Anonymous memory
-    is what the worker's own data (registry, states, batches) takes."""
+    Why anonymous memory beside VmHWM: VmHWM counts file pages too, and the embedded
+    store's library (chDB, 530 MB on disk) leaves about 340 MB of its code resident in
+    every worker that loads it; those pages are mapped from disk, shared and reclaimable.
+    Anonymous memory is what the worker's own data (registry, states, batches) takes.
+
+    Why CPU time as a series: a run is timed by its records (`Progress.first_output_time`
+    to `done_time`), and the worker's CPU over exactly that stretch says what a reading
+    costs it, whatever else the shared cores were doing (`cpu_between`)."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
         self.peak_mb: float | None = None
         self.file_mb: float | None = None
+        self.cpu: list[tuple[float, float]] = []
+        """(wall time, s since the epoch; CPU seconds used so far), in time order."""
         self._stop = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(0.2):
+        while not self._stop.wait(0.1):
+            used = cpu_seconds(self.pid)
             anon = status_mb(self.pid, "RssAnon")
-            if anon is None:
+            if anon is None or used is None:
                 return
+            self.cpu.append((time.time(), used))
             if self.peak_mb is None or anon > self.peak_mb:
                 self.peak_mb = anon
                 self.file_mb = status_mb(self.pid, "RssFile")
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def cpu_between(series: list[tuple[float, float]], start: float, end: float) -> float | None:
+    """CPU seconds used from `start` to `end` (wall times), read off a sampled series
+    ((time, CPU seconds so far), in time order) by linear interpolation; None unless
+    samples bracket both ends."""
+    if end < start or not series or series[0][0] > start or series[-1][0] < end:
+        return None
+
+    def at(moment: float) -> float:
+        index = bisect.bisect_left(series, (moment, -math.inf))
+        when, used = series[index]
+        if when == moment or index == 0:
+            return used
+        before, used_before = series[index - 1]
+        return used_before + (used - used_before) * (moment - before) / (when - before)
+
+    return at(end) - at(start)
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -126,7 +155,7 @@ class Worker:
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
-        self.sampler: AnonSampler | None = None
+        self.sampler: ProcessSampler | None = None
 
     @property
     def pid(self) -> int:
@@ -139,7 +168,7 @@ class Worker:
             self.process = subprocess.Popen(
                 self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
-        self.sampler = AnonSampler(self.process.pid)
+        self.sampler = ProcessSampler(self.process.pid)
         self.sampler.start()
         return self
 
@@ -170,6 +199,10 @@ class Worker:
         if self.sampler is None:
             return None, None
         return self.sampler.peak_mb, self.sampler.file_mb
+
+    def cpu_between(self, start: float, end: float) -> float | None:
+        """CPU seconds the worker used from `start` to `end` (s since the epoch)."""
+        return None if self.sampler is None else cpu_between(self.sampler.cpu, start, end)
 
     def log_tail(self, chars: int = 3000) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -95,11 +95,15 @@ def run_workers(
     assert progress.first_output_at is not None and progress.done_at is not None
     polled = max(progress.done_at - progress.first_output_at, 1e-3)
     first, done = progress.first_output_time, progress.done_time
+    readings = round(progress.processed * readings_per_record)
+    cpu_s = None
     if first is not None and done is not None and done > first:
         seconds, timed_by = done - first, "record times"
+        used = [p.cpu_between(first, done) for p in procs]
+        if readings and all(u is not None for u in used):
+            cpu_s = sum(u for u in used if u is not None)
     else:
         seconds, timed_by = polled, "polling"
-    readings = round(progress.processed * readings_per_record)
     return {
         "workers": workers,
         "processed": readings,
@@ -114,6 +118,10 @@ def run_workers(
         "peak_anon_mb": [None if a is None else round(a, 1) for a, _ in anon],
         "file_mb_at_peak_anon": [None if f is None else round(f, 1) for _, f in anon],
         "cpu_share": [None if c is None else round(c, 2) for c in cpu],
+        # The workers' CPU over the timed stretch: what a reading costs them.
+        "worker_cpu_s": None if cpu_s is None else round(cpu_s, 3),
+        "worker_cores": None if cpu_s is None else round(cpu_s / seconds, 2),
+        "cpu_us_per_reading": None if cpu_s is None else round(cpu_s / readings * 1e6, 1),
         "group": group,
     }
 
