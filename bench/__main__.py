@@ -279,6 +279,8 @@ def _scaling(
     within an hour, so a single pair's ratio said more about the moment than the code;
     with three pairs two full runs ten minutes apart still gave 1.17x and 1.56x."""
     rates: dict[int, list[float]] = {1: [], 2: []}
+    cpu: dict[int, list[float]] = {1: [], 2: []}  # the workers' CPU, us a reading
+    cores: dict[int, list[float]] = {1: [], 2: []}  # and cores they kept busy
     detail: dict[int, dict[str, Any]] = {}
     for run in range(pairs):
         for workers in (1, 2):
@@ -286,6 +288,9 @@ def _scaling(
                         functools.partial(joined, workers, run))  # fmt: skip
             if got:
                 rates[workers].append(got["readings_per_s"])
+                if got.get("cpu_us_per_reading") is not None:
+                    cpu[workers].append(got["cpu_us_per_reading"])
+                    cores[workers].append(got["worker_cores"])
                 detail[workers] = got
     if not rates[1] or not rates[2]:
         return None
@@ -295,9 +300,17 @@ def _scaling(
         "two_workers_readings_per_s": two,
         "ratio_to_one_worker": two / one,
         "runs": {"one_worker": rates[1], "two_workers": rates[2]},
+        # Why the CPU: on shared cores, two workers that cost what one does a reading
+        # but get fewer than twice its cores show where the ratio stops.
+        "cpu_us_per_reading": {"one_worker": _median(cpu[1]), "two_workers": _median(cpu[2])},
+        "worker_cores": {"one_worker": _median(cores[1]), "two_workers": _median(cores[2])},
         "detail": detail[2],
         "one_worker_detail": detail[1],
     }
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
 if __name__ == "__main__":

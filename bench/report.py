@@ -96,14 +96,18 @@ def table_rows(results: Results) -> list[tuple[str, str, str]]:
         (
             "cityops: one worker, joined before its input",
             _rate(scaling.get("one_worker_readings_per_s"), "readings/s"),
-            "the scaling base: loaded once the worker is ready; median of "
+            "the scaling base: loaded once the worker is ready"
+            + _scaling_cpu_note(scaling, "one_worker")
+            + "; median of "
             + _runs(runs.get("one_worker")),
         ),
         (
             "cityops: two workers, one group",
             _rate(scaling.get("two_workers_readings_per_s"), "readings/s"),
             f"{_ratio(scaling.get('ratio_to_one_worker'))} of one worker joined the same way "
-            f"(both ready before their input; 2 cores shared); median of "
+            f"(both ready before their input; 2 cores shared)"
+            + _scaling_cpu_note(scaling, "two_workers")
+            + "; median of "
             + _runs(runs.get("two_workers")),
         ),
         (
@@ -168,6 +172,15 @@ def _cpu_note(run: dict[str, Any]) -> str:
     if per_reading is None or cores is None:
         return ""
     return f"; worker CPU {per_reading:.1f} us a reading ({cores:.2f} cores)"
+
+
+def _scaling_cpu_note(scaling: dict[str, Any], which: str) -> str:
+    """The scaling runs' median CPU a reading and cores busy (all the workers together)."""
+    per_reading = (scaling.get("cpu_us_per_reading") or {}).get(which)
+    cores = (scaling.get("worker_cores") or {}).get(which)
+    if per_reading is None or cores is None:
+        return ""
+    return f"; CPU {per_reading:.1f} us a reading on {cores:.2f} cores (medians)"
 
 
 def _median_note(run: dict[str, Any]) -> str:

@@ -23,7 +23,9 @@ RESULTS = {
     "scaling": {"one_worker_readings_per_s": 600.0, "two_workers_readings_per_s": 700.0,
                 "ratio_to_one_worker": 700.0 / 600.0,
                 "runs": {"one_worker": [600.0, 550.0, 610.0],
-                         "two_workers": [700.0, 720.0, 650.0]}},
+                         "two_workers": [700.0, 720.0, 650.0]},
+                "cpu_us_per_reading": {"one_worker": 46.7, "two_workers": 45.04},
+                "worker_cores": {"one_worker": 1.07, "two_workers": 1.514}},
     "latency": {"rate_per_s": 300.0, "samples": 79, "p50_ms": 120.0, "p99_ms": 240.0,
                 "max_ms": 260.0},
     "memory": {"sample_sensors": 400, "sample_rss_mb": 460.5, "generated_sensors": 100000,
@@ -55,10 +57,11 @@ def test_markdown_table() -> None:
         "| pure stages, generated registry | 23.8 us/reading | 100,000 sensors, every one in "
         "turn; 1,000,000 readings |",
         "| cityops: one worker, joined before its input | 600 readings/s | the scaling base: "
-        "loaded once the worker is ready; median of 3 runs: 600 / 550 / 610 |",
+        "loaded once the worker is ready; CPU 46.7 us a reading on 1.07 cores (medians); "
+        "median of 3 runs: 600 / 550 / 610 |",
         "| cityops: two workers, one group | 700 readings/s | 1.17x of one worker joined the "
-        "same way (both ready before their input; 2 cores shared); median of 3 runs: 700 / "
-        "720 / 650 |",
+        "same way (both ready before their input; 2 cores shared); CPU 45.0 us a reading on "
+        "1.51 cores (medians); median of 3 runs: 700 / 720 / 650 |",
         "| latency raw -> street incident, p50 | 120 ms | at 300 readings/s; 79 incidents |",
         "| latency raw -> street incident, p99 | 240 ms | max 260 ms |",
         "| worker peak RSS, sample registry | 460 MB | 400 sensors (VmHWM) |",
