@@ -5,7 +5,9 @@ readings of PM2.5 for the Huangpu air sensors (which have streets) are injected 
 of three breaches and one clear, so the pm25 rule opens an incident every fourth injected
 reading. Both ends use Kafka record timestamps (CreateTime, one host clock): the raw
 record of the breaching reading, found through the incident's evidence event ids, and the
-incident's record on the street topic.
+incident's record on the street topic. Between them, the first readings batch that holds
+that reading and the first incident-events message that opens the incident split the
+time into its hops (intake, analysis, lifecycle): a slow sample says where it waited.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import statistics
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -89,7 +91,11 @@ async def _collect(
             out.extend((r.timestamp, r.value) for r in records)
 
 
-async def _raw_timestamps(bootstrap: str, topic: str) -> dict[str, int]:
+async def _first_times(
+    bootstrap: str, topic: str, keys: Callable[[bytes], Iterable[str]]
+) -> dict[str, int]:
+    """Every key that `keys` finds in a record of `topic` (read whole, from the start),
+    with the time (ms) of the first record that held it."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
     )
@@ -106,11 +112,88 @@ async def _raw_timestamps(bootstrap: str, topic: str) -> dict[str, int]:
             for records in batch.values():
                 for r in records:
                     if r.value and b'"lat-' in r.value:
-                        found[orjson.loads(r.value)["event_id"]] = r.timestamp
+                        for key in keys(r.value):
+                            if key not in found or r.timestamp < found[key]:
+                                found[key] = r.timestamp
             pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
     finally:
         await consumer.stop()
     return found
+
+
+def _raw_ids(value: bytes) -> list[str]:
+    """The injected reading's event id (a raw canonical reading)."""
+    return [orjson.loads(value)["event_id"]]
+
+
+def _batch_ids(value: bytes) -> list[str]:
+    """The injected readings' event ids in a readings batch (its `event_id` column)."""
+    return [i for i in orjson.loads(value)["event_id"] if i.startswith("lat-")]
+
+
+def _opened_ids(value: bytes) -> list[str]:
+    """The incidents that an incident-events message opens (an array of snapshots)."""
+    return [i["incident_id"] for i in orjson.loads(value) if i.get("last_action") == "open"]
+
+
+class Hops(NamedTuple):
+    """Where one incident's latency went (ms): raw record -> its readings batch (intake),
+    -> the incident event (analysis), -> the street record (lifecycle)."""
+
+    total: int
+    intake: int
+    analysis: int
+    lifecycle: int
+
+
+def hops(
+    opened: Iterable[tuple[int, dict[str, Any]]],
+    raw: dict[str, int],
+    batched: dict[str, int],
+    events: dict[str, int],
+) -> list[Hops]:
+    """The hops of each opened incident on a street topic ((record time, incident)), from
+    the first times of its latest evidence reading in the raw and readings topics and of
+    its id on the incident-events topic; sorted by total. Incidents whose records were not
+    all found are left out."""
+    found = []
+    for street_ms, incident in opened:
+        ids = [i for i in incident["evidence"]["event_ids"] if i in raw]
+        if not ids:
+            continue
+        last = max(ids, key=raw.__getitem__)
+        event_ms = events.get(incident["incident_id"])
+        batch_ms = batched.get(last)
+        if event_ms is None or batch_ms is None:
+            continue
+        born = raw[last]
+        found.append(
+            Hops(street_ms - born, batch_ms - born, event_ms - batch_ms, street_ms - event_ms)
+        )
+    return sorted(found)
+
+
+def summary(samples: list[Hops]) -> dict[str, Any]:
+    """p50 / p99 / max / min of the totals, the median of each hop, and the hops of the
+    p99 sample (what made it slow)."""
+    if not samples:
+        return {}
+    p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
+    return {
+        "p50_ms": statistics.median(s.total for s in samples),
+        "p99_ms": p99.total,
+        "max_ms": samples[-1].total,
+        "min_ms": samples[0].total,
+        "hops_p50_ms": {
+            name: statistics.median(getattr(s, name) for s in samples)
+            for name in ("intake", "analysis", "lifecycle")
+        },
+        "hops_of_p99_ms": {
+            "intake": p99.intake,
+            "analysis": p99.analysis,
+            "lifecycle": p99.lifecycle,
+        },  # fmt: skip
+    }
 
 
 async def _measure(
@@ -144,30 +227,23 @@ async def _measure(
         stop.set()
         await collector
         await consumer.stop()
-    raw = await _raw_timestamps(bootstrap, names("raw_sensors"))
-    deltas = []
+    raw = await _first_times(bootstrap, names("raw_sensors"), _raw_ids)
+    batched = await _first_times(bootstrap, names("readings"), _batch_ids)
+    events = await _first_times(bootstrap, names("incident_events"), _opened_ids)
+    opened = []
     for ts, value in seen:
         incident = orjson.loads(value)
-        if incident.get("rule_id") != "pm25" or incident.get("last_action") != "open":
-            continue
-        sources = [raw[i] for i in incident["evidence"]["event_ids"] if i in raw]
-        if sources:
-            deltas.append(ts - max(sources))
-    deltas.sort()
+        if incident.get("rule_id") == "pm25" and incident.get("last_action") == "open":
+            opened.append((ts, incident))
+    samples = hops(opened, raw, batched, events)
     result: dict[str, Any] = {
         "rate_per_s": round(stats.rate, 1),
         "seconds": round(stats.elapsed, 1),
         "injected": sum(1 for k in raw if k.startswith("lat-")),
-        "samples": len(deltas),
+        "samples": len(samples),
         "sensors": len(sensors),
     }
-    if deltas:
-        result |= {
-            "p50_ms": statistics.median(deltas),
-            "p99_ms": deltas[min(len(deltas) - 1, round(0.99 * (len(deltas) - 1)))],
-            "max_ms": deltas[-1],
-            "min_ms": deltas[0],
-        }
+    result |= summary(samples)
     return result
 
 

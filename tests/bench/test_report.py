@@ -27,7 +27,9 @@ RESULTS = {
                 "cpu_us_per_reading": {"one_worker": 46.7, "two_workers": 45.04},
                 "worker_cores": {"one_worker": 1.07, "two_workers": 1.514}},
     "latency": {"rate_per_s": 300.0, "samples": 79, "p50_ms": 120.0, "p99_ms": 240.0,
-                "max_ms": 260.0},
+                "max_ms": 260.0,
+                "hops_p50_ms": {"intake": 10.0, "analysis": 88.5, "lifecycle": 21.0},
+                "hops_of_p99_ms": {"intake": 64, "analysis": 150, "lifecycle": 26}},
     "memory": {"sample_sensors": 400, "sample_rss_mb": 460.5, "generated_sensors": 100000,
                "generated_rss_mb": 812.3, "generated_anon_mb": 590.2, "generated_file_mb": 221.4},
 }  # fmt: skip
@@ -62,8 +64,10 @@ def test_markdown_table() -> None:
         "| cityops: two workers, one group | 700 readings/s | 1.17x of one worker joined the "
         "same way (both ready before their input; 2 cores shared); CPU 45.0 us a reading on "
         "1.51 cores (medians); median of 3 runs: 700 / 720 / 650 |",
-        "| latency raw -> street incident, p50 | 120 ms | at 300 readings/s; 79 incidents |",
-        "| latency raw -> street incident, p99 | 240 ms | max 260 ms |",
+        "| latency raw -> street incident, p50 | 120 ms | at 300 readings/s; 79 incidents; hops "
+        "(medians): intake 10, analysis 88, lifecycle 21 ms |",
+        "| latency raw -> street incident, p99 | 240 ms | max 260 ms; hops (the p99 sample): "
+        "intake 64, analysis 150, lifecycle 26 ms |",
         "| worker peak RSS, sample registry | 460 MB | 400 sensors (VmHWM) |",
         "| worker peak RSS, generated registry | 812 MB | 100,000 sensors, spread as the full "
         "city (VmHWM) |",
