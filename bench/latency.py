@@ -192,7 +192,7 @@ def summary(samples: list[Hops]) -> dict[str, Any]:
             "intake": p99.intake,
             "analysis": p99.analysis,
             "lifecycle": p99.lifecycle,
-        },  # fmt: skip
+        },
     }
 
 
